@@ -1,0 +1,303 @@
+//! The checked model: what a `.nn` file means once names are resolved,
+//! ranges checked and defaults filled in. Built by [`super::check`];
+//! lowered into a graph by `lower`.
+
+use crate::diag::Span;
+use crate::syntax::ast;
+
+/// Everything a file defines, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    /// `activation` items, in source order.
+    pub activations: Vec<Function>,
+    /// `loss` items, in source order.
+    pub losses: Vec<Function>,
+    /// `model` blocks, in source order.
+    pub models: Vec<Model>,
+    /// The `train` block, if any.
+    pub train: Option<TrainConfig>,
+}
+
+impl Program {
+    /// The custom activation called `name`.
+    pub fn activation(&self, name: &str) -> Option<&Function> {
+        self.activations.iter().find(|f| f.name == name)
+    }
+
+    /// The custom loss called `name`.
+    pub fn loss(&self, name: &str) -> Option<&Function> {
+        self.losses.iter().find(|f| f.name == name)
+    }
+}
+
+/// A user-defined formula (`activation` or `loss` item) whose names all
+/// resolve to parameters, constants, built-ins or other acyclic activations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Function {
+    /// Its name.
+    pub name: String,
+    /// Parameter names (one for an activation, `y` and `t` style pair for a loss).
+    pub params: Vec<String>,
+    /// The formula, as parsed.
+    pub body: ast::Expr,
+    /// The item's span.
+    pub span: Span,
+}
+
+/// A checked `model` block.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    /// The model's name.
+    pub name: String,
+    /// Number of input features (≥ 1).
+    pub input: usize,
+    /// Dense layers, first to last (at least one).
+    pub layers: Vec<Layer>,
+    /// The loss.
+    pub loss: Loss,
+    /// The `model NAME {...}` item span.
+    pub span: Span,
+}
+
+impl Model {
+    /// The width of the last layer: the number of outputs K.
+    pub fn output_width(&self) -> usize {
+        self.layers.last().map_or(self.input, |l| l.width)
+    }
+
+    /// The number of trainable scalars.
+    pub fn parameter_count(&self) -> usize {
+        self.layers.iter().map(Layer::parameter_count).sum()
+    }
+
+    /// Classification (cross_entropy, bce) has an accuracy; regression does not.
+    pub fn is_classification(&self) -> bool {
+        matches!(self.loss, Loss::CrossEntropy | Loss::Bce)
+    }
+}
+
+/// A checked `dense` layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    /// `densek` or the `name=` given; unique in the model.
+    pub name: String,
+    /// Output width N (≥ 1).
+    pub width: usize,
+    /// Input width: the previous layer's width or the model's `input`.
+    pub input_width: usize,
+    /// The activation applied to `W·x + b`.
+    pub activation: Activation,
+    /// How the weight is initialised (biases start at zero).
+    pub init: Init,
+    /// Whether the layer has a bias.
+    pub bias: bool,
+    /// The statement's span.
+    pub span: Span,
+}
+
+impl Layer {
+    /// `width·input_width` weights plus `width` biases when present.
+    pub fn parameter_count(&self) -> usize {
+        self.width * self.input_width + if self.bias { self.width } else { 0 }
+    }
+}
+
+/// A layer activation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// A built-in element-wise activation.
+    Builtin(Builtin),
+    /// `softmax` across the last layer's outputs.
+    Softmax,
+    /// An `activation` item of the file, by name.
+    Custom(String),
+}
+
+/// The built-in element-wise activations of spec §5.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Builtin {
+    /// `x`
+    Identity,
+    /// `1/(1 + exp(-x))`
+    Sigmoid,
+    /// `tanh(x)`
+    Tanh,
+    /// `max(x, 0)`
+    Relu,
+    /// `where(x > 0, x, 0.01*x)`
+    LeakyRelu,
+    /// `where(x > 0, x, exp(x) - 1)`
+    Elu,
+    /// `log(1 + exp(x))`
+    Softplus,
+    /// `x*sigmoid(x)`
+    Swish,
+    /// `0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))`
+    Gelu,
+}
+
+impl Builtin {
+    /// Every built-in, in the spec's order.
+    pub const ALL: [Builtin; 9] = [
+        Builtin::Identity,
+        Builtin::Sigmoid,
+        Builtin::Tanh,
+        Builtin::Relu,
+        Builtin::LeakyRelu,
+        Builtin::Elu,
+        Builtin::Softplus,
+        Builtin::Swish,
+        Builtin::Gelu,
+    ];
+
+    /// The name as written in `.nn` files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Identity => "identity",
+            Builtin::Sigmoid => "sigmoid",
+            Builtin::Tanh => "tanh",
+            Builtin::Relu => "relu",
+            Builtin::LeakyRelu => "leaky_relu",
+            Builtin::Elu => "elu",
+            Builtin::Softplus => "softplus",
+            Builtin::Swish => "swish",
+            Builtin::Gelu => "gelu",
+        }
+    }
+
+    /// The built-in called `name`.
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        Builtin::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// The spec's default init: `he` for the relu family, else `glorot`.
+    pub fn default_init(self) -> Init {
+        match self {
+            Builtin::Relu | Builtin::LeakyRelu | Builtin::Elu => Init::He,
+            Builtin::Identity
+            | Builtin::Sigmoid
+            | Builtin::Tanh
+            | Builtin::Softplus
+            | Builtin::Swish
+            | Builtin::Gelu => Init::Glorot,
+        }
+    }
+}
+
+/// Weight initialisation schemes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Init {
+    /// Uniform on ±sqrt(6/(in+out)).
+    Glorot,
+    /// Normal with standard deviation sqrt(2/in).
+    He,
+    /// All zero.
+    Zeros,
+}
+
+/// The network loss.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Loss {
+    /// Mean of `(y - t)^2` over all B·K elements.
+    Mse,
+    /// Binary cross-entropy on a sigmoid output, computed from the logits.
+    Bce,
+    /// `-log(softmax(z)[class])` averaged over the batch; targets are class indices.
+    CrossEntropy,
+    /// A `loss` item of the file, by name, averaged over all B·K elements.
+    Custom(String),
+}
+
+/// A value that was either written in the file or filled in from the spec's default.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Setting<T> {
+    /// The value in effect.
+    pub value: T,
+    /// True when the file did not say and the default applies.
+    pub is_default: bool,
+}
+
+impl<T> Setting<T> {
+    /// A value the file gave.
+    pub fn given(value: T) -> Setting<T> {
+        Setting {
+            value,
+            is_default: false,
+        }
+    }
+
+    /// A value filled in from the default.
+    pub fn default(value: T) -> Setting<T> {
+        Setting {
+            value,
+            is_default: true,
+        }
+    }
+}
+
+/// The optimizer and its hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    /// `v = M*v + g; w -= lr*v`
+    Sgd {
+        /// Learning rate (> 0).
+        lr: Setting<f64>,
+        /// Momentum in [0, 1).
+        momentum: Setting<f64>,
+    },
+    /// Adam with bias correction; the step count continues across epochs.
+    Adam {
+        /// Learning rate (> 0).
+        lr: Setting<f64>,
+        /// First-moment decay in [0, 1).
+        beta1: Setting<f64>,
+        /// Second-moment decay in [0, 1).
+        beta2: Setting<f64>,
+        /// Denominator guard (> 0).
+        eps: Setting<f64>,
+    },
+}
+
+impl Optimizer {
+    /// The learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => lr.value,
+        }
+    }
+}
+
+/// The `data` statement: where the CSV is and which columns are targets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataSpec {
+    /// The path as written (relative to the `.nn` file).
+    pub path: String,
+    /// Target column names, in the order paired with the outputs.
+    pub targets: Vec<String>,
+    /// The statement's span, where data-file problems are reported.
+    pub span: Span,
+    /// The path string's span.
+    pub path_span: Span,
+}
+
+/// A checked `train` block with every default filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// The data set (required for training; `None` only when the block lacks it
+    /// and a diagnostic has been emitted).
+    pub data: Option<DataSpec>,
+    /// Fraction of rows held out at the end, in [0, 1).
+    pub validation: Setting<f64>,
+    /// The optimizer.
+    pub optimizer: Optimizer,
+    /// Number of epochs (≥ 1).
+    pub epochs: Setting<usize>,
+    /// Batch size (≥ 1).
+    pub batch: Setting<usize>,
+    /// Shuffle rows each epoch with the seed.
+    pub shuffle: Setting<bool>,
+    /// The random seed (init and shuffling).
+    pub seed: Setting<u64>,
+    /// The block's span.
+    pub span: Span,
+}

@@ -1,0 +1,96 @@
+//! Stage 8: the `slope` command line. The only module that prints, reads
+//! files or uses `anyhow`; nothing imports it.
+
+mod frontend;
+mod run;
+mod symbolic;
+mod train;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// slope: a compiler for neural networks written as `.nn` files.
+#[derive(Parser, Debug)]
+#[command(name = "slope", version, about, long_about = None)]
+pub struct Cli {
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of spec §7.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parse and check a file; print a model summary.
+    Check(frontend::CheckArgs),
+    /// Print a file in canonical form (comments kept).
+    Fmt(frontend::FmtArgs),
+    /// Differentiate a scalar expression.
+    Diff(symbolic::DiffArgs),
+    /// Print the gradient equations, or (with --weights) write a numeric gradient.
+    Grad(symbolic::GradArgs),
+    /// Print the computation graph as Graphviz DOT.
+    Graph(symbolic::GraphArgs),
+    /// Run the compiled forward pass on a data set.
+    Predict(run::PredictArgs),
+    /// Compare the compiled f64 gradient with finite differences.
+    Gradcheck(run::GradcheckArgs),
+    /// Time each phase and the training step.
+    Bench(run::BenchArgs),
+    /// JIT-compile and train the network.
+    Train(train::TrainArgs),
+}
+
+/// Why a command failed: bad input (exit 1) or bad usage (exit 2).
+/// The text is complete, already rendered, and goes to stderr.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad input: a file, data set, weights file; exit status 1.
+    Input(String),
+    /// Bad command-line usage; exit status 2.
+    Usage(String),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure::Input(format!("error: {e:#}\n"))
+    }
+}
+
+/// Runs the command line and returns the process exit status.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Check(a) => frontend::check(a),
+        Command::Fmt(a) => frontend::fmt(a),
+        Command::Diff(a) => symbolic::diff(a),
+        Command::Grad(a) => symbolic::grad(a),
+        Command::Graph(a) => symbolic::graph(a),
+        Command::Predict(a) => run::predict(a),
+        Command::Gradcheck(a) => run::gradcheck(a),
+        Command::Bench(a) => run::bench(a),
+        Command::Train(a) => train::train(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure::Input(text)) => {
+            eprint!("{text}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(text)) => {
+            eprint!("{text}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A path argument, as typed (relative to the current directory).
+pub type PathArg = PathBuf;
