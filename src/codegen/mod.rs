@@ -1,1 +1,30 @@
-//! Stage 6: Cranelift code generation.
+//! Stage 6: Cranelift code generation (interface agreed between stages; the
+//! implementation lives in the submodules).
+//!
+//! **Architecture Invariant:** `codegen` imports only `graph` (and `diag`).
+//!
+//! The contract every caller relies on:
+//!
+//! * [`Jit::new`] makes one long-lived JIT (host ISA, FMA asserted).
+//! * [`Jit::compile`] turns a graph [`Signature`] into a [`Compiled`] function
+//!   specialised for one batch size, in f32 or f64 (`T`).
+//! * [`Compiled::call`] checks every buffer's length against the shapes and
+//!   runs native code; it never allocates.
+//!
+//! A signature names the leaves read (`inputs`), the nodes written to fresh
+//! output buffers (`outputs`), and `updates`: pairs `(leaf, value)` whose
+//! value is written back into the leaf's own buffer after every read of the
+//! old value (a training step's parameter and optimizer-state updates).
+
+use crate::graph::NodeId;
+
+/// What a compiled function reads and writes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Signature {
+    /// Leaf nodes read, in the order of `call`'s `inputs`.
+    pub inputs: Vec<NodeId>,
+    /// Nodes computed into `call`'s `outputs`, in order.
+    pub outputs: Vec<NodeId>,
+    /// `(leaf, value)`: `value` overwrites the leaf's buffer, in the order of `call`'s `states`.
+    pub updates: Vec<(NodeId, NodeId)>,
+}
