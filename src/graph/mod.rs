@@ -31,6 +31,8 @@ pub enum LeafKind {
     Target,
     /// A trainable parameter (`dense1.weight`, `dense1.bias`).
     Param,
+    /// Optimizer state of the same shape as a parameter (momentum, Adam's `m` and `v`).
+    State,
     /// A scalar variable of a formula (`x` in `slope diff`), or a runtime
     /// scalar such as an optimizer's step count.
     Scalar,
