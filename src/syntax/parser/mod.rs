@@ -9,7 +9,7 @@
 
 mod expr;
 mod items;
-mod lex;
+pub(in crate::syntax) mod lex;
 
 use super::MAX_DEPTH;
 use super::ast;
