@@ -201,14 +201,15 @@ impl<'a> Parser<'a> {
         let r = self.blanks(r);
         if !starts_expr(r) {
             let (what, span) = self.found(r);
-            return Err(Box::new(
-                Diagnostic::error(
-                    format!("expected an expression after '=', found {what}"),
-                    span,
-                )
-                .with_secondary(eq, "the formula starts after this '='")
-                .with_help("the formula must start on the same line as '='"),
-            ));
+            let mut d = Diagnostic::error(
+                format!("expected an expression after '=', found {what}"),
+                span,
+            )
+            .with_secondary(eq, "the formula starts after this '='");
+            if r.is_empty() || r.starts_with(['\n', '\r']) {
+                d = d.with_help("the formula must start on the same line as '='");
+            }
+            return Err(Box::new(d));
         }
         let (rest, (body, _)) = self.expr(r)?;
         let end = self.blanks(rest);
