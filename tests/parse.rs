@@ -275,3 +275,33 @@ fn every_example_parses() {
         assert!(diags.is_empty(), "{path:?}: {diags:#?}");
     }
 }
+
+#[test]
+fn grammar_rules_are_parser_functions() {
+    let grammar = std::fs::read_to_string("grammar/nn.ebnf").expect("grammar exists");
+    let mut sources = String::new();
+    for file in ["mod.rs", "expr.rs", "items.rs", "lex.rs"] {
+        sources +=
+            &std::fs::read_to_string(format!("src/syntax/parser/{file}")).expect("parser source");
+    }
+    // Lexical helper rules that are parts of other functions.
+    let folded = [
+        "statement_end",
+        "number_value",
+        "digits",
+        "newline",
+        "comment",
+    ];
+    for line in grammar.lines() {
+        let Some((name, _)) = line.split_once("::=") else {
+            continue;
+        };
+        let name = name.trim();
+        if folded.contains(&name) {
+            continue;
+        }
+        let has_fn = sources.contains(&format!("fn {name}("))
+            || sources.contains(&format!("fn {name}_text("));
+        assert!(has_fn, "grammar rule '{name}' has no parser function");
+    }
+}
