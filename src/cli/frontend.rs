@@ -34,5 +34,7 @@ pub fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
 
 /// Runs `slope fmt`.
 pub fn fmt(_args: FmtArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input("error: `slope fmt` is not built yet\n".into()))
+    Err(Failure::Input(
+        "error: `slope fmt` is not built yet\n".into(),
+    ))
 }
