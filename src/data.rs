@@ -459,7 +459,7 @@ pub fn list(names: &[String]) -> String {
     }
     let head = names[..3].join(", ");
     let tail = names[names.len() - 2..].join(", ");
-    format!("{head}, ..., {tail} ({} columns)", names.len())
+    format!("{head}, ..., {tail}")
 }
 
 #[cfg(test)]

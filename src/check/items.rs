@@ -107,7 +107,10 @@ fn check_params(def: &FuncDef, kind: &str, expected: usize, diags: &mut Vec<Diag
                 format!("{kind} '{name}' must take {want}, found {}", def.params.len()),
                 span,
             )
-            .with_label(format!("{} parameter(s)", def.params.len()))
+            .with_label(match def.params.len() {
+                1 => "1 parameter".to_string(),
+                n => format!("{n} parameters"),
+            })
             .with_help(format!("write it as: {example}"))
             .with_note(match kind {
                 "activation" => "an activation maps each pre-activation value x to its output",
@@ -182,8 +185,9 @@ fn check_body(
 fn unknown_variable(v: &str, span: Span, def: &FuncDef, kind: &str, params: &[&str]) -> Diagnostic {
     let mut d = Diagnostic::error(format!("unknown variable '{v}'"), span)
         .with_label(format!("not a parameter of '{}'", def.name.name));
-    let candidates = params.iter().chain(CONSTANTS.iter()).copied();
-    if let Some(s) = suggest(v, candidates) {
+    // Only parameters are suggested: with one-letter names every constant
+    // would look like a typo of every variable.
+    if let Some(s) = suggest(v, params.iter().copied()) {
         d = d.with_help(format!("did you mean '{s}'?"));
     }
     let listed: Vec<String> = params.iter().map(|p| format!("'{p}'")).collect();

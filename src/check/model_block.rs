@@ -158,12 +158,12 @@ pub(super) fn check_model(
                 format!(
                     "model '{}' has {} parameters, more than slope supports",
                     model.name,
-                    model.parameter_count()
+                    thousands(model.parameter_count())
                 ),
                 name_span,
             )
             .with_label("too large")
-            .with_note(format!("the limit is {MAX_PARAMETERS} parameters")),
+            .with_note(format!("the limit is {} parameters", thousands(MAX_PARAMETERS))),
         );
         return None;
     }
@@ -188,7 +188,7 @@ fn check_dense(stmt: &Stmt, items: &ItemNames, diags: &mut Vec<Diagnostic>) -> R
     let mut layer = RawLayer {
         width: None,
         activation: None,
-        activation_span: stmt.keyword.span,
+        activation_span: stmt.span,
         init: None,
         bias: true,
         name: None,
@@ -201,11 +201,22 @@ fn check_dense(stmt: &Stmt, items: &ItemNames, diags: &mut Vec<Diagnostic>) -> R
                 .with_label("width missing")
                 .with_help("write the number of units, such as 'dense 4 tanh'"),
         ),
-        Some(v) if is_activation_name(v, items) => diags.push(
-            Diagnostic::error("'dense' needs a width before its activation", v.span)
-                .with_label("this is the activation")
-                .with_help(format!("write the number of units first: dense N {}", describe_bare(v))),
-        ),
+        Some(v) if is_activation_name(v, items) => {
+            // `dense tanh 4`: say it once, rather than also calling 4 a bad activation.
+            let width = match values.get(1).map(|w| &w.kind) {
+                Some(ValueKind::Number { text, .. }) => text.clone(),
+                _ => "N".to_string(),
+            };
+            diags.push(
+                Diagnostic::error("'dense' needs a width before its activation", v.span)
+                    .with_label("this is the activation")
+                    .with_help(format!(
+                        "write the number of units first: dense {width} {}",
+                        describe_bare(v)
+                    )),
+            );
+            return layer;
+        }
         Some(v) => {
             layer.width = whole(v, "layer width", 1, MAX_WIDTH, diags).map(|n| n as usize);
         }
@@ -439,9 +450,17 @@ fn layer_names(layers: &[RawLayer], diags: &mut Vec<Diagnostic>) -> Vec<String> 
         })
         .collect();
     for (i, (name, span, explicit)) in names.iter().enumerate() {
-        let Some((_, first_span, first_explicit)) = names[..i].iter().find(|(n, ..)| n == name) else {
+        let Some(first_k) = names[..i].iter().position(|(n, ..)| n == name) else {
             continue;
         };
+        let (_, first_span, first_explicit) = &names[first_k];
+        // Point at the `name=` the user wrote when only one of the two is explicit.
+        let ((span, explicit, k), (first_span, first_explicit, first_k)) =
+            if !explicit && *first_explicit {
+                ((first_span, first_explicit, first_k + 1), (span, explicit, i + 1))
+            } else {
+                ((span, explicit, i + 1), (first_span, first_explicit, first_k + 1))
+            };
         let describe = |explicit: bool, k: usize| {
             if explicit {
                 format!("'{name}' is given here")
@@ -449,9 +468,8 @@ fn layer_names(layers: &[RawLayer], diags: &mut Vec<Diagnostic>) -> Vec<String> 
                 format!("layer {k} is named '{name}' by default")
             }
         };
-        let first_k = names.iter().position(|(n, ..)| n == name).unwrap_or(0) + 1;
         let mut d = Diagnostic::error(format!("layer name '{name}' is used twice"), *span)
-            .with_label(describe(*explicit, i + 1))
+            .with_label(describe(*explicit, k))
             .with_secondary(*first_span, describe(*first_explicit, first_k))
             .with_note("layer names must be unique: the weights are saved as NAME.weight and NAME.bias");
         if !explicit || !first_explicit {
@@ -460,4 +478,17 @@ fn layer_names(layers: &[RawLayer], diags: &mut Vec<Diagnostic>) -> Vec<String> 
         diags.push(d.with_help("choose another name with name=..."));
     }
     names.into_iter().map(|(n, ..)| n).collect()
+}
+
+/// `2410` as `2,410`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }

@@ -165,7 +165,7 @@ fn loss_text(loaded: &Loaded, model: &Model) -> String {
         Loss::Bce => "bce (binary cross-entropy on sigmoid outputs)".into(),
         Loss::CrossEntropy => format!("cross_entropy (softmax cross-entropy over {k} classes)"),
         Loss::Custom(name) => match loaded.program.loss(name) {
-            Some(f) => format!("{name} (custom: {}, mean over all outputs)", definition(loaded, f)),
+            Some(f) => format!("{name} (custom loss {name}({}), mean over all outputs)", f.params.join(", ")),
             None => name.clone(),
         },
     }
