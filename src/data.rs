@@ -144,10 +144,8 @@ fn load_with(
             }),
         );
     }
-    if !targets_absent {
-        if let Some(d) = check_target_count(spec, model) {
-            diags.push(d);
-        }
+    if !targets_absent && let Some(d) = check_target_count(spec, model) {
+        diags.push(d);
     }
     if !diags.is_empty() {
         return Err(diags);
@@ -187,7 +185,9 @@ fn load_with(
         let mut spans: Option<Vec<Span>> = None;
         let mut cell_span = |i: usize| {
             let s = spans.get_or_insert_with(|| cell_spans(text, record.start));
-            s.get(i).copied().unwrap_or_else(|| line_span(text, record.start))
+            s.get(i)
+                .copied()
+                .unwrap_or_else(|| line_span(text, record.start))
         };
         for &i in &feature_idx {
             match number(&record.cells[i], &columns[i]) {
@@ -244,8 +244,12 @@ fn read_records(text: &str, file: FileId) -> Result<Vec<Record>, Vec<Diagnostic>
             Err(e) => {
                 let start = e.position().map_or(0, |p| p.byte() as usize);
                 return Err(vec![
-                    Diagnostic::error_in(file, format!("cannot read the CSV: {e}"), line_span(text, start))
-                        .with_label("here"),
+                    Diagnostic::error_in(
+                        file,
+                        format!("cannot read the CSV: {e}"),
+                        line_span(text, start),
+                    )
+                    .with_label("here"),
                 ]);
             }
         }
@@ -254,14 +258,28 @@ fn read_records(text: &str, file: FileId) -> Result<Vec<Record>, Vec<Diagnostic>
 }
 
 /// The header must name every column once, and must not look like data.
-fn check_header(text: &str, file: FileId, header: &Record, path: &str) -> Result<(), Vec<Diagnostic>> {
+fn check_header(
+    text: &str,
+    file: FileId,
+    header: &Record,
+    path: &str,
+) -> Result<(), Vec<Diagnostic>> {
     let spans = cell_spans(text, header.start);
-    let span = |i: usize| spans.get(i).copied().unwrap_or_else(|| line_span(text, header.start));
+    let span = |i: usize| {
+        spans
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| line_span(text, header.start))
+    };
     if header.cells.iter().all(|c| c.parse::<f64>().is_ok()) {
         return Err(vec![
-            Diagnostic::error_in(file, format!("'{path}' has no header row"), line_span(text, header.start))
-                .with_label("this looks like data")
-                .with_help("add a first line naming the columns, such as: x1,x2,y"),
+            Diagnostic::error_in(
+                file,
+                format!("'{path}' has no header row"),
+                line_span(text, header.start),
+            )
+            .with_label("this looks like data")
+            .with_help("add a first line naming the columns, such as: x1,x2,y"),
         ]);
     }
     let mut diags = Vec::new();
@@ -345,7 +363,10 @@ fn check_target_count(spec: &DataSpec, model: &Model) -> Option<Diagnostic> {
 fn number(cell: &str, column: &str) -> Result<f32, (String, String)> {
     let label = format!("column '{column}'");
     if cell.is_empty() {
-        return Err((format!("empty cell in column '{column}'"), "expected a number".into()));
+        return Err((
+            format!("empty cell in column '{column}'"),
+            "expected a number".into(),
+        ));
     }
     let Ok(x) = cell.parse::<f64>() else {
         return Err((format!("not a number: '{cell}'"), label));
@@ -396,11 +417,11 @@ impl CellErrors {
     }
 
     fn finish(mut self, path: &str) -> Vec<Diagnostic> {
-        if self.more > 0 {
-            if let Some(last) = self.diags.pop() {
-                let note = format!("{} more problems in '{path}' are not shown", self.more);
-                self.diags.push(last.with_note(note));
-            }
+        if self.more > 0
+            && let Some(last) = self.diags.pop()
+        {
+            let note = format!("{} more problems in '{path}' are not shown", self.more);
+            self.diags.push(last.with_note(note));
         }
         self.diags
     }
@@ -409,7 +430,9 @@ impl CellErrors {
 /// The span from `start` to the end of its line (line break excluded).
 fn line_span(text: &str, start: usize) -> Span {
     let start = start.min(text.len());
-    let end = text[start..].find(['\n', '\r']).map_or(text.len(), |i| start + i);
+    let end = text[start..]
+        .find(['\n', '\r'])
+        .map_or(text.len(), |i| start + i);
     Span::new(start, end)
 }
 

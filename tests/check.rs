@@ -72,11 +72,17 @@ fn unreadable_files_fail_with_exit_1() {
     let (code, stdout, stderr) = run(&["check", "tests/no_such_file.nn"]);
     assert_eq!(code, 1);
     assert!(stdout.is_empty());
-    assert_eq!(stderr, "error: cannot read 'tests/no_such_file.nn': No such file or directory\n");
+    assert_eq!(
+        stderr,
+        "error: cannot read 'tests/no_such_file.nn': No such file or directory\n"
+    );
 
     let (code, _, stderr) = run(&["check", "tests/errors/dense_four.nn"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("--> tests/errors/dense_four.nn:4:11"), "{stderr}");
+    assert!(
+        stderr.contains("--> tests/errors/dense_four.nn:4:11"),
+        "{stderr}"
+    );
 }
 
 #[test]

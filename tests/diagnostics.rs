@@ -19,7 +19,11 @@ fn every_error_file_is_reported() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let stdout = String::from_utf8_lossy(&output.stdout);
         let code = output.status.code();
-        assert_eq!(code, Some(1), "{name:?} must fail with exit 1:\n{stderr}{stdout}");
+        assert_eq!(
+            code,
+            Some(1),
+            "{name:?} must fail with exit 1:\n{stderr}{stdout}"
+        );
         assert!(stdout.is_empty(), "{name:?} printed on stdout: {stdout}");
         assert!(!stderr.contains("panicked"), "{name:?} panicked:\n{stderr}");
         insta::assert_snapshot!(stderr);

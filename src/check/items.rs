@@ -74,9 +74,12 @@ fn declare(def: &FuncDef, kind: &str, earlier: &[&FuncDef], diags: &mut Vec<Diag
     };
     if builtin {
         diags.push(
-            Diagnostic::error(format!("{kind} '{name}' is already a built-in"), def.name.span)
-                .with_label("built-in name")
-                .with_help(format!("choose another name, such as 'my_{name}'")),
+            Diagnostic::error(
+                format!("{kind} '{name}' is already a built-in"),
+                def.name.span,
+            )
+            .with_label("built-in name")
+            .with_help(format!("choose another name, such as 'my_{name}'")),
         );
     }
     if let Some(first) = earlier.iter().find(|d| d.name.name == name) {
@@ -99,12 +102,18 @@ fn check_params(def: &FuncDef, kind: &str, expected: usize, diags: &mut Vec<Diag
             _ => def.name.span,
         };
         let (want, example) = match kind {
-            "activation" => ("exactly one parameter", format!("activation {name}(x) = ...")),
+            "activation" => (
+                "exactly one parameter",
+                format!("activation {name}(x) = ..."),
+            ),
             _ => ("exactly two parameters", format!("loss {name}(y, t) = ...")),
         };
         diags.push(
             Diagnostic::error(
-                format!("{kind} '{name}' must take {want}, found {}", def.params.len()),
+                format!(
+                    "{kind} '{name}' must take {want}, found {}",
+                    def.params.len()
+                ),
                 span,
             )
             .with_label(match def.params.len() {
@@ -252,10 +261,7 @@ fn check_call(
     let plural = |n: usize| if n == 1 { "argument" } else { "arguments" };
     Some(
         Diagnostic::error(
-            format!(
-                "'{name}' takes {arity} {}, found {n_args}",
-                plural(arity)
-            ),
+            format!("'{name}' takes {arity} {}, found {n_args}", plural(arity)),
             func.span,
         )
         .with_label(format!("called with {n_args} {}", plural(n_args))),

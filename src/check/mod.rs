@@ -119,10 +119,13 @@ pub fn check(file: &ast::File) -> (model::Program, Vec<Diagnostic>) {
                 let config = train_block::check_train(block, &mut diags);
                 if let Some(first) = first_train {
                     diags.push(
-                        Diagnostic::error("a file may have only one 'train' block", block.keyword.span)
-                            .with_label("second train block")
-                            .with_secondary(first.keyword.span, "first train block")
-                            .with_help("merge the two blocks into one"),
+                        Diagnostic::error(
+                            "a file may have only one 'train' block",
+                            block.keyword.span,
+                        )
+                        .with_label("second train block")
+                        .with_secondary(first.keyword.span, "first train block")
+                        .with_help("merge the two blocks into one"),
                     );
                 } else {
                     first_train = Some(block);

@@ -13,7 +13,8 @@ pub const MAX_WIDTH: u64 = 1_000_000;
 /// The most trainable scalars a model may have (4 GiB of float32 weights).
 pub const MAX_PARAMETERS: usize = 1 << 30;
 
-const DENSE_USAGE: &str = "dense N [ACTIVATION] [init=glorot|he|zeros] [bias=true|false] [name=NAME]";
+const DENSE_USAGE: &str =
+    "dense N [ACTIVATION] [init=glorot|he|zeros] [bias=true|false] [name=NAME]";
 
 /// The activation and loss items a model may name.
 pub(super) struct ItemNames<'a> {
@@ -69,10 +70,10 @@ pub(super) fn check_model(
                     );
                 }
                 options(stmt, &[], &[], diags);
-                if let Some(values) = positional(stmt, 1, 1, "input N", diags) {
-                    if let Some(n) = whole(&values[0], "input width", 1, MAX_WIDTH, diags) {
-                        input = Some((n as usize, stmt.span));
-                    }
+                if let Some(values) = positional(stmt, 1, 1, "input N", diags)
+                    && let Some(n) = whole(&values[0], "input width", 1, MAX_WIDTH, diags)
+                {
+                    input = Some((n as usize, stmt.span));
                 }
             }
             "dense" => layers.push(check_dense(stmt, items, diags)),
@@ -92,9 +93,12 @@ pub(super) fn check_model(
 
     if !input_seen {
         diags.push(
-            Diagnostic::error(format!("model '{name}' has no 'input' statement"), name_span)
-                .with_label("input width unknown")
-                .with_help("add 'input N' as the first statement, N being the number of features"),
+            Diagnostic::error(
+                format!("model '{name}' has no 'input' statement"),
+                name_span,
+            )
+            .with_label("input width unknown")
+            .with_help("add 'input N' as the first statement, N being the number of features"),
         );
     }
     if layers.is_empty() {
@@ -125,7 +129,9 @@ pub(super) fn check_model(
     let mut width = input;
     let mut out = Vec::new();
     for (raw, name) in layers.into_iter().zip(names) {
-        let activation = raw.activation.expect("no diagnostics means activations resolved");
+        let activation = raw
+            .activation
+            .expect("no diagnostics means activations resolved");
         let init = raw.init.unwrap_or(match &activation {
             Activation::Builtin(b) => b.default_init(),
             Activation::Softmax | Activation::Custom(_) => Init::Glorot,
@@ -163,7 +169,10 @@ pub(super) fn check_model(
                 name_span,
             )
             .with_label("too large")
-            .with_note(format!("the limit is {} parameters", thousands(MAX_PARAMETERS))),
+            .with_note(format!(
+                "the limit is {} parameters",
+                thousands(MAX_PARAMETERS)
+            )),
         );
         return None;
     }
@@ -272,7 +281,9 @@ fn check_dense(stmt: &Stmt, items: &ItemNames, diags: &mut Vec<Diagnostic>) -> R
 fn is_activation_name(v: &Value, items: &ItemNames) -> bool {
     match &v.kind {
         ValueKind::Ident(n) => {
-            Builtin::from_name(n).is_some() || n == "softmax" || items.activations.contains(&n.as_str())
+            Builtin::from_name(n).is_some()
+                || n == "softmax"
+                || items.activations.contains(&n.as_str())
         }
         _ => false,
     }
@@ -285,7 +296,11 @@ fn describe_bare(v: &Value) -> String {
     }
 }
 
-fn check_activation(v: &Value, items: &ItemNames, diags: &mut Vec<Diagnostic>) -> Option<Activation> {
+fn check_activation(
+    v: &Value,
+    items: &ItemNames,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Activation> {
     let name = match &v.kind {
         ValueKind::Ident(n) => n.as_str(),
         _ => {
@@ -406,7 +421,11 @@ fn check_loss_fits(loss: &Loss, span: Span, layers: &[RawLayer], diags: &mut Vec
         Loss::Bce => (Activation::Builtin(Builtin::Sigmoid), "bce"),
         Loss::Mse | Loss::Custom(_) => return,
     };
-    let needed_name = if needed == Activation::Softmax { "softmax" } else { "sigmoid" };
+    let needed_name = if needed == Activation::Softmax {
+        "softmax"
+    } else {
+        "sigmoid"
+    };
     if *act != needed {
         let uses = match act {
             Activation::Builtin(Builtin::Identity) if last.activation_span == last.span => {
@@ -416,17 +435,16 @@ fn check_loss_fits(loss: &Loss, span: Span, layers: &[RawLayer], diags: &mut Vec
             Activation::Softmax => "the last layer uses 'softmax'".to_string(),
             Activation::Custom(c) => format!("the last layer uses '{c}'"),
         };
-        let mut d = Diagnostic::error(
-            format!("'{name}' needs a {needed_name} output layer"),
-            span,
-        )
-        .with_label(format!("needs '{needed_name}' on the last layer"))
-        .with_secondary(last.activation_span, uses)
-        .with_help(format!("make the last layer 'dense K {needed_name}'"));
+        let mut d = Diagnostic::error(format!("'{name}' needs a {needed_name} output layer"), span)
+            .with_label(format!("needs '{needed_name}' on the last layer"))
+            .with_secondary(last.activation_span, uses)
+            .with_help(format!("make the last layer 'dense K {needed_name}'"));
         if needed == Activation::Softmax {
             d = d.with_note("for a single 0/1 output, use 'dense 1 sigmoid' with 'loss bce'");
         } else if *act == Activation::Softmax {
-            d = d.with_note("with softmax outputs and class-index targets, use 'loss cross_entropy'");
+            d = d.with_note(
+                "with softmax outputs and class-index targets, use 'loss cross_entropy'",
+            );
         }
         diags.push(d);
     } else if *loss == Loss::CrossEntropy && last.width == Some(1) {
@@ -434,7 +452,9 @@ fn check_loss_fits(loss: &Loss, span: Span, layers: &[RawLayer], diags: &mut Vec
             Diagnostic::error("'cross_entropy' needs at least 2 classes", span)
                 .with_label("the output has one class")
                 .with_secondary(last.span, "1 output")
-                .with_help("for two classes use 'dense 1 sigmoid' with 'loss bce', or 'dense 2 softmax'"),
+                .with_help(
+                    "for two classes use 'dense 1 sigmoid' with 'loss bce', or 'dense 2 softmax'",
+                ),
         );
     }
 }
@@ -457,9 +477,15 @@ fn layer_names(layers: &[RawLayer], diags: &mut Vec<Diagnostic>) -> Vec<String> 
         // Point at the `name=` the user wrote when only one of the two is explicit.
         let ((span, explicit, k), (first_span, first_explicit, first_k)) =
             if !explicit && *first_explicit {
-                ((first_span, first_explicit, first_k + 1), (span, explicit, i + 1))
+                (
+                    (first_span, first_explicit, first_k + 1),
+                    (span, explicit, i + 1),
+                )
             } else {
-                ((span, explicit, i + 1), (first_span, first_explicit, first_k + 1))
+                (
+                    (span, explicit, i + 1),
+                    (first_span, first_explicit, first_k + 1),
+                )
             };
         let describe = |explicit: bool, k: usize| {
             if explicit {
@@ -471,7 +497,9 @@ fn layer_names(layers: &[RawLayer], diags: &mut Vec<Diagnostic>) -> Vec<String> 
         let mut d = Diagnostic::error(format!("layer name '{name}' is used twice"), *span)
             .with_label(describe(*explicit, k))
             .with_secondary(*first_span, describe(*first_explicit, first_k))
-            .with_note("layer names must be unique: the weights are saved as NAME.weight and NAME.bias");
+            .with_note(
+                "layer names must be unique: the weights are saved as NAME.weight and NAME.bias",
+            );
         if !explicit || !first_explicit {
             d = d.with_note("the k-th dense layer is named 'densek' unless it has name=");
         }
@@ -485,7 +513,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

@@ -107,14 +107,21 @@ fn file(items: Vec<Item>) -> File {
 
 /// The headlines of the diagnostics of `items`.
 fn messages(items: Vec<Item>) -> Vec<String> {
-    check(&file(items)).1.into_iter().map(|d| d.message).collect()
+    check(&file(items))
+        .1
+        .into_iter()
+        .map(|d| d.message)
+        .collect()
 }
 
 /// `model m { input 2; dense 4 ACT; dense 1 sigmoid; loss bce }` with `extra` statements appended.
 fn xor_model(b: &mut B, act: &str, extra: Vec<Stmt>) -> Item {
     let (v1, v2) = (b.num(2.0), b.num(4.0));
     let a = b.name(act);
-    let mut stmts = vec![b.stmt("input", vec![v1], vec![]), b.stmt("dense", vec![v2, a], vec![])];
+    let mut stmts = vec![
+        b.stmt("input", vec![v1], vec![]),
+        b.stmt("dense", vec![v2, a], vec![]),
+    ];
     let (v3, s) = (b.num(1.0), b.name("sigmoid"));
     stmts.push(b.stmt("dense", vec![v3, s], vec![]));
     let l = b.name("bce");
@@ -136,7 +143,10 @@ fn a_valid_model_gets_names_defaults_and_widths() {
     assert_eq!(m.layers[0].init, Init::He, "relu defaults to he");
     assert_eq!(m.layers[1].init, Init::Glorot);
     assert_eq!(m.layers[1].input_width, 4);
-    assert_eq!(m.layers[1].activation, Activation::Builtin(Builtin::Sigmoid));
+    assert_eq!(
+        m.layers[1].activation,
+        Activation::Builtin(Builtin::Sigmoid)
+    );
     assert_eq!(m.loss, Loss::Bce);
     // 2*4 + 4 + 4*1 + 1
     assert_eq!(m.parameter_count(), 17);
@@ -219,7 +229,10 @@ fn explicit_names_collide_with_default_names() {
     let mut b2 = b;
     let m = xor_model(&mut b2, "tanh", vec![extra]);
     let msgs = messages(vec![m]);
-    assert!(msgs.contains(&"layer name 'dense2' is used twice".to_string()), "{msgs:?}");
+    assert!(
+        msgs.contains(&"layer name 'dense2' is used twice".to_string()),
+        "{msgs:?}"
+    );
 }
 
 #[test]
@@ -241,7 +254,11 @@ fn activation_cycles_are_reported_with_the_path() {
     let g = b.func("g", &["x"], g_body);
     let h_body = b.var("x");
     let h = b.func("h", &["x"], h_body);
-    let items = vec![Item::Activation(f), Item::Activation(g), Item::Activation(h)];
+    let items = vec![
+        Item::Activation(f),
+        Item::Activation(g),
+        Item::Activation(h),
+    ];
     assert_eq!(
         messages(items),
         vec!["activation 'f' calls itself: f -> g -> f"]
@@ -342,7 +359,11 @@ fn train_defaults_are_marked_and_ranges_checked() {
         let sgd = b.name("sgd");
         let m = b.num(1.0);
         let beta = b.num(0.9);
-        b.stmt("optimizer", vec![sgd], vec![("momentum", m), ("beta1", beta)])
+        b.stmt(
+            "optimizer",
+            vec![sgd],
+            vec![("momentum", m), ("beta1", beta)],
+        )
     };
     let val = {
         let v = b.num(1.0);

@@ -51,9 +51,12 @@ pub(super) fn check_train(block: &Block, diags: &mut Vec<Diagnostic>) -> TrainCo
     }
     if !data_seen {
         diags.push(
-            Diagnostic::error("the train block has no 'data' statement", block.keyword.span)
-                .with_label("no data to train on")
-                .with_help("add a data statement, such as: data \"train.csv\" target=y"),
+            Diagnostic::error(
+                "the train block has no 'data' statement",
+                block.keyword.span,
+            )
+            .with_label("no data to train on")
+            .with_help("add a data statement, such as: data \"train.csv\" target=y"),
         );
     }
     config
@@ -177,7 +180,9 @@ fn check_targets(value: &Value, diags: &mut Vec<Diagnostic>) -> Option<Vec<(Stri
             diags.push(
                 Diagnostic::error(format!("invalid target column {}", describe(v)), v.span)
                     .with_label("expected a column name")
-                    .with_help("write the column's header, such as target=y or target=\"petal width\""),
+                    .with_help(
+                        "write the column's header, such as target=y or target=\"petal width\"",
+                    ),
             );
             None
         }
@@ -235,12 +240,20 @@ fn check_optimizer(stmt: &Stmt, diags: &mut Vec<Diagnostic>) -> Option<Optimizer
     let kind = values.and_then(|v| choice(&v[0], "optimizer", &["sgd", "adam"], diags));
     let Some(kind) = kind else {
         // Still check the options' values, against every optimizer's keys.
-        options(stmt, &["lr", "momentum", "beta1", "beta2", "eps"], &[], diags);
+        options(
+            stmt,
+            &["lr", "momentum", "beta1", "beta2", "eps"],
+            &[],
+            diags,
+        );
         return None;
     };
     let (allowed, elsewhere): (&[&str], [(&str, &str); 3]) = if kind == "sgd" {
         let note = "'beta1', 'beta2' and 'eps' are options of adam: optimizer adam ...";
-        (&SGD_OPTIONS, [("beta1", note), ("beta2", note), ("eps", note)])
+        (
+            &SGD_OPTIONS,
+            [("beta1", note), ("beta2", note), ("eps", note)],
+        )
     } else {
         let note = "'momentum' is an option of sgd; adam keeps its own moment estimates (beta1)";
         (&ADAM_OPTIONS, [("momentum", note), ("", ""), ("", "")])

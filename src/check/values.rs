@@ -32,12 +32,17 @@ fn kind_name(value: &Value) -> &'static str {
 /// The error for a value of the right kind but a bad range or shape:
 /// `invalid WHAT V` with `expected` as the label.
 pub(super) fn invalid(value: &Value, what: &str, expected: &str) -> Diagnostic {
-    Diagnostic::error(format!("invalid {what} {}", describe(value)), value.span).with_label(expected)
+    Diagnostic::error(format!("invalid {what} {}", describe(value)), value.span)
+        .with_label(expected)
 }
 
 /// The error for a value of the wrong kind.
 fn wrong_kind(value: &Value, what: &str, expected: &str) -> Diagnostic {
-    invalid(value, what, &format!("expected {expected}, found {}", kind_name(value)))
+    invalid(
+        value,
+        what,
+        &format!("expected {expected}, found {}", kind_name(value)),
+    )
 }
 
 /// A whole number in `min..=max` (a `seed`, `epochs`, a layer width).
@@ -53,7 +58,11 @@ pub(super) fn whole(
         return None;
     };
     if !x.is_finite() || x.fract() != 0.0 {
-        diags.push(invalid(value, what, &format!("expected a whole number >= {min}")));
+        diags.push(invalid(
+            value,
+            what,
+            &format!("expected a whole number >= {min}"),
+        ));
         return None;
     }
     if *x < min as f64 {
@@ -100,10 +109,7 @@ pub(super) fn real(
     };
     let (ok, expected) = match range {
         Range::Positive => (*x > 0.0 && x.is_finite(), "must be greater than 0"),
-        Range::UnitOpen => (
-            (0.0..1.0).contains(x),
-            "must be at least 0 and less than 1",
-        ),
+        Range::UnitOpen => ((0.0..1.0).contains(x), "must be at least 0 and less than 1"),
     };
     if ok {
         Some(*x)
@@ -183,7 +189,11 @@ pub(super) fn positional<'a>(
     if stmt.values.len() > max {
         let extra = &stmt.values[max..];
         let span = extra[0].span.to(extra[extra.len() - 1].span);
-        let count = if max == 1 { "one value" } else { "fewer values" };
+        let count = if max == 1 {
+            "one value"
+        } else {
+            "fewer values"
+        };
         diags.push(
             Diagnostic::error(format!("unexpected value for '{keyword}'"), span)
                 .with_label(format!("'{keyword}' takes {count}"))

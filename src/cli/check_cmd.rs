@@ -4,7 +4,9 @@
 use super::Failure;
 use super::common::{self, Loaded, LoadedData};
 use super::frontend::CheckArgs;
-use crate::check::model::{Activation, Function, Init, Loss, Model, Optimizer, Setting, TrainConfig};
+use crate::check::model::{
+    Activation, Function, Init, Loss, Model, Optimizer, Setting, TrainConfig,
+};
 use crate::data;
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -15,8 +17,8 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Failure> {
     let data = common::load_dataset(&loaded)?;
     if args.json {
         let value = summary_json(&loaded, data.as_ref());
-        let text = serde_json::to_string_pretty(&value)
-            .expect("a serde_json::Value always serialises");
+        let text =
+            serde_json::to_string_pretty(&value).expect("a serde_json::Value always serialises");
         println!("{text}");
     } else {
         print!("{}", summary_text(&loaded, data.as_ref()));
@@ -39,7 +41,8 @@ pub fn summary_text(loaded: &Loaded, data: Option<&LoadedData>) -> String {
     );
     out.push_str(&layer_table(model));
     out.push('\n');
-    let mut line = |key: &str, value: String| out.push_str(&format!("{:<11}{value}\n", format!("{key}:")));
+    let mut line =
+        |key: &str, value: String| out.push_str(&format!("{:<11}{value}\n", format!("{key}:")));
     line("loss", loss_text(loaded, model));
     line("task", task_text(model));
     if let Some(train) = &loaded.program.train {
@@ -74,10 +77,17 @@ pub fn summary_text(loaded: &Loaded, data: Option<&LoadedData>) -> String {
         .chain(loaded.program.losses.iter().map(|f| ("loss", f)))
         .map(|(kind, f)| {
             let used = match kind {
-                "activation" => model.layers.iter().any(|l| l.activation == Activation::Custom(f.name.clone())),
+                "activation" => model
+                    .layers
+                    .iter()
+                    .any(|l| l.activation == Activation::Custom(f.name.clone())),
                 _ => model.loss == Loss::Custom(f.name.clone()),
             };
-            let unused = if used { "" } else { "  (not used by this model)" };
+            let unused = if used {
+                ""
+            } else {
+                "  (not used by this model)"
+            };
             format!("{kind} {}{unused}", definition(loaded, f))
         })
         .collect();
@@ -90,7 +100,15 @@ pub fn summary_text(loaded: &Loaded, data: Option<&LoadedData>) -> String {
 
 /// The layer table: one row per dense layer, then the total.
 fn layer_table(model: &Model) -> String {
-    let header = ["layer", "kind", "activation", "init", "bias", "output", "params"];
+    let header = [
+        "layer",
+        "kind",
+        "activation",
+        "init",
+        "bias",
+        "output",
+        "params",
+    ];
     let mut rows: Vec<[String; 7]> = vec![header.map(String::from)];
     for l in &model.layers {
         rows.push([
@@ -165,7 +183,10 @@ fn loss_text(loaded: &Loaded, model: &Model) -> String {
         Loss::Bce => "bce (binary cross-entropy on sigmoid outputs)".into(),
         Loss::CrossEntropy => format!("cross_entropy (softmax cross-entropy over {k} classes)"),
         Loss::Custom(name) => match loaded.program.loss(name) {
-            Some(f) => format!("{name} (custom loss {name}({}), mean over all outputs)", f.params.join(", ")),
+            Some(f) => format!(
+                "{name} (custom loss {name}({}), mean over all outputs)",
+                f.params.join(", ")
+            ),
             None => name.clone(),
         },
     }
@@ -197,7 +218,12 @@ fn optimizer_name(opt: &Optimizer) -> &'static str {
 fn optimizer_settings(opt: &Optimizer) -> Vec<(&'static str, Setting<f64>)> {
     match *opt {
         Optimizer::Sgd { lr, momentum } => vec![("lr", lr), ("momentum", momentum)],
-        Optimizer::Adam { lr, beta1, beta2, eps } => {
+        Optimizer::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } => {
             vec![("lr", lr), ("beta1", beta1), ("beta2", beta2), ("eps", eps)]
         }
     }
@@ -237,7 +263,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

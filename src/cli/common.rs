@@ -52,7 +52,8 @@ pub fn read_source(path: &Path) -> Result<String, Failure> {
     let bytes = std::fs::read(path).map_err(|e| {
         Failure::Input(format!("error: cannot read '{name}': {}\n", io_message(&e)))
     })?;
-    decode(bytes).map_err(|(text, d)| {
+    decode(bytes).map_err(|err| {
+        let (text, d) = *err;
         let mut sources = SourceMap::new();
         sources.add(name, text);
         Failure::Input(diag::render(&[d], &sources))
@@ -60,7 +61,7 @@ pub fn read_source(path: &Path) -> Result<String, Failure> {
 }
 
 /// Bytes to text, or the text to show (made printable) and the diagnostic.
-fn decode(bytes: Vec<u8>) -> Result<String, (String, Diagnostic)> {
+fn decode(bytes: Vec<u8>) -> Result<String, Box<(String, Diagnostic)>> {
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -71,7 +72,7 @@ fn decode(bytes: Vec<u8>) -> Result<String, (String, Diagnostic)> {
             let d = Diagnostic::error("the file is not valid UTF-8", Span::new(at, at + 3))
                 .with_label("invalid byte")
                 .with_help("save the file as UTF-8 text");
-            return Err((shown, d));
+            return Err(Box::new((shown, d)));
         }
     };
     if let Some(at) = text.find('\0') {
@@ -80,7 +81,7 @@ fn decode(bytes: Vec<u8>) -> Result<String, (String, Diagnostic)> {
         let d = Diagnostic::error("the file contains a NUL byte", Span::new(at, at + 3))
             .with_label("NUL byte")
             .with_help("is this a binary file? slope reads plain UTF-8 text");
-        return Err((shown, d));
+        return Err(Box::new((shown, d)));
     }
     Ok(text)
 }
@@ -170,7 +171,9 @@ pub fn load_dataset(loaded: &Loaded) -> Result<Option<LoadedData>, Failure> {
             spec.path_span,
         )
         .with_label("cannot read this file")
-        .with_note(format!("looked for '{name}' (paths in a .nn file are relative to it)"));
+        .with_note(format!(
+            "looked for '{name}' (paths in a .nn file are relative to it)"
+        ));
         Failure::Input(loaded.render(&[d]))
     })?;
     load_bytes(loaded, spec, bytes, &name, false).map(|dataset| Some(LoadedData { dataset, name }))
@@ -208,8 +211,8 @@ fn load_bytes(
     };
     let text = match decode(bytes) {
         Ok(text) => text,
-        Err((shown, d)) => {
-            let mut d = d;
+        Err(err) => {
+            let (shown, mut d) = *err;
             if let Some(label) = &mut d.primary {
                 label.file = FileId(1);
             }
