@@ -11,6 +11,10 @@
 //! **Architecture Invariant:** `lower` imports `syntax::ast`, `check::model`,
 //! `graph` and `diag`, never `diff`, `simplify`, `codegen`, `train` or `cli`.
 
+// Every stage reports a `Diagnostic` by value (the agreed interface); errors
+// are rare and end the run, so their size costs nothing that matters.
+#![allow(clippy::result_large_err)]
+
 use crate::check::model::{Activation, Builtin, Function, Loss, Model, Program};
 use crate::diag::{Diagnostic, Span, suggest};
 use crate::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape};
@@ -33,7 +37,7 @@ const PRIMITIVES: [(&str, Op); 10] = [
 /// Where a formula's variables come from.
 enum Scope<'a> {
     /// The top level: `e` and `pi` are constants, other names go to the caller.
-    Top(&'a mut dyn FnMut(&str) -> NodeId),
+    Top(&'a mut dyn FnMut(&mut Graph, &str) -> Option<NodeId>),
     /// Inside an inlined `activation` or `loss` item: its parameters, bound
     /// to nodes (parameters shadow `e` and `pi`).
     Params(&'a [(String, NodeId)]),
@@ -48,7 +52,8 @@ struct Lowerer<'p, 'g> {
 }
 
 /// Lowers a scalar formula to a node. Variables other than the constants `e`
-/// and `pi` are resolved by `vars` (`slope diff` makes a scalar leaf for each).
+/// and `pi` are resolved by `vars`, which may add leaves to the graph it is
+/// given; a name it returns `None` for is reported as unknown.
 ///
 /// Calls of built-ins and of the `activation` items of `program` are
 /// accepted; a call with the wrong number of arguments, of an unknown
@@ -57,7 +62,7 @@ pub fn lower_scalar(
     graph: &mut Graph,
     expr: &Expr,
     program: Option<&Program>,
-    vars: &mut dyn FnMut(&str) -> NodeId,
+    vars: &mut dyn FnMut(&mut Graph, &str) -> Option<NodeId>,
 ) -> Result<NodeId, Diagnostic> {
     let mut l = Lowerer {
         graph,
@@ -67,11 +72,23 @@ pub fn lower_scalar(
     l.expr(expr, &mut Scope::Top(vars))
 }
 
+/// Lowers a formula whose every free variable (any name but `e` and `pi`)
+/// becomes a scalar leaf ([`LeafKind::Scalar`]) of that name: what
+/// `slope diff` differentiates.
+pub fn lower_formula(
+    graph: &mut Graph,
+    expr: &Expr,
+    program: Option<&Program>,
+) -> Result<NodeId, Diagnostic> {
+    lower_scalar(graph, expr, program, &mut |g, name| {
+        Some(g.leaf(name, LeafKind::Scalar, Shape(vec![])))
+    })
+}
+
 impl Lowerer<'_, '_> {
     fn expr(&mut self, e: &Expr, scope: &mut Scope) -> Result<NodeId, Diagnostic> {
-        let g = &mut *self.graph;
         match &e.kind {
-            ExprKind::Number { value, .. } => Ok(g.constant(*value)),
+            ExprKind::Number { value, .. } => Ok(self.graph.constant(*value)),
             ExprKind::Var(name) => Ok(self.var(name, e.span, scope)?),
             ExprKind::Paren(a) => self.expr(a, scope),
             ExprKind::Neg(a) => {
@@ -140,7 +157,10 @@ impl Lowerer<'_, '_> {
         match (name, scope) {
             ("e", _) => Ok(self.graph.constant(std::f64::consts::E)),
             ("pi", _) => Ok(self.graph.constant(std::f64::consts::PI)),
-            (_, Scope::Top(vars)) => Ok(vars(name)),
+            (_, Scope::Top(vars)) => vars(self.graph, name).ok_or_else(|| {
+                Diagnostic::error(format!("unknown name `{name}`"), span)
+                    .with_label("not a variable of this formula, `e` or `pi`")
+            }),
             (_, Scope::Params(params)) => {
                 let names: Vec<&str> = params.iter().map(|(p, _)| p.as_str()).collect();
                 let mut d = Diagnostic::error(format!("unknown name `{name}`"), span)
