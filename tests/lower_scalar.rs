@@ -5,7 +5,7 @@ use slope::check::model::{Function, Program};
 use slope::diag::{Diagnostic, Span};
 use slope::graph::eval::eval_scalar;
 use slope::graph::verify::verify;
-use slope::graph::{Graph, Op};
+use slope::graph::{Graph, NodeId, Op};
 use slope::lower::{lower_formula, lower_scalar};
 use slope::syntax::ast::{BinOp, Expr, ExprKind, Ident};
 
@@ -57,9 +57,9 @@ fn program(activations: Vec<Function>) -> Program {
     }
 }
 
-fn lower(e: &Expr, prog: Option<&Program>) -> Result<(Graph, slope::graph::NodeId), Diagnostic> {
+fn lower(e: &Expr, prog: Option<&Program>) -> Result<(Graph, NodeId), Box<Diagnostic>> {
     let mut g = Graph::new();
-    let root = lower_formula(&mut g, e, prog)?;
+    let root = lower_formula(&mut g, e, prog).map_err(Box::new)?;
     verify(&g).unwrap();
     Ok((g, root))
 }
