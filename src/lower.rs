@@ -52,13 +52,24 @@ struct Lowerer<'p, 'g> {
 }
 
 /// Lowers a scalar formula to a node. Variables other than the constants `e`
-/// and `pi` are resolved by `vars`, which may add leaves to the graph it is
-/// given; a name it returns `None` for is reported as unknown.
+/// and `pi` are resolved by `vars` (declare their leaves beforehand, or use
+/// [`lower_formula`] or [`lower_scalar_with`]).
 ///
 /// Calls of built-ins and of the `activation` items of `program` are
 /// accepted; a call with the wrong number of arguments, of an unknown
 /// function, or a recursive activation is a diagnostic.
 pub fn lower_scalar(
+    graph: &mut Graph,
+    expr: &Expr,
+    program: Option<&Program>,
+    vars: &mut dyn FnMut(&str) -> NodeId,
+) -> Result<NodeId, Diagnostic> {
+    lower_scalar_with(graph, expr, program, &mut |_, name| Some(vars(name)))
+}
+
+/// [`lower_scalar`] with a resolver that may add leaves to the graph it is
+/// given; a name it returns `None` for is reported as unknown.
+pub fn lower_scalar_with(
     graph: &mut Graph,
     expr: &Expr,
     program: Option<&Program>,
@@ -80,7 +91,7 @@ pub fn lower_formula(
     expr: &Expr,
     program: Option<&Program>,
 ) -> Result<NodeId, Diagnostic> {
-    lower_scalar(graph, expr, program, &mut |g, name| {
+    lower_scalar_with(graph, expr, program, &mut |g, name| {
         Some(g.leaf(name, LeafKind::Scalar, Shape(vec![])))
     })
 }

@@ -6,7 +6,7 @@ use slope::diag::{Diagnostic, Span};
 use slope::graph::eval::eval_scalar;
 use slope::graph::verify::verify;
 use slope::graph::{Graph, NodeId, Op};
-use slope::lower::{lower_formula, lower_scalar};
+use slope::lower::{lower_formula, lower_scalar, lower_scalar_with};
 use slope::syntax::ast::{BinOp, Expr, ExprKind, Ident};
 
 const SP: Span = Span { start: 0, end: 0 };
@@ -193,6 +193,16 @@ fn errors_are_diagnostics() {
 
     // A variable the caller does not know.
     let mut g = Graph::new();
-    let d = lower_scalar(&mut g, &var("q"), None, &mut |_, _| None).unwrap_err();
+    let d = lower_scalar_with(&mut g, &var("q"), None, &mut |_, _| None).unwrap_err();
     assert!(d.message.contains("unknown name `q`"), "{}", d.message);
+    // The plain form, with leaves declared first.
+    let q = g.leaf(
+        "q",
+        slope::graph::LeafKind::Scalar,
+        slope::graph::Shape(vec![]),
+    );
+    let r = lower_scalar(&mut g, &neg(var("q")), None, &mut |_| q).unwrap();
+    assert_eq!(eval_scalar(&g, r, &[("q", 2.0)]).unwrap(), -2.0);
+    let d = lower_scalar_with(&mut g, &var("q2"), None, &mut |_, _| None).unwrap_err();
+    assert!(d.message.contains("unknown name `q2`"), "{}", d.message);
 }
