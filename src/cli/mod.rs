@@ -1,8 +1,10 @@
 //! Stage 8: the `slope` command line. The only module that prints, reads
 //! files or uses `anyhow`; nothing imports it.
 
+mod fmt_cmd;
 mod frontend;
 mod run;
+pub mod source;
 mod symbolic;
 mod train;
 
