@@ -98,8 +98,37 @@ impl Graph {
         self.nary(Op::Mul, args, 1.0, |a, b| a * b)
     }
 
+    /// The scalar a node repeats: itself if it is a scalar, or the operand
+    /// of a broadcast of a scalar.
+    pub fn scalar_source(&self, id: NodeId) -> Option<NodeId> {
+        let node = self.node(id);
+        if node.shape.0.is_empty() {
+            return Some(id);
+        }
+        match node.op {
+            Op::Broadcast(_) if self.node(node.args[0]).shape.0.is_empty() => Some(node.args[0]),
+            _ => None,
+        }
+    }
+
     fn nary(&mut self, op: Op, args: &[NodeId], unit: f64, f: fn(f64, f64) -> f64) -> NodeId {
         let shape = self.common_shape(args);
+        // Combine repeated scalars as scalars, then broadcast once:
+        // `(-1)*(1/B)*t`, not `broadcast(-1)*broadcast(1/B)*t`.
+        if !shape.0.is_empty() {
+            let (splats, tensors): (Vec<NodeId>, Vec<NodeId>) =
+                args.iter().partition(|&&a| self.scalar_source(a).is_some());
+            if splats.len() >= 2 {
+                let scalars: Vec<NodeId> = splats
+                    .iter()
+                    .map(|&a| self.scalar_source(a).expect("partitioned on being a splat"))
+                    .collect();
+                let s = self.nary(op, &scalars, unit, f);
+                let mut all = vec![self.splat(s, &shape)];
+                all.extend(tensors);
+                return self.nary(op, &all, unit, f);
+            }
+        }
         let mut folded = unit;
         let mut kept = Vec::new();
         for &a in args {
