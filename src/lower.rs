@@ -19,6 +19,7 @@ use crate::check::model::{Activation, Builtin, Function, Loss, Model, Program};
 use crate::diag::{Diagnostic, Span, suggest};
 use crate::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape};
 use crate::syntax::ast::{BinOp, Expr, ExprKind};
+use std::collections::HashMap;
 
 /// Built-in functions with a primitive op, by name.
 const PRIMITIVES: [(&str, Op); 10] = [
@@ -43,12 +44,27 @@ enum Scope<'a> {
     Params(&'a [(String, NodeId)]),
 }
 
-/// The state of one lowering: the graph, the file's items, and the chain of
-/// activations being inlined (to report a recursive definition).
+/// The state of one lowering: the graph, the file's items, the chain of
+/// activations being inlined (to report a recursive definition), and the
+/// calls already inlined.
 struct Lowerer<'p, 'g> {
     graph: &'g mut Graph,
     program: Option<&'p Program>,
     inlining: Vec<String>,
+    /// `f(args)` lowered once per distinct argument nodes: without it
+    /// `f2(x) = f1(x)*f1(x)`, `f3(x) = f2(x)*f2(x)`, ... takes exponential time.
+    inlined: HashMap<(String, Vec<NodeId>), NodeId>,
+}
+
+impl<'p, 'g> Lowerer<'p, 'g> {
+    fn new(graph: &'g mut Graph, program: Option<&'p Program>) -> Self {
+        Lowerer {
+            graph,
+            program,
+            inlining: Vec::new(),
+            inlined: HashMap::new(),
+        }
+    }
 }
 
 /// Lowers a scalar formula to a node. Variables other than the constants `e`
@@ -75,11 +91,7 @@ pub fn lower_scalar_with(
     program: Option<&Program>,
     vars: &mut dyn FnMut(&mut Graph, &str) -> Option<NodeId>,
 ) -> Result<NodeId, Diagnostic> {
-    let mut l = Lowerer {
-        graph,
-        program,
-        inlining: Vec::new(),
-    };
+    let mut l = Lowerer::new(graph, program);
     l.expr(expr, &mut Scope::Top(vars))
 }
 
@@ -223,6 +235,10 @@ impl Lowerer<'_, '_> {
 
     /// The body of `f` with its parameters bound to `args`.
     fn inline(&mut self, f: &Function, args: &[NodeId], span: Span) -> Result<NodeId, Diagnostic> {
+        let key = (f.name.clone(), args.to_vec());
+        if let Some(&done) = self.inlined.get(&key) {
+            return Ok(done);
+        }
         if let Some(i) = self.inlining.iter().position(|n| *n == f.name) {
             let mut cycle = self.inlining[i..].to_vec();
             cycle.push(f.name.clone());
@@ -249,6 +265,9 @@ impl Lowerer<'_, '_> {
         self.inlining.push(f.name.clone());
         let out = self.expr(&f.body, &mut Scope::Params(&bound));
         self.inlining.pop();
+        if let Ok(n) = out {
+            self.inlined.insert(key, n);
+        }
         out
     }
 }
@@ -406,11 +425,7 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
                         layer.span,
                     ));
                 };
-                let mut l = Lowerer {
-                    graph: &mut g,
-                    program: Some(program),
-                    inlining: Vec::new(),
-                };
+                let mut l = Lowerer::new(&mut g, Some(program));
                 l.inline(f, &[z], layer.span)?
             }
         };
@@ -487,11 +502,7 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
                     model.span,
                 ));
             };
-            let mut l = Lowerer {
-                graph: &mut g,
-                program: Some(program),
-                inlining: Vec::new(),
-            };
+            let mut l = Lowerer::new(&mut g, Some(program));
             let per = l.inline(f, &[y, t], f.span)?;
             // A formula that ignores y and t is a scalar: it is the same at every element.
             let per = g.splat(per, &yshape);

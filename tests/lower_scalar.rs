@@ -206,3 +206,21 @@ fn errors_are_diagnostics() {
     let d = lower_scalar_with(&mut g, &var("q2"), None, &mut |_, _| None).unwrap_err();
     assert!(d.message.contains("unknown name `q2`"), "{}", d.message);
 }
+
+#[test]
+fn repeated_calls_are_lowered_once() {
+    // f0(x) = x + 1; f_k(x) = f_{k-1}(x) * f_{k-1}(x): 2^60 calls unless shared.
+    let mut acts = vec![act("f0", "x", bin(BinOp::Add, var("x"), num(1.0)))];
+    for k in 1..=60 {
+        let prev = format!("f{}", k - 1);
+        let body = bin(
+            BinOp::Mul,
+            call(&prev, vec![var("x")]),
+            call(&prev, vec![var("x")]),
+        );
+        acts.push(act(&format!("f{k}"), "x", body));
+    }
+    let p = program(acts);
+    let (g, _) = lower(&call("f60", vec![var("x")]), Some(&p)).unwrap();
+    assert!(g.dag.node_count() < 200);
+}
