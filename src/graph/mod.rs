@@ -5,9 +5,12 @@
 //! `lower`, `diff`, `simplify`, `codegen`, `train` or `cli`. Diff, simplify
 //! and codegen can therefore be tested from graphs built by hand.
 
+pub mod build;
+pub mod eval;
 pub mod op;
+pub mod verify;
 
-pub use op::{Axes, Const, LeafId, Op};
+pub use op::{Axes, Const, Contribution, LeafId, Op, Rule};
 
 /// A dimension: the symbolic batch size or a fixed size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
