@@ -140,3 +140,138 @@ fn errors_are_reported_and_recovered() {
         ["unknown escape '\\n' in string"]
     );
 }
+
+#[test]
+fn ast_snapshots_of_cases() {
+    insta::glob!("cases/*.nn", |path| {
+        let src = std::fs::read_to_string(path).expect("case files are readable");
+        insta::assert_snapshot!(f(&src));
+    });
+}
+
+#[test]
+fn diagnostic_snapshots_of_errors() {
+    insta::glob!("errors/*.nn", |path| {
+        let src = std::fs::read_to_string(path).expect("error files are readable");
+        let (_, diags) = syntax::parse(&src);
+        assert!(!diags.is_empty(), "{path:?} should have errors");
+        let mut sources = slope::diag::SourceMap::new();
+        let name = path.file_name().expect("a file").to_string_lossy();
+        sources.add(name.to_string(), src.clone());
+        insta::assert_snapshot!(slope::diag::render(&diags, &sources));
+    });
+}
+
+/// The ``` blocks of a markdown text.
+fn code_blocks(md: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in md.lines() {
+        if line.trim_start().starts_with("```") {
+            match current.take() {
+                Some(block) => blocks.push(block),
+                None => current = Some(String::new()),
+            }
+        } else if let Some(block) = &mut current {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    blocks
+}
+
+#[test]
+fn every_code_block_of_the_spec_parses() {
+    let spec =
+        std::fs::read_to_string("docs/spec.md").expect("docs/spec.md is the product contract");
+    let blocks = code_blocks(&spec);
+    assert!(!blocks.is_empty());
+    for block in &blocks {
+        let out = f(block);
+        assert!(!out.is_empty());
+    }
+    // The first block is kept as a case file too; they must agree.
+    let case = std::fs::read_to_string("tests/cases/spec_xor.nn").expect("case exists");
+    assert_eq!(blocks[0], case);
+}
+
+#[test]
+fn inline_code_of_the_spec_parses() {
+    let spec =
+        std::fs::read_to_string("docs/spec.md").expect("docs/spec.md is the product contract");
+    let files = ["model m { input 2; dense 1 }"];
+    let exprs = [
+        ("-x^2", "(neg (^ x 2))"),
+        ("-(x^2)", "(neg (paren (^ x 2)))"),
+        ("2^3^2", "(^ 2 (^ 3 2))"),
+        ("2^(3^2)", "(^ 2 (paren (^ 3 2)))"),
+        ("2^-x", "(^ 2 (neg x))"),
+        ("2^(-x)", "(^ 2 (paren (neg x)))"),
+        ("where(c, a, b)", "(call where c a b)"),
+        ("sigmoid*(1 - sigmoid)", "(* sigmoid (paren (- 1 sigmoid)))"),
+        ("1 - tanh^2", "(- 1 (^ tanh 2))"),
+        ("where(x > 0, 1, 0)", "(call where (> x 0) 1 0)"),
+        ("1/x", "(/ 1 x)"),
+        ("1/(2*sqrt)", "(/ 1 (paren (* 2 sqrt)))"),
+        (
+            "where(x > 0, 1, where(x < 0, -1, 0))",
+            "(call where (> x 0) 1 (call where (< x 0) (neg 1) 0))",
+        ),
+        ("where(a > b, a', b')", ""),
+        (
+            "where(x > 0, x, 0.01*x)",
+            "(call where (> x 0) x (* 0.01 x))",
+        ),
+        (
+            "where(x > 0, x, exp(x) - 1)",
+            "(call where (> x 0) x (- (call exp x) 1))",
+        ),
+        ("x*sigmoid(x)", "(* x (call sigmoid x))"),
+        (
+            "0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))",
+            "(* (* 0.5 x) (paren (+ 1 (call tanh (* (call sqrt (/ 2 pi)) (paren (+ x (* 0.044715 (^ x 3)))))))))",
+        ),
+        ("(y - t)^2", "(^ (paren (- y t)) 2)"),
+        (
+            "-(t*log(y) + (1 - t)*log(1 - y))",
+            "(neg (paren (+ (* t (call log y)) (* (paren (- 1 t)) (call log (- 1 y))))))",
+        ),
+        ("sqrt(2/pi)", "(call sqrt (/ 2 pi))"),
+        ("x^3 / 3", "(/ (^ x 3) 3)"),
+    ];
+    for src in files {
+        assert!(
+            spec.contains(&format!("`{src}`")),
+            "{src} is quoted in the spec"
+        );
+        f(src);
+    }
+    for (src, want) in exprs {
+        assert!(spec.contains(src), "{src} appears in the spec");
+        if want.is_empty() {
+            // `a'` is the derivative notation of the prose, not the language.
+            assert!(syntax::parse_expr(src).is_err());
+        } else {
+            assert_eq!(e(src), want, "{src}");
+        }
+    }
+}
+
+#[test]
+fn every_example_parses() {
+    let Ok(dir) = std::fs::read_dir("examples") else {
+        // No examples on this branch yet; the spec and case files still run.
+        return;
+    };
+    let mut paths: Vec<_> = dir
+        .flatten()
+        .map(|d| d.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "nn"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let src = std::fs::read_to_string(&path).expect("readable example");
+        let (_, diags) = syntax::parse(&src);
+        assert!(diags.is_empty(), "{path:?}: {diags:#?}");
+    }
+}

@@ -33,8 +33,6 @@ pub fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Runs `slope fmt`.
-pub fn fmt(_args: FmtArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input(
-        "error: `slope fmt` is not built yet\n".into(),
-    ))
+pub fn fmt(args: FmtArgs) -> Result<ExitCode, Failure> {
+    super::fmt_cmd::run(args)
 }

@@ -3,8 +3,10 @@
 
 mod check_cmd;
 pub mod common;
+mod fmt_cmd;
 mod frontend;
 mod run;
+pub mod source;
 mod symbolic;
 mod train;
 

@@ -80,6 +80,39 @@ pub fn value(v: &Value) -> String {
 
 /// One expression, fully parenthesised.
 pub fn expr(e: &Expr) -> String {
+    expr_with(e, true)
+}
+
+/// The file's items (no comments) with written parentheses left out: two
+/// files with the same `bare` dump have the same meaning and layout of items,
+/// which is what `slope fmt` must preserve.
+pub fn file_bare(file: &File) -> String {
+    let mut out = String::new();
+    for it in &file.items {
+        let mut one = item(it);
+        if let Item::Activation(f) | Item::Loss(f) = it {
+            let params: Vec<&str> = f.params.iter().map(|p| p.name.as_str()).collect();
+            let kw = if matches!(it, Item::Activation(_)) {
+                "activation"
+            } else {
+                "loss"
+            };
+            one = format!(
+                "({kw} {} ({}) {})",
+                f.name.name,
+                params.join(" "),
+                expr_with(&f.body, false)
+            );
+        }
+        out.push_str(&one);
+        out.push('\n');
+    }
+    out
+}
+
+/// One expression; `parens` says whether written parentheses are shown.
+pub fn expr_with(e: &Expr, parens: bool) -> String {
+    let expr = |e: &Expr| expr_with(e, parens);
     match &e.kind {
         ExprKind::Number { text, .. } => text.clone(),
         ExprKind::Var(name) => name.clone(),
@@ -95,6 +128,7 @@ pub fn expr(e: &Expr) -> String {
         ExprKind::Binary { op, lhs, rhs } => {
             format!("({} {} {})", op.symbol(), expr(lhs), expr(rhs))
         }
-        ExprKind::Paren(inner) => format!("(paren {})", expr(inner)),
+        ExprKind::Paren(inner) if parens => format!("(paren {})", expr(inner)),
+        ExprKind::Paren(inner) => expr(inner),
     }
 }

@@ -327,13 +327,14 @@ impl<'a> Parser<'a> {
             return Err(self.expected(i, "expected a number"));
         };
         if rest.starts_with(lex::is_word_char) {
-            let bad_len = i.len() - i.trim_start_matches(lex::is_word_char).len();
+            let tail_len = rest.len() - rest.trim_start_matches(lex::is_word_char).len();
+            let bad_len = text.len() + tail_len;
             let bad = &i[..bad_len];
             let mut d = Diagnostic::error(
                 format!("invalid number '{bad}'"),
                 Span::new(start, start + bad_len),
             );
-            let tail = &rest[..bad_len - text.len()];
+            let tail = &rest[..tail_len];
             if tail.starts_with(['e', 'E']) && tail.len() == 1 {
                 d = d.with_help(format!("an exponent needs digits, e.g. '{text}e-3'"));
             } else if lex::ident_text(tail).is_ok_and(|(r, _)| r.is_empty()) {

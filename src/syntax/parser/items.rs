@@ -43,25 +43,63 @@ impl<'a> Parser<'a> {
                 Err(d) => {
                     let at = d.sort_key().1.max(self.off(i));
                     self.diags.push(*d);
-                    i = self.skip_to_item(&self.src[at..]);
+                    let rest = &self.src[at..];
+                    // An error found at the start of a later item (e.g. an
+                    // unclosed '(' running into it) resumes at that item.
+                    i = if at > self.off(i) && self.at_line_start(rest) && self.starts_item(rest) {
+                        rest
+                    } else {
+                        self.skip_to_item(rest)
+                    };
                 }
             }
         }
     }
 
-    /// Recovery: skips past the line holding `i`, then to the first line
-    /// whose first token starts an item, or to the end.
-    fn skip_to_item(&self, mut i: &'a str) -> &'a str {
-        loop {
-            match i.find('\n') {
-                None => return &i[i.len()..],
-                Some(k) => i = &i[k + 1..],
+    /// Recovery: skips to the first line after `i`'s line whose first token
+    /// starts an item, or to the end. Braces on the skipped lines are counted
+    /// so that a `loss NAME` statement inside a skipped block is not taken
+    /// for a `loss` item; `activation`, `model` and `train` always stop.
+    fn skip_to_item(&self, i: &'a str) -> &'a str {
+        // Every byte looked at is ASCII, so each index is a char boundary.
+        let bytes = i.as_bytes();
+        let mut depth = 0usize;
+        let mut k = 0;
+        while k < bytes.len() {
+            match bytes[k] {
+                b'"' => {
+                    // Strings end at their quote or at the end of the line.
+                    k += 1;
+                    while k < bytes.len() && !matches!(bytes[k], b'"' | b'\n') {
+                        k += if bytes[k] == b'\\' && bytes.get(k + 1) != Some(&b'\n') {
+                            2
+                        } else {
+                            1
+                        };
+                    }
+                    if bytes.get(k) == Some(&b'"') {
+                        k += 1;
+                    }
+                    continue;
+                }
+                b'#' => {
+                    k = i[k..].find('\n').map_or(bytes.len(), |n| k + n);
+                    continue;
+                }
+                b'{' => depth += 1,
+                b'}' => depth = depth.saturating_sub(1),
+                b'\n' => {
+                    let line = lex::skip_blanks(&i[k + 1..], false);
+                    let bare_loss = lex::ident_text(line).is_ok_and(|(_, w)| w == "loss");
+                    if self.starts_item(line) || (depth == 0 && bare_loss) {
+                        return line;
+                    }
+                }
+                _ => {}
             }
-            let line = lex::skip_blanks(i, false);
-            if self.starts_item(line) {
-                return line;
-            }
+            k += 1;
         }
+        &i[i.len()..]
     }
 
     /// True if `i` starts an item: `activation`, `model` or `train`, or
@@ -163,14 +201,15 @@ impl<'a> Parser<'a> {
         let r = self.blanks(r);
         if !starts_expr(r) {
             let (what, span) = self.found(r);
-            return Err(Box::new(
-                Diagnostic::error(
-                    format!("expected an expression after '=', found {what}"),
-                    span,
-                )
-                .with_secondary(eq, "the formula starts after this '='")
-                .with_help("the formula must start on the same line as '='"),
-            ));
+            let mut d = Diagnostic::error(
+                format!("expected an expression after '=', found {what}"),
+                span,
+            )
+            .with_secondary(eq, "the formula starts after this '='");
+            if r.is_empty() || r.starts_with(['\n', '\r']) {
+                d = d.with_help("the formula must start on the same line as '='");
+            }
+            return Err(Box::new(d));
         }
         let (rest, (body, _)) = self.expr(r)?;
         let end = self.blanks(rest);

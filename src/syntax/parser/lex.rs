@@ -41,7 +41,7 @@ pub(super) fn is_word_char(c: char) -> bool {
 
 /// Skips spaces, tabs, carriage returns and `#` comments; with `newlines`,
 /// line breaks too. Comments are collected separately by [`comments`].
-pub(super) fn skip_blanks(mut i: &str, newlines: bool) -> &str {
+pub(in crate::syntax) fn skip_blanks(mut i: &str, newlines: bool) -> &str {
     loop {
         let trimmed = i.trim_start_matches(|c| c == ' ' || c == '\t' || c == '\r');
         i = trimmed;

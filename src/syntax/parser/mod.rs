@@ -9,7 +9,7 @@
 
 mod expr;
 mod items;
-mod lex;
+pub(in crate::syntax) mod lex;
 
 use super::MAX_DEPTH;
 use super::ast;
@@ -33,6 +33,49 @@ pub(super) struct Parser<'a> {
 }
 
 pub(super) fn parse_file(src: &str) -> (ast::File, Vec<Diagnostic>) {
+    with_stack_for(src, || parse_file_here(src))
+}
+
+pub(super) fn parse_expr_only(src: &str) -> Result<ast::Expr, Vec<Diagnostic>> {
+    with_stack_for(src, || parse_expr_here(src))
+}
+
+/// Runs `parse` where the stack is deep enough for `MAX_DEPTH` levels.
+///
+/// One level of nesting is a cycle of eight rule functions (`paren`, `expr`,
+/// `comparison`, ..., `atom`); unoptimised builds spend about 14 KiB of
+/// stack on it, so 256 levels need about 3.5 MiB, more than a test thread's
+/// 2 MiB. Input that cannot nest more than a few levels (few brackets,
+/// minus signs and carets) is parsed on the caller's thread; other input on
+/// a helper thread with a 64 MiB stack (reserved, not committed, memory).
+fn with_stack_for<T: Send>(src: &str, parse: impl Fn() -> T + Sync) -> T {
+    const SHALLOW: usize = 32;
+    const STACK: usize = 64 << 20;
+    let openers = src
+        .bytes()
+        .filter(|b| matches!(b, b'(' | b'[' | b'-' | b'^'))
+        .count();
+    if openers <= SHALLOW {
+        return parse();
+    }
+    let spawned = std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("slope-parse".into())
+            .stack_size(STACK)
+            .spawn_scoped(scope, &parse)
+            .ok()?;
+        Some(match handle.join() {
+            Ok(result) => result,
+            // A panic in the parser is a bug; let it surface as it would inline.
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
+    });
+    // If no thread can be started, parsing here is still right for all but
+    // pathologically nested input.
+    spawned.unwrap_or_else(parse)
+}
+
+fn parse_file_here(src: &str) -> (ast::File, Vec<Diagnostic>) {
     let mut parser = Parser::new(src);
     let items = parser.file(src);
     let file = ast::File {
@@ -42,7 +85,7 @@ pub(super) fn parse_file(src: &str) -> (ast::File, Vec<Diagnostic>) {
     (file, parser.finish())
 }
 
-pub(super) fn parse_expr_only(src: &str) -> Result<ast::Expr, Vec<Diagnostic>> {
+fn parse_expr_here(src: &str) -> Result<ast::Expr, Vec<Diagnostic>> {
     let mut parser = Parser::new(src);
     // A lone expression may span lines, as if it were in parentheses.
     parser.brackets = 1;
