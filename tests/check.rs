@@ -77,10 +77,10 @@ fn unreadable_files_fail_with_exit_1() {
         "error: cannot read 'tests/no_such_file.nn': No such file or directory\n"
     );
 
-    let (code, _, stderr) = run(&["check", "tests/errors/dense_four.nn"]);
+    let (code, _, stderr) = run(&["check", "tests/errors/check/dense_four.nn"]);
     assert_eq!(code, 1);
     assert!(
-        stderr.contains("--> tests/errors/dense_four.nn:4:11"),
+        stderr.contains("--> tests/errors/check/dense_four.nn:4:11"),
         "{stderr}"
     );
 }

@@ -1,12 +1,14 @@
-//! Every file in `tests/errors/` is a realistic mistake. Each is run through
-//! `slope check` (the same code path users get, data loading included) and
-//! the exit status and rendered diagnostics are snapshot-tested.
+//! Every `.nn` file under `tests/errors/` is a realistic mistake: syntax
+//! errors directly in it (also snapshot by `tests/parse.rs`), checker and
+//! data errors in `tests/errors/check/` (their CSVs in `check/data/`). Each
+//! is run through `slope check` (the same code path users get, data loading
+//! included) and the exit status and rendered diagnostics are snapshot-tested.
 
 use assert_cmd::Command;
 
 #[test]
 fn every_error_file_is_reported() {
-    insta::glob!("errors/*.nn", |path| {
+    insta::glob!("errors/**/*.nn", |path| {
         let dir = path.parent().expect("a globbed file has a directory");
         let name = path.file_name().expect("a globbed file has a name");
         let output = Command::cargo_bin("slope")
