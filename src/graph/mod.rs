@@ -6,6 +6,7 @@
 //! and codegen can therefore be tested from graphs built by hand.
 
 pub mod op;
+pub mod dot;
 pub mod print;
 
 pub use op::{Axes, Const, LeafId, Op};

@@ -265,6 +265,12 @@ impl<'g> Printer<'g> {
         (false, 1.0, vec![id])
     }
 
+    /// True for `1/x` and `x^-k`, which print as denominators.
+    fn is_denominator(&self, id: NodeId) -> bool {
+        !self.is_named(id)
+            && (self.g.node(id).op == Op::Recip || self.negative_exponent(id).is_some())
+    }
+
     fn is_named(&self, id: NodeId) -> bool {
         self.use_names && self.g.names.contains_key(&id)
     }
@@ -297,7 +303,7 @@ impl<'g> Printer<'g> {
     fn magnitude(&self, c: f64, factors: &[NodeId]) -> (String, u8) {
         match factors {
             [] => self.number(c),
-            [f] if c == 1.0 => self.p(*f),
+            [f] if c == 1.0 && !self.is_denominator(*f) => self.p(*f),
             _ => self.product_of(c, factors),
         }
     }

@@ -333,7 +333,7 @@ fn fold_consts(g: &mut Graph, id: NodeId) -> Option<NodeId> {
 
 fn pow_one(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     let a = args(g, id);
-    (is(g, id, Op::Pow) && const_value(g, a[1]) == Some(1.0)).then_some(a[0])
+    (is(g, id, Op::Pow) && const_value(g, a[1]) == Some(1.0)).then(|| a[0])
 }
 
 fn pow_zero(g: &mut Graph, id: NodeId) -> Option<NodeId> {
@@ -558,7 +558,7 @@ fn exp_log(g: &mut Graph, id: NodeId) -> Option<NodeId> {
 
 fn where_same(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     let a = args(g, id);
-    (is(g, id, Op::Where) && a[1] == a[2]).then_some(a[1])
+    (is(g, id, Op::Where) && a[1] == a[2]).then(|| a[1])
 }
 
 fn where_const(g: &mut Graph, id: NodeId) -> Option<NodeId> {
