@@ -274,7 +274,7 @@ fn neg_neg(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     }
     let inner = args(g, a[1]);
     (is(g, a[1], Op::Mul) && inner.len() == 2 && const_value(g, inner[0]) == Some(-1.0))
-        .then_some(inner[1])
+        .then(|| inner[1])
 }
 
 fn flatten(g: &mut Graph, id: NodeId, op: Op) -> Option<NodeId> {
