@@ -3,9 +3,11 @@
 
 mod check_cmd;
 pub mod common;
+mod equations;
 mod frontend;
 mod run;
 mod symbolic;
+mod symbolic_cmd;
 mod train;
 
 use clap::{Parser, Subcommand};

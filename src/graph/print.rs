@@ -27,6 +27,8 @@ pub struct Printer<'g> {
     style: Style,
     /// When false, named nodes print by their formula (names of leaves stay).
     use_names: bool,
+    /// Print batch tensors as one sample's column vectors (textbook form).
+    per_sample: bool,
 }
 
 /// The expression of `id` as `.nn` text, named nodes printed by name except `id` itself.
@@ -54,7 +56,17 @@ impl<'g> Printer<'g> {
             g,
             style,
             use_names: true,
+            per_sample: false,
         }
+    }
+
+    /// Prints `[B, n]` tensors as one sample's column vectors: `a·Wᵀ`
+    /// becomes `W·a`, a batch-summed `aᵀ·δ` becomes `δ·aᵀ`, a sum over the
+    /// batch or a factor holding the batch size `B` (the mean's `1/B`) is
+    /// left out. The caller states the batch scaling once, in words.
+    pub fn per_sample(mut self) -> Printer<'g> {
+        self.per_sample = true;
+        self
     }
 
     /// Whether named nodes print by name (default) or by formula.
@@ -114,6 +126,11 @@ impl<'g> Printer<'g> {
     }
 
     fn formula(&self, id: NodeId) -> (String, u8) {
+        if self.per_sample
+            && let Some(out) = self.sample_form(id)
+        {
+            return out;
+        }
         let n = self.g.node(id);
         let a = &n.args;
         match n.op {
@@ -194,6 +211,91 @@ impl<'g> Printer<'g> {
                 }
             }
         }
+    }
+
+    /// The per-sample (column-vector) reading of a batch tensor op.
+    fn sample_form(&self, id: NodeId) -> Option<(String, u8)> {
+        let n = self.g.node(id);
+        let a = &n.args;
+        let dot = match self.style {
+            Style::Text => "·",
+            Style::Latex => " ",
+        };
+        match n.op {
+            Op::MatMul if self.batched(a[0]) && !self.batched(a[1]) => {
+                // Rows a_i·M are the columns Mᵀ·a_i.
+                Some((format!("{}{dot}{}", self.transposed(a[1]), self.at(a[0], NEG)), PROD))
+            }
+            Op::MatMul if self.is_batch_transpose(a[0]) && self.batched(a[1]) => {
+                // Aᵀ·D = Σ_i a_i·d_iᵀ: one sample's term is a·dᵀ.
+                let p = self.g.node(a[0]).args[0];
+                Some((format!("{}{dot}{}", self.at(p, NEG), self.transposed(a[1])), PROD))
+            }
+            Op::Transpose if self.g.node(a[0]).op == Op::MatMul => {
+                let m = self.g.node(a[0]);
+                if self.is_batch_transpose(m.args[0]) && self.batched(m.args[1]) {
+                    // (Aᵀ·D)ᵀ = Σ_i d_i·a_iᵀ.
+                    let p = self.g.node(m.args[0]).args[0];
+                    return Some((format!("{}{dot}{}", self.at(m.args[1], NEG), self.transposed(p)), PROD));
+                }
+                None
+            }
+            Op::Sum(axes) if axes.0 & 1 != 0 && self.batched(a[0]) => {
+                if axes.0 == 1 {
+                    Some(self.p(a[0]))
+                } else {
+                    // Summing the other axes too: a sum over one sample's elements.
+                    let (s, _) = self.p(a[0]);
+                    Some(self.call_text("sum", s))
+                }
+            }
+            Op::Sum(axes) if axes.0 == 0b10 && self.batched(a[0]) => {
+                let (s, _) = self.p(a[0]);
+                Some(self.call_text("sum", s))
+            }
+            _ => None,
+        }
+    }
+
+    fn call_text(&self, name: &str, inner: String) -> (String, u8) {
+        let head = match self.style {
+            Style::Text => name.to_string(),
+            Style::Latex => latex_func(name),
+        };
+        (format!("{head}{}", self.paren(inner)), ATOM)
+    }
+
+    /// True for a tensor whose first axis is the batch.
+    fn batched(&self, id: NodeId) -> bool {
+        self.g.node(id).shape.0.first() == Some(&super::Dim::Batch)
+    }
+
+    fn is_batch_transpose(&self, id: NodeId) -> bool {
+        let n = self.g.node(id);
+        n.op == Op::Transpose && self.batched(n.args[0])
+    }
+
+    /// `Mᵀ`, printing `(Wᵀ)ᵀ` as `W`.
+    fn transposed(&self, id: NodeId) -> String {
+        let n = self.g.node(id);
+        if n.op == Op::Transpose && !self.is_named(id) {
+            return self.at(n.args[0], NEG);
+        }
+        let t = match self.style {
+            Style::Text => "ᵀ",
+            Style::Latex => "^{\\top}",
+        };
+        format!("{}{t}", self.at(id, ATOM))
+    }
+
+    /// True for a scalar factor that holds the batch size (the mean's `1/B`),
+    /// left out of per-sample equations.
+    pub fn is_batch_scale(&self, id: NodeId) -> bool {
+        let n = self.g.node(id);
+        if !n.shape.0.is_empty() {
+            return matches!(n.op, Op::Broadcast(_)) && self.is_batch_scale(n.args[0]);
+        }
+        self.g.topo_order(&[id]).iter().any(|&m| self.g.node(m).op == Op::BatchSize)
     }
 
     fn number(&self, v: f64) -> (String, u8) {
@@ -301,6 +403,13 @@ impl<'g> Printer<'g> {
 
     /// `c * factors...` with `c >= 0`.
     fn magnitude(&self, c: f64, factors: &[NodeId]) -> (String, u8) {
+        let kept: Vec<NodeId>;
+        let factors = if self.per_sample {
+            kept = factors.iter().copied().filter(|&f| !self.is_batch_scale(f)).collect();
+            &kept[..]
+        } else {
+            factors
+        };
         match factors {
             [] => self.number(c),
             [f] if c == 1.0 && !self.is_denominator(*f) => self.p(*f),
@@ -317,6 +426,9 @@ impl<'g> Printer<'g> {
         };
         let mut rest = Vec::new();
         for f in factors {
+            if self.per_sample && self.is_batch_scale(f) {
+                continue;
+            }
             match const_value(self.g, f) {
                 Some(c) if !self.is_named(f) => coef *= c,
                 _ => rest.push(f),
