@@ -20,6 +20,19 @@ struct Line {
     lhs_latex: String,
     rhs: NodeId,
     note: Option<String>,
+    /// Print `mean(rhs)`: the loss is the mean of a per-element formula.
+    mean: bool,
+}
+
+impl Line {
+    fn text(&self, p: &Printer, style: Style) -> String {
+        let rhs = p.root(self.rhs);
+        match (self.mean, style) {
+            (false, _) => rhs,
+            (true, Style::Text) => format!("mean({rhs})"),
+            (true, Style::Latex) => format!("\\operatorname{{mean}}\\left({rhs}\\right)"),
+        }
+    }
 }
 
 /// The equations of one network, ready to print in either style.
@@ -87,7 +100,12 @@ pub fn derive(net: Network, model: &Model) -> Equations {
     let mut forward = Vec::new();
     for (i, (l, layer)) in layers.iter().zip(&model.layers).enumerate() {
         let k = i + 1;
-        forward.push(line(&format!("z{k}"), s.get(l.z), None));
+        let lhs = if l.a == l.z && k == n_layers {
+            format!("y = z{k}")
+        } else {
+            format!("z{k}")
+        };
+        forward.push(line(&lhs, s.get(l.z), None));
         if l.a != l.z {
             let lhs = if k == n_layers { "y".to_string() } else { format!("a{k}") };
             let _ = layer;
@@ -103,7 +121,22 @@ pub fn derive(net: Network, model: &Model) -> Equations {
         }
         _ => None,
     };
-    forward.push(line("ℓ", s.get(loss), loss_note));
+    // The loss is `sum(per-element loss) * (1/count)`: print the mean of the per-element loss.
+    let l = s.get(loss);
+    let per = g.node(l).args.iter().copied().find(|&a| matches!(g.node(a).op, Op::Sum(_)));
+    match per {
+        Some(sum) => {
+            let per = g.node(sum).args[0];
+            forward.push(Line {
+                lhs_text: "ℓ".to_string(),
+                lhs_latex: "\\ell".to_string(),
+                rhs: per,
+                note: loss_note,
+                mean: true,
+            });
+        }
+        None => forward.push(line("ℓ", l, loss_note)),
+    }
 
     let mut derivatives = Vec::new();
     for (i, (d, layer)) in act_derivs.iter().zip(&model.layers).enumerate() {
@@ -120,6 +153,7 @@ pub fn derive(net: Network, model: &Model) -> Equations {
                 lhs_latex: latex,
                 rhs: s.get(*d),
                 note: None,
+                mean: false,
             });
         }
     }
@@ -141,6 +175,7 @@ pub fn derive(net: Network, model: &Model) -> Equations {
                 lhs_latex: format!("\\delta_{{{k}}} = \\frac{{\\partial \\ell}}{{\\partial z_{{{k}}}}}"),
                 rhs: s.get(d),
                 note,
+                mean: false,
             });
         }
         for (p, &gr) in params.iter().zip(&grads.grads) {
@@ -154,6 +189,7 @@ pub fn derive(net: Network, model: &Model) -> Equations {
                     ),
                     rhs: s.get(gr),
                     note: None,
+                    mean: false,
                 });
             }
         }
@@ -183,6 +219,7 @@ fn line(lhs: &str, rhs: NodeId, note: Option<String>) -> Line {
         lhs_latex: crate::graph::print::latex_name(lhs).replace('ℓ', "\\ell"),
         rhs,
         note,
+        mean: false,
     }
 }
 
@@ -190,17 +227,13 @@ fn line(lhs: &str, rhs: NodeId, note: Option<String>) -> Line {
 /// factor that the mean left in the last layer's `δ`.
 fn batch_note(g: &Graph, delta: NodeId) -> String {
     let p = Printer::new(g, Style::Text);
-    let n = g.node(delta);
-    let factors: Vec<NodeId> = match n.op {
-        Op::Mul => n.args.clone(),
-        _ => vec![delta],
-    };
-    let scale: Vec<String> = factors
-        .iter()
-        .filter(|&&f| p.is_batch_scale(f))
-        .map(|&f| p.expr(f))
-        .collect();
-    match scale.join("*").as_str() {
+    let scale = g
+        .topo_order(&[delta])
+        .into_iter()
+        .find(|&f| !g.node(f).shape.0.is_empty() && p.is_batch_scale(f))
+        .map(|f| p.expr(f))
+        .unwrap_or_default();
+    match scale.as_str() {
         "" => "the equations are per sample; a batch's gradient is the sum of its rows' gradients".to_string(),
         "1/B" => "for a batch of B rows, each gradient is the mean of the per-sample gradients".to_string(),
         s => format!(
@@ -233,7 +266,7 @@ impl Equations {
                     Style::Text => &l.lhs_text,
                     Style::Latex => &l.lhs_latex,
                 };
-                out += &format!("{lhs} = {}\n", p.root(l.rhs));
+                out += &format!("{lhs} = {}\n", l.text(&p, style));
             }
             out += "\n";
         }
@@ -260,7 +293,7 @@ impl Equations {
                     };
                     let mut m = serde_json::Map::new();
                     m.insert("lhs".into(), lhs.clone().into());
-                    m.insert("rhs".into(), p.root(l.rhs).into());
+                    m.insert("rhs".into(), l.text(&p, style).into());
                     if let Some(n) = &l.note {
                         m.insert("note".into(), n.clone().into());
                     }

@@ -34,12 +34,14 @@ pub const CANONICAL: &[&str] = &[
     "sort-operands",
     "neg-canon",
     "broadcast-const",
+    "broadcast-mul",
 ];
 
 /// The rule table, tried in order at each node.
 #[rustfmt::skip]
 pub const RULES: &[Rule] = &[
-    rule!("broadcast-const",   broadcast_const),     // bcast(bcast(c)) = bcast(c)
+    rule!("broadcast-const",   broadcast_const),     // bcast(bcast(s)) = bcast(s), s a scalar
+    rule!("broadcast-mul",     broadcast_mul),       // bcast(c*a) = bcast(c)*bcast(a)
     rule!("const-fold",        const_fold),          // 2*3 = 6, exp(0) = 1
     rule!("neg-canon",         neg_canon),           // -a = (-1)*a
     rule!("neg-neg",           neg_neg),             // (-1)*((-1)*x) = x
@@ -106,7 +108,8 @@ fn nary(g: &mut Graph, op: Op, items: Vec<NodeId>, shape: &Shape) -> Option<Node
     let mut acc = unit;
     let mut stack: Vec<NodeId> = items.into_iter().rev().collect();
     while let Some(id) = stack.pop() {
-        if g.node(id).op == op {
+        // Named nodes (`y`, `a1`) stay whole so the printer can show their name.
+        if g.node(id).op == op && !g.names.contains_key(&id) {
             stack.extend(g.node(id).args.iter().rev());
         } else if let Some(c) = const_value(g, id) {
             acc = if op == Op::Add { acc + c } else { acc * c };
@@ -183,6 +186,14 @@ fn positive(g: &Graph, id: NodeId) -> bool {
     let n = g.node(id);
     match n.op {
         Op::Exp | Op::Sigmoid | Op::Softplus => true,
+        // `1 - sigmoid(u)` is sigmoid(-u), positive.
+        Op::Add if n.args.len() == 2 && const_value(g, n.args[0]) == Some(1.0) => {
+            let m = g.node(n.args[1]);
+            m.op == Op::Mul
+                && m.args.len() == 2
+                && const_value(g, m.args[0]) == Some(-1.0)
+                && g.node(m.args[1]).op == Op::Sigmoid
+        }
         Op::Add | Op::Mul => n.args.iter().all(|&a| positive(g, a)),
         Op::Recip | Op::Sqrt => positive(g, n.args[0]),
         _ => false,
@@ -243,8 +254,29 @@ fn broadcast_const(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     if !nested {
         return None;
     }
-    let c = const_value(g, id)?;
-    Some(constant(g, c, &shape(g, id)))
+    let inner = g.node(n.args[0]).args[0];
+    if !g.node(inner).shape.0.is_empty() {
+        return None;
+    }
+    let s = shape(g, id);
+    Some(g.splat(inner, &s))
+}
+
+fn broadcast_mul(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let n = g.node(id);
+    let Op::Broadcast(axes) = n.op else { return None };
+    let m = n.args[0];
+    if !is(g, m, Op::Mul) || !args(g, m).iter().any(|&f| const_value(g, f).is_some()) {
+        return None;
+    }
+    // Moving the constant out of the broadcast lets it meet the other
+    // constants of the product it is used in (and print as a sign).
+    let s = shape(g, id);
+    let mut factors = Vec::new();
+    for f in args(g, m) {
+        factors.push(g.broadcast(f, axes, s.clone()).ok()?);
+    }
+    mul(g, factors, &s)
 }
 
 fn const_fold(g: &mut Graph, id: NodeId) -> Option<NodeId> {
@@ -254,6 +286,15 @@ fn const_fold(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     }
     let vals: Option<Vec<f64>> = n.args.iter().map(|&a| const_value(g, a)).collect();
     let v = fold(n.op, &vals?)?;
+    // `log(2)` reads better than 0.6931471805599453: transcendental
+    // functions fold only to whole numbers (`exp(0) = 1`).
+    let transcendental = matches!(
+        n.op,
+        Op::Exp | Op::Log | Op::Sin | Op::Cos | Op::Tanh | Op::Sigmoid | Op::Softplus
+    );
+    if transcendental && v.fract() != 0.0 {
+        return None;
+    }
     Some(constant(g, v, &shape(g, id)))
 }
 
@@ -278,7 +319,8 @@ fn neg_neg(g: &mut Graph, id: NodeId) -> Option<NodeId> {
 }
 
 fn flatten(g: &mut Graph, id: NodeId, op: Op) -> Option<NodeId> {
-    if !is(g, id, op) || !args(g, id).iter().any(|&a| is(g, a, op)) {
+    let splices = |g: &Graph, a: NodeId| is(g, a, op) && !g.names.contains_key(&a);
+    if !is(g, id, op) || !args(g, id).iter().any(|&a| splices(g, a)) {
         return None;
     }
     let s = shape(g, id);
