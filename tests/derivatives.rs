@@ -22,7 +22,10 @@ fn build(g: &mut Graph, src: &str) -> NodeId {
         .map(|v| g.leaf(v, LeafKind::Scalar, Shape(vec![])))
         .collect();
     let mut var = |name: &str| {
-        let i = VARS.iter().position(|v| *v == name).expect("test expressions use x, y, n only");
+        let i = VARS
+            .iter()
+            .position(|v| *v == name)
+            .expect("test expressions use x, y, n only");
         leaves[i]
     };
     lower::lower_scalar(g, &expr, None, &mut var).unwrap_or_else(|d| panic!("{src}: {d:?}"))
@@ -139,7 +142,10 @@ fn derivative_table() {
             let h = 1e-6;
             let fd = (at(&g, f, (p.0 + h, p.1, p.2)) - at(&g, f, (p.0 - h, p.1, p.2))) / (2.0 * h);
             if value.is_finite() && fd.is_finite() {
-                assert!(close(value, fd, 1e-5), "d/dx {src} at {p:?}: {value} vs finite difference {fd}");
+                assert!(
+                    close(value, fd, 1e-5),
+                    "d/dx {src} at {p:?}: {value} vs finite difference {fd}"
+                );
             }
             let again = at(&back, reparsed, p);
             assert!(
@@ -159,8 +165,8 @@ fn expr() -> impl Strategy<Value = String> {
     ];
     leaf.prop_recursive(6, 40, 2, |inner| {
         let f = prop::sample::select(vec![
-            "exp", "log", "sqrt", "abs", "sin", "cos", "tanh", "sigmoid", "relu", "softplus", "swish",
-            "elu",
+            "exp", "log", "sqrt", "abs", "sin", "cos", "tanh", "sigmoid", "relu", "softplus",
+            "swish", "elu",
         ]);
         let op = prop::sample::select(vec!["+", "-", "*", "/", "^"]);
         prop_oneof![

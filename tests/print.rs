@@ -20,7 +20,9 @@ impl B {
         self.g.constant(v)
     }
     fn op(&mut self, op: Op, args: &[NodeId]) -> NodeId {
-        self.g.add(op, args).expect("scalar operands always have equal shapes")
+        self.g
+            .add(op, args)
+            .expect("scalar operands always have equal shapes")
     }
     fn neg(&mut self, a: NodeId) -> NodeId {
         let m = self.c(-1.0);

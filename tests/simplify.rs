@@ -6,10 +6,10 @@ mod common;
 
 use common::sexp;
 use proptest::prelude::*;
+use slope::graph::Graph;
 use slope::graph::eval::eval_scalar;
 use slope::graph::print::text;
-use slope::graph::Graph;
-use slope::simplify::{rules::RULES, simplify, StopReason};
+use slope::simplify::{StopReason, rules::RULES, simplify};
 
 /// Points where each example is evaluated before and after simplification.
 const POINTS: &[(f64, f64)] = &[(0.3, -1.2), (1.7, 0.4), (-2.1, 2.5), (0.9, 0.9)];
@@ -55,13 +55,19 @@ fn every_rule_fires_on_its_example_and_keeps_the_value() {
         let s = simplify(&mut g, &[root]);
         assert_eq!(s.stop, StopReason::Saturated, "{src}");
         let fired: Vec<&str> = s.applied.iter().map(|a| a.rule).collect();
-        assert!(fired.contains(&rule), "{rule} did not fire on {src}: {fired:?}");
+        assert!(
+            fired.contains(&rule),
+            "{rule} did not fire on {src}: {fired:?}"
+        );
         assert_eq!(text(&g, s.roots[0]), want, "{src}");
         for &(x, y) in POINTS {
             let before = eval_scalar(&g, root, &[("x", x), ("y", y)]).unwrap();
             let after = eval_scalar(&g, s.roots[0], &[("x", x), ("y", y)]).unwrap();
             if before.is_finite() {
-                assert!((before - after).abs() <= 1e-12 * (1.0 + before.abs()), "{src} at {x}");
+                assert!(
+                    (before - after).abs() <= 1e-12 * (1.0 + before.abs()),
+                    "{src} at {x}"
+                );
             }
         }
     }
@@ -92,7 +98,8 @@ fn expr() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
         Just("x".to_string()),
         Just("y".to_string()),
-        prop::sample::select(vec![-2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0]).prop_map(|c: f64| c.to_string()),
+        prop::sample::select(vec![-2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0])
+            .prop_map(|c: f64| c.to_string()),
     ];
     leaf.prop_recursive(6, 48, 3, |inner| {
         let unary = prop::sample::select(vec![
@@ -101,9 +108,14 @@ fn expr() -> impl Strategy<Value = String> {
         ]);
         prop_oneof![
             (unary, inner.clone()).prop_map(|(f, a)| format!("({f} {a})")),
-            prop::collection::vec(inner.clone(), 2..4).prop_map(|v| format!("(add {})", v.join(" "))),
-            prop::collection::vec(inner.clone(), 2..4).prop_map(|v| format!("(mul {})", v.join(" "))),
-            (inner.clone(), prop::sample::select(vec![-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]))
+            prop::collection::vec(inner.clone(), 2..4)
+                .prop_map(|v| format!("(add {})", v.join(" "))),
+            prop::collection::vec(inner.clone(), 2..4)
+                .prop_map(|v| format!("(mul {})", v.join(" "))),
+            (
+                inner.clone(),
+                prop::sample::select(vec![-2.0, -1.0, 0.0, 1.0, 2.0, 3.0])
+            )
                 .prop_map(|(a, k)| format!("(pow {a} {k})")),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("(pow {a} {b})")),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("(max {a} {b})")),

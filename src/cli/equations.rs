@@ -58,7 +58,11 @@ pub fn derive(net: Network, model: &Model) -> Equations {
     let n_layers = layers.len();
     let mut legend = Vec::new();
     for p in &params {
-        let short = if p.name.ends_with(".weight") { "W" } else { "b" };
+        let short = if p.name.ends_with(".weight") {
+            "W"
+        } else {
+            "b"
+        };
         let name = format!("{short}{}", p.layer + 1);
         let dims: Vec<String> = p.shape.iter().map(|d| d.to_string()).collect();
         legend.push(format!("{name} = {} [{}]", p.name, dims.join(", ")));
@@ -83,7 +87,12 @@ pub fn derive(net: Network, model: &Model) -> Equations {
     let mut roots = vec![loss];
     roots.extend(layers.iter().flat_map(|l| [l.z, l.a]));
     roots.extend(&grads.grads);
-    let opt: Vec<NodeId> = deltas.iter().chain(&act_derivs).flatten().copied().collect();
+    let opt: Vec<NodeId> = deltas
+        .iter()
+        .chain(&act_derivs)
+        .flatten()
+        .copied()
+        .collect();
     roots.extend(&opt);
     let s = simplify::simplify(g, &roots);
 
@@ -107,15 +116,19 @@ pub fn derive(net: Network, model: &Model) -> Equations {
         };
         forward.push(line(&lhs, s.get(l.z), None));
         if l.a != l.z {
-            let lhs = if k == n_layers { "y".to_string() } else { format!("a{k}") };
+            let lhs = if k == n_layers {
+                "y".to_string()
+            } else {
+                format!("a{k}")
+            };
             let _ = layer;
             forward.push(line(&lhs, s.get(l.a), None));
         }
     }
     let loss_note = match &model.loss {
-        Loss::Bce if last_is(model, &Activation::Builtin(Builtin::Sigmoid)) => {
-            Some("bce, in its stable form from the logits: -(t*log(y) + (1 - t)*log(1 - y))".to_string())
-        }
+        Loss::Bce if last_is(model, &Activation::Builtin(Builtin::Sigmoid)) => Some(
+            "bce, in its stable form from the logits: -(t*log(y) + (1 - t)*log(1 - y))".to_string(),
+        ),
         Loss::CrossEntropy if last_is(model, &Activation::Softmax) => {
             Some("cross_entropy, in its stable form: -log(y[t]) with y = softmax(z)".to_string())
         }
@@ -123,7 +136,12 @@ pub fn derive(net: Network, model: &Model) -> Equations {
     };
     // The loss is `sum(per-element loss) * (1/count)`: print the mean of the per-element loss.
     let l = s.get(loss);
-    let per = g.node(l).args.iter().copied().find(|&a| matches!(g.node(a).op, Op::Sum(_)));
+    let per = g
+        .node(l)
+        .args
+        .iter()
+        .copied()
+        .find(|&a| matches!(g.node(a).op, Op::Sum(_)));
     match per {
         Some(sum) => {
             let per = g.node(sum).args[0];
@@ -160,8 +178,12 @@ pub fn derive(net: Network, model: &Model) -> Equations {
 
     let mut backward = Vec::new();
     let fusion = match &model.loss {
-        Loss::Bce if last_is(model, &Activation::Builtin(Builtin::Sigmoid)) => Some("sigmoid + bce"),
-        Loss::CrossEntropy if last_is(model, &Activation::Softmax) => Some("softmax + cross_entropy"),
+        Loss::Bce if last_is(model, &Activation::Builtin(Builtin::Sigmoid)) => {
+            Some("sigmoid + bce")
+        }
+        Loss::CrossEntropy if last_is(model, &Activation::Softmax) => {
+            Some("softmax + cross_entropy")
+        }
         _ => None,
     };
     for i in (0..n_layers).rev() {
@@ -172,7 +194,9 @@ pub fn derive(net: Network, model: &Model) -> Equations {
                 .flatten();
             backward.push(Line {
                 lhs_text: format!("δ{k} = ∂ℓ/∂z{k}"),
-                lhs_latex: format!("\\delta_{{{k}}} = \\frac{{\\partial \\ell}}{{\\partial z_{{{k}}}}}"),
+                lhs_latex: format!(
+                    "\\delta_{{{k}}} = \\frac{{\\partial \\ell}}{{\\partial z_{{{k}}}}}"
+                ),
                 rhs: s.get(d),
                 note,
                 mean: false,
@@ -234,8 +258,10 @@ fn batch_note(g: &Graph, delta: NodeId) -> String {
         .map(|f| p.expr(f))
         .unwrap_or_default();
     match scale.as_str() {
-        "" => "the equations are per sample; a batch's gradient is the sum of its rows' gradients".to_string(),
-        "1/B" => "for a batch of B rows, each gradient is the mean of the per-sample gradients".to_string(),
+        "" => "the equations are per sample; a batch's gradient is the sum of its rows' gradients"
+            .to_string(),
+        "1/B" => "for a batch of B rows, each gradient is the mean of the per-sample gradients"
+            .to_string(),
         s => format!(
             "for a batch of B rows, each gradient is the sum of the per-sample gradients times {s} \
              (the loss is the mean over all B·K elements)"

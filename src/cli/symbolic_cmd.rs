@@ -1,9 +1,9 @@
 //! The handlers of `slope diff`, `slope grad` (equations) and `slope graph`.
 
+use super::Failure;
 use super::common::load_program;
 use super::equations;
 use super::symbolic::{DiffArgs, GradArgs, GraphArgs};
-use super::Failure;
 use crate::diag::{self, SourceMap};
 use crate::graph::print::{Printer, Style};
 use crate::graph::{Graph, LeafKind, NodeId, Shape};
@@ -19,7 +19,8 @@ const EXPR_FILE: &str = "<expr>";
 pub fn diff(args: DiffArgs) -> Result<ExitCode, Failure> {
     let mut sources = SourceMap::new();
     sources.add(EXPR_FILE, args.expr.clone());
-    let expr = syntax::parse_expr(&args.expr).map_err(|d| Failure::Input(diag::render(&d, &sources)))?;
+    let expr =
+        syntax::parse_expr(&args.expr).map_err(|d| Failure::Input(diag::render(&d, &sources)))?;
     if !is_identifier(&args.wrt) || args.wrt == "e" || args.wrt == "pi" {
         return Err(Failure::Usage(format!(
             "error: --wrt needs a variable name, got '{}'\n",
@@ -45,7 +46,11 @@ pub fn diff(args: DiffArgs) -> Result<ExitCode, Failure> {
     let grads = diff::grad(&mut g, root, &[x]);
     let simplified = simplify::simplify(&mut g, &[grads.grads[0]]);
     let d = simplified.roots[0];
-    let style = if args.latex { Style::Latex } else { Style::Text };
+    let style = if args.latex {
+        Style::Latex
+    } else {
+        Style::Text
+    };
     let derivative = Printer::new(&g, style).root(d);
 
     let mut steps = Vec::new();
@@ -78,7 +83,11 @@ pub fn diff(args: DiffArgs) -> Result<ExitCode, Failure> {
 }
 
 /// One line per derivative-rule application, then one per simplification.
-fn derivation(g: &mut Graph, grads: &diff::Gradients, simplified: &simplify::Simplified) -> Vec<String> {
+fn derivation(
+    g: &mut Graph,
+    grads: &diff::Gradients,
+    simplified: &simplify::Simplified,
+) -> Vec<String> {
     let mut lines = Vec::new();
     for (i, step) in grads.steps.iter().enumerate() {
         let chain = if matches!(g.node(step.operand).op, crate::graph::Op::Leaf(_)) {
@@ -124,7 +133,11 @@ pub fn grad(args: GradArgs) -> Result<ExitCode, Failure> {
     let net = lower::lower_model(&loaded.program, loaded.model())
         .map_err(|d| Failure::Input(loaded.render(&[d])))?;
     let eq = equations::derive(net, loaded.model());
-    let style = if args.latex { Style::Latex } else { Style::Text };
+    let style = if args.latex {
+        Style::Latex
+    } else {
+        Style::Text
+    };
     if args.json {
         println!("{}", eq.json(style));
     } else {
@@ -145,7 +158,10 @@ pub fn graph(args: GraphArgs) -> Result<ExitCode, Failure> {
         let mut ids: Vec<NodeId> = roots.iter().map(|r| r.1).collect();
         ids.extend(&grads.grads);
         let s = simplify::simplify(&mut net.graph, &ids);
-        roots = vec![("loss".to_string(), s.roots[0]), ("y".to_string(), s.roots[1])];
+        roots = vec![
+            ("loss".to_string(), s.roots[0]),
+            ("y".to_string(), s.roots[1]),
+        ];
         for (p, &gid) in net.params.iter().zip(&s.roots[2..]) {
             roots.push((format!("∂loss/∂{}", p.name), gid));
         }

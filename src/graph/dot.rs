@@ -25,7 +25,9 @@ pub fn dot(g: &Graph, roots: &[(String, NodeId)]) -> String {
                 let leaf = g.leaf_info(l);
                 format!("{} ({})", leaf.name, kind_name(leaf.kind))
             }
-            Op::Sum(axes) | Op::Broadcast(axes) => format!("{} axes={}", n.op.name(), axes_text(axes.0)),
+            Op::Sum(axes) | Op::Broadcast(axes) => {
+                format!("{} axes={}", n.op.name(), axes_text(axes.0))
+            }
             Op::OneHot(k) => format!("onehot k={k}"),
             op => op.name().to_string(),
         };
@@ -33,7 +35,11 @@ pub fn dot(g: &Graph, roots: &[(String, NodeId)]) -> String {
             label = format!("{name} = {label}");
         }
         label = format!("{label}\\n{}", shape_text(&n.shape));
-        let titles: Vec<&str> = roots.iter().filter(|r| r.1 == id).map(|r| r.0.as_str()).collect();
+        let titles: Vec<&str> = roots
+            .iter()
+            .filter(|r| r.1 == id)
+            .map(|r| r.0.as_str())
+            .collect();
         let mut attrs = String::new();
         if !titles.is_empty() {
             label = format!("{}\\n{label}", titles.join(", "));
@@ -42,14 +48,23 @@ pub fn dot(g: &Graph, roots: &[(String, NodeId)]) -> String {
         if matches!(n.op, Op::Leaf(_) | Op::Const(_) | Op::BatchSize) {
             attrs += ", style=rounded";
         }
-        let _ = writeln!(out, "  n{} [label=\"{}\"{attrs}];", number[&id], escape(&label));
+        let _ = writeln!(
+            out,
+            "  n{} [label=\"{}\"{attrs}];",
+            number[&id],
+            escape(&label)
+        );
     }
     for &id in &order {
         let n = g.node(id);
         // Operand slots matter only where operands are not interchangeable.
         let ordered = !matches!(n.op, Op::Add | Op::Mul) && n.args.len() > 1;
         for (slot, a) in n.args.iter().enumerate() {
-            let label = if ordered { format!(" [label=\"{slot}\"]") } else { String::new() };
+            let label = if ordered {
+                format!(" [label=\"{slot}\"]")
+            } else {
+                String::new()
+            };
             let _ = writeln!(out, "  n{} -> n{}{label};", number[a], number[&id]);
         }
     }
@@ -67,19 +82,21 @@ fn format_const(v: f64) -> String {
 
 /// `[B, 4]`, `[]` for a scalar.
 pub fn shape_text(s: &Shape) -> String {
-    let dims: Vec<String> = s
-        .0
-        .iter()
-        .map(|d| match d {
-            Dim::Batch => "B".to_string(),
-            Dim::Fixed(n) => n.to_string(),
-        })
-        .collect();
+    let dims: Vec<String> =
+        s.0.iter()
+            .map(|d| match d {
+                Dim::Batch => "B".to_string(),
+                Dim::Fixed(n) => n.to_string(),
+            })
+            .collect();
     format!("[{}]", dims.join(", "))
 }
 
 fn axes_text(bits: u8) -> String {
-    let v: Vec<String> = (0..8).filter(|i| bits & (1 << i) != 0).map(|i| i.to_string()).collect();
+    let v: Vec<String> = (0..8)
+        .filter(|i| bits & (1 << i) != 0)
+        .map(|i| i.to_string())
+        .collect();
     v.join(",")
 }
 
@@ -96,4 +113,3 @@ fn kind_name(k: LeafKind) -> &'static str {
 fn escape(s: &str) -> String {
     s.replace('"', "\\\"")
 }
-

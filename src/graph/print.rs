@@ -207,7 +207,10 @@ impl<'g> Printer<'g> {
                     .collect();
                 match self.style {
                     Style::Text => (format!("sum({s}, axis={})", ax.join("+")), ATOM),
-                    Style::Latex => (format!("\\sum_{{{}}} {}", ax.join(","), self.paren(s)), PROD),
+                    Style::Latex => (
+                        format!("\\sum_{{{}}} {}", ax.join(","), self.paren(s)),
+                        PROD,
+                    ),
                 }
             }
         }
@@ -224,19 +227,28 @@ impl<'g> Printer<'g> {
         match n.op {
             Op::MatMul if self.batched(a[0]) && !self.batched(a[1]) => {
                 // Rows a_i·M are the columns Mᵀ·a_i.
-                Some((format!("{}{dot}{}", self.transposed(a[1]), self.at(a[0], NEG)), PROD))
+                Some((
+                    format!("{}{dot}{}", self.transposed(a[1]), self.at(a[0], NEG)),
+                    PROD,
+                ))
             }
             Op::MatMul if self.is_batch_transpose(a[0]) && self.batched(a[1]) => {
                 // Aᵀ·D = Σ_i a_i·d_iᵀ: one sample's term is a·dᵀ.
                 let p = self.g.node(a[0]).args[0];
-                Some((format!("{}{dot}{}", self.at(p, NEG), self.transposed(a[1])), PROD))
+                Some((
+                    format!("{}{dot}{}", self.at(p, NEG), self.transposed(a[1])),
+                    PROD,
+                ))
             }
             Op::Transpose if self.g.node(a[0]).op == Op::MatMul => {
                 let m = self.g.node(a[0]);
                 if self.is_batch_transpose(m.args[0]) && self.batched(m.args[1]) {
                     // (Aᵀ·D)ᵀ = Σ_i d_i·a_iᵀ.
                     let p = self.g.node(m.args[0]).args[0];
-                    return Some((format!("{}{dot}{}", self.at(m.args[1], NEG), self.transposed(p)), PROD));
+                    return Some((
+                        format!("{}{dot}{}", self.at(m.args[1], NEG), self.transposed(p)),
+                        PROD,
+                    ));
                 }
                 None
             }
@@ -295,7 +307,10 @@ impl<'g> Printer<'g> {
         if !n.shape.0.is_empty() {
             return matches!(n.op, Op::Broadcast(_)) && self.is_batch_scale(n.args[0]);
         }
-        self.g.topo_order(&[id]).iter().any(|&m| self.g.node(m).op == Op::BatchSize)
+        self.g
+            .topo_order(&[id])
+            .iter()
+            .any(|&m| self.g.node(m).op == Op::BatchSize)
     }
 
     fn number(&self, v: f64) -> (String, u8) {
@@ -378,7 +393,8 @@ impl<'g> Printer<'g> {
     }
 
     fn sum(&self, terms: &[NodeId]) -> (String, u8) {
-        let mut split: Vec<(bool, f64, Vec<NodeId>)> = terms.iter().map(|&t| self.signed(t)).collect();
+        let mut split: Vec<(bool, f64, Vec<NodeId>)> =
+            terms.iter().map(|&t| self.signed(t)).collect();
         // Positive terms first reads as `1 - a^2` and `y - t`, not `-t + y`.
         split.sort_by_key(|t| t.0);
         let mut out = String::new();
@@ -405,7 +421,11 @@ impl<'g> Printer<'g> {
     fn magnitude(&self, c: f64, factors: &[NodeId]) -> (String, u8) {
         let kept: Vec<NodeId>;
         let factors = if self.per_sample {
-            kept = factors.iter().copied().filter(|&f| !self.is_batch_scale(f)).collect();
+            kept = factors
+                .iter()
+                .copied()
+                .filter(|&f| !self.is_batch_scale(f))
+                .collect();
             &kept[..]
         } else {
             factors
@@ -517,7 +537,10 @@ impl<'g> Printer<'g> {
         let n = self.g.node(id);
         !n.shape.0.is_empty()
             && !self.is_named(id)
-            && matches!(n.op, Op::MatMul | Op::Transpose | Op::Sum(_) | Op::OneHot(_))
+            && matches!(
+                n.op,
+                Op::MatMul | Op::Transpose | Op::Sum(_) | Op::OneHot(_)
+            )
     }
 }
 

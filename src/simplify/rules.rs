@@ -250,7 +250,8 @@ fn is(g: &Graph, id: NodeId, op: Op) -> bool {
 
 fn broadcast_const(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     let n = g.node(id);
-    let nested = matches!(n.op, Op::Broadcast(_)) && matches!(g.node(n.args[0]).op, Op::Broadcast(_));
+    let nested =
+        matches!(n.op, Op::Broadcast(_)) && matches!(g.node(n.args[0]).op, Op::Broadcast(_));
     if !nested {
         return None;
     }
@@ -264,7 +265,9 @@ fn broadcast_const(g: &mut Graph, id: NodeId) -> Option<NodeId> {
 
 fn broadcast_mul(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     let n = g.node(id);
-    let Op::Broadcast(axes) = n.op else { return None };
+    let Op::Broadcast(axes) = n.op else {
+        return None;
+    };
     let m = n.args[0];
     if !is(g, m, Op::Mul) || !args(g, m).iter().any(|&f| const_value(g, f).is_some()) {
         return None;
@@ -365,7 +368,11 @@ fn fold_consts(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     if n.op != Op::Add && n.op != Op::Mul {
         return None;
     }
-    let consts = n.args.iter().filter(|&&a| const_value(g, a).is_some()).count();
+    let consts = n
+        .args
+        .iter()
+        .filter(|&&a| const_value(g, a).is_some())
+        .count();
     if consts < 2 {
         return None;
     }

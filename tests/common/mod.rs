@@ -63,7 +63,8 @@ fn read(g: &mut Graph, t: &[String], pos: &mut usize) -> NodeId {
             args.push(read(g, t, pos));
         }
         *pos += 1;
-        g.add(op, &args).expect("scalar test graphs are well-shaped")
+        g.add(op, &args)
+            .expect("scalar test graphs are well-shaped")
     } else if let Ok(v) = tok.parse::<f64>() {
         g.constant(v)
     } else {
