@@ -4,10 +4,12 @@
 mod check_cmd;
 pub mod common;
 mod fmt_cmd;
+mod equations;
 mod frontend;
 mod run;
 pub mod source;
 mod symbolic;
+mod symbolic_cmd;
 mod train;
 
 use clap::{Parser, Subcommand};

@@ -69,3 +69,11 @@ pub fn bench(_args: BenchArgs) -> Result<ExitCode, Failure> {
         "error: `slope bench` is not built yet\n".into(),
     ))
 }
+
+/// Runs `slope grad FILE --weights W --data D --out G` (numeric mode).
+/// A stub: the codegen teammate replaces it with the JIT-compiled gradient.
+pub fn grad_numeric(_args: super::symbolic::GradArgs) -> Result<ExitCode, Failure> {
+    Err(Failure::Input(
+        "error: `slope grad --weights` is not built yet\n".into(),
+    ))
+}

@@ -63,22 +63,16 @@ pub struct GraphArgs {
 }
 
 /// Runs `slope diff`.
-pub fn diff(_args: DiffArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input(
-        "error: `slope diff` is not built yet\n".into(),
-    ))
+pub fn diff(args: DiffArgs) -> Result<ExitCode, Failure> {
+    super::symbolic_cmd::diff(args)
 }
 
 /// Runs `slope grad`.
-pub fn grad(_args: GradArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input(
-        "error: `slope grad` is not built yet\n".into(),
-    ))
+pub fn grad(args: GradArgs) -> Result<ExitCode, Failure> {
+    super::symbolic_cmd::grad(args)
 }
 
 /// Runs `slope graph`.
-pub fn graph(_args: GraphArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input(
-        "error: `slope graph` is not built yet\n".into(),
-    ))
+pub fn graph(args: GraphArgs) -> Result<ExitCode, Failure> {
+    super::symbolic_cmd::graph(args)
 }

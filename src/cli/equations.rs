@@ -1,0 +1,338 @@
+//! The matrix equations of `slope grad`: forward pass, each activation's
+//! derivative, and backprop, in the textbook per-sample convention
+//! (column vectors: `z1 = W1·x + b1`).
+//!
+//! Every right-hand side is printed from the simplified gradient graph, not
+//! from a template: `δ2 = y - t` is what the ordinary rules give for the
+//! stable bce lowering, and a custom activation prints its real derivative.
+//! Lowering names the forward nodes (`z1`, `a1`, `y`); here we name the
+//! parameters (`W1`, `b1`) and the adjoints of the pre-activations (`δ1`).
+
+use crate::check::model::{Activation, Builtin, Loss, Model};
+use crate::graph::print::{Printer, Style};
+use crate::graph::{Graph, NodeId, Op};
+use crate::lower::Network;
+use crate::{diff, simplify};
+
+/// One equation `lhs = rhs`, with an optional note printed before it.
+struct Line {
+    lhs_text: String,
+    lhs_latex: String,
+    rhs: NodeId,
+    note: Option<String>,
+    /// Print `mean(rhs)`: the loss is the mean of a per-element formula.
+    mean: bool,
+}
+
+impl Line {
+    fn text(&self, p: &Printer, style: Style) -> String {
+        let rhs = p.root(self.rhs);
+        match (self.mean, style) {
+            (false, _) => rhs,
+            (true, Style::Text) => format!("mean({rhs})"),
+            (true, Style::Latex) => format!("\\operatorname{{mean}}\\left({rhs}\\right)"),
+        }
+    }
+}
+
+/// The equations of one network, ready to print in either style.
+pub struct Equations {
+    graph: Graph,
+    forward: Vec<Line>,
+    derivatives: Vec<Line>,
+    backward: Vec<Line>,
+    notes: Vec<String>,
+    legend: Vec<String>,
+}
+
+/// Differentiates and simplifies the network, then collects its equations.
+pub fn derive(net: Network, model: &Model) -> Equations {
+    let Network {
+        mut graph,
+        params,
+        layers,
+        loss,
+        ..
+    } = net;
+    let g = &mut graph;
+    let n_layers = layers.len();
+    let mut legend = Vec::new();
+    for p in &params {
+        let short = if p.name.ends_with(".weight") {
+            "W"
+        } else {
+            "b"
+        };
+        let name = format!("{short}{}", p.layer + 1);
+        let dims: Vec<String> = p.shape.iter().map(|d| d.to_string()).collect();
+        legend.push(format!("{name} = {} [{}]", p.name, dims.join(", ")));
+        g.names.insert(p.node, name);
+    }
+
+    let wrt: Vec<NodeId> = params.iter().map(|p| p.node).collect();
+    let grads = diff::grad(g, loss, &wrt);
+    let deltas: Vec<Option<NodeId>> = layers.iter().map(|l| grads.adjoint(l.z)).collect();
+    // Each activation's derivative: the gradient of a = act(z), seeded
+    // with ones, is act'(z) element-wise, sharing the forward nodes.
+    let mut act_derivs = Vec::new();
+    for (l, layer) in layers.iter().zip(&model.layers) {
+        let elementwise = !matches!(layer.activation, Activation::Softmax);
+        if l.a != l.z && elementwise {
+            act_derivs.push(Some(diff::grad(g, l.a, &[l.z]).grads[0]));
+        } else {
+            act_derivs.push(None);
+        }
+    }
+
+    let mut roots = vec![loss];
+    roots.extend(layers.iter().flat_map(|l| [l.z, l.a]));
+    roots.extend(&grads.grads);
+    let opt: Vec<NodeId> = deltas
+        .iter()
+        .chain(&act_derivs)
+        .flatten()
+        .copied()
+        .collect();
+    roots.extend(&opt);
+    let s = simplify::simplify(g, &roots);
+
+    for (i, d) in deltas.iter().enumerate() {
+        if let Some(d) = d {
+            let d = s.get(*d);
+            let plain = matches!(g.node(d).op, Op::Leaf(_) | Op::Const(_));
+            if !plain && !g.names.contains_key(&d) {
+                g.names.insert(d, format!("δ{}", i + 1));
+            }
+        }
+    }
+
+    let mut forward = Vec::new();
+    for (i, (l, layer)) in layers.iter().zip(&model.layers).enumerate() {
+        let k = i + 1;
+        let lhs = if l.a == l.z && k == n_layers {
+            format!("y = z{k}")
+        } else {
+            format!("z{k}")
+        };
+        forward.push(line(&lhs, s.get(l.z), None));
+        if l.a != l.z {
+            let lhs = if k == n_layers {
+                "y".to_string()
+            } else {
+                format!("a{k}")
+            };
+            let _ = layer;
+            forward.push(line(&lhs, s.get(l.a), None));
+        }
+    }
+    let loss_note = match &model.loss {
+        Loss::Bce if last_is(model, &Activation::Builtin(Builtin::Sigmoid)) => Some(
+            "bce, in its stable form from the logits: -(t*log(y) + (1 - t)*log(1 - y))".to_string(),
+        ),
+        Loss::CrossEntropy if last_is(model, &Activation::Softmax) => {
+            Some("cross_entropy, in its stable form: -log(y[t]) with y = softmax(z)".to_string())
+        }
+        _ => None,
+    };
+    // The loss is `sum(per-element loss) * (1/count)`: print the mean of the per-element loss.
+    let l = s.get(loss);
+    let per = g
+        .node(l)
+        .args
+        .iter()
+        .copied()
+        .find(|&a| matches!(g.node(a).op, Op::Sum(_)));
+    match per {
+        Some(sum) => {
+            let per = g.node(sum).args[0];
+            forward.push(Line {
+                lhs_text: "ℓ".to_string(),
+                lhs_latex: "\\ell".to_string(),
+                rhs: per,
+                note: loss_note,
+                mean: true,
+            });
+        }
+        None => forward.push(line("ℓ", l, loss_note)),
+    }
+
+    let mut derivatives = Vec::new();
+    for (i, (d, layer)) in act_derivs.iter().zip(&model.layers).enumerate() {
+        if let Some(d) = d {
+            let name = match &layer.activation {
+                Activation::Builtin(b) => b.name().to_string(),
+                Activation::Softmax => "softmax".to_string(),
+                Activation::Custom(n) => n.clone(),
+            };
+            let lhs = format!("{name}'(z{})", i + 1);
+            let latex = format!("\\mathrm{{{}}}'(z_{{{}}})", name.replace('_', "\\_"), i + 1);
+            derivatives.push(Line {
+                lhs_text: lhs,
+                lhs_latex: latex,
+                rhs: s.get(*d),
+                note: None,
+                mean: false,
+            });
+        }
+    }
+
+    let mut backward = Vec::new();
+    let fusion = match &model.loss {
+        Loss::Bce if last_is(model, &Activation::Builtin(Builtin::Sigmoid)) => {
+            Some("sigmoid + bce")
+        }
+        Loss::CrossEntropy if last_is(model, &Activation::Softmax) => {
+            Some("softmax + cross_entropy")
+        }
+        _ => None,
+    };
+    for i in (0..n_layers).rev() {
+        let k = i + 1;
+        if let Some(d) = deltas[i] {
+            let note = (k == n_layers)
+                .then(|| fusion.map(|f| format!("{f}: the ordinary rules on the stable loss give")))
+                .flatten();
+            backward.push(Line {
+                lhs_text: format!("δ{k} = ∂ℓ/∂z{k}"),
+                lhs_latex: format!(
+                    "\\delta_{{{k}}} = \\frac{{\\partial \\ell}}{{\\partial z_{{{k}}}}}"
+                ),
+                rhs: s.get(d),
+                note,
+                mean: false,
+            });
+        }
+        for (p, &gr) in params.iter().zip(&grads.grads) {
+            if p.layer == i {
+                let short = g.names[&p.node].clone();
+                backward.push(Line {
+                    lhs_text: format!("∂ℓ/∂{short}"),
+                    lhs_latex: format!(
+                        "\\frac{{\\partial \\ell}}{{\\partial {}}}",
+                        crate::graph::print::latex_name(&short)
+                    ),
+                    rhs: s.get(gr),
+                    note: None,
+                    mean: false,
+                });
+            }
+        }
+    }
+
+    let mut notes = Vec::new();
+    if let Some(Some(d)) = deltas.last() {
+        notes.push(batch_note(g, s.get(*d)));
+    }
+    Equations {
+        graph,
+        forward,
+        derivatives,
+        backward,
+        notes,
+        legend,
+    }
+}
+
+fn last_is(model: &Model, a: &Activation) -> bool {
+    model.layers.last().map(|l| &l.activation) == Some(a)
+}
+
+fn line(lhs: &str, rhs: NodeId, note: Option<String>) -> Line {
+    Line {
+        lhs_text: lhs.to_string(),
+        lhs_latex: crate::graph::print::latex_name(lhs).replace('ℓ', "\\ell"),
+        rhs,
+        note,
+        mean: false,
+    }
+}
+
+/// How the batch mean scales the per-sample gradients, read from the scale
+/// factor that the mean left in the last layer's `δ`.
+fn batch_note(g: &Graph, delta: NodeId) -> String {
+    let p = Printer::new(g, Style::Text);
+    let scale = g
+        .topo_order(&[delta])
+        .into_iter()
+        .find(|&f| !g.node(f).shape.0.is_empty() && p.is_batch_scale(f))
+        .map(|f| p.expr(f))
+        .unwrap_or_default();
+    match scale.as_str() {
+        "" => "the equations are per sample; a batch's gradient is the sum of its rows' gradients"
+            .to_string(),
+        "1/B" => "for a batch of B rows, each gradient is the mean of the per-sample gradients"
+            .to_string(),
+        s => format!(
+            "for a batch of B rows, each gradient is the sum of the per-sample gradients times {s} \
+             (the loss is the mean over all B·K elements)"
+        ),
+    }
+}
+
+impl Equations {
+    /// The equations as text (or LaTeX lines), sections separated by blank lines.
+    pub fn render(&self, style: Style) -> String {
+        let p = Printer::new(&self.graph, style).per_sample();
+        let mut out = String::new();
+        let sections = [
+            ("forward", &self.forward),
+            ("activation derivatives", &self.derivatives),
+            ("backprop", &self.backward),
+        ];
+        for (title, lines) in sections {
+            if lines.is_empty() {
+                continue;
+            }
+            out += &format!("# {title}\n");
+            for l in lines {
+                if let Some(note) = &l.note {
+                    out += &format!("# {note}\n");
+                }
+                let lhs = match style {
+                    Style::Text => &l.lhs_text,
+                    Style::Latex => &l.lhs_latex,
+                };
+                out += &format!("{lhs} = {}\n", l.text(&p, style));
+            }
+            out += "\n";
+        }
+        for n in &self.notes {
+            out += &format!("# {n}\n");
+        }
+        out += "# where\n";
+        for l in &self.legend {
+            out += &format!("#   {l}\n");
+        }
+        out
+    }
+
+    /// The equations as one JSON object.
+    pub fn json(&self, style: Style) -> String {
+        let p = Printer::new(&self.graph, style).per_sample();
+        let eqs = |lines: &Vec<Line>| -> serde_json::Value {
+            lines
+                .iter()
+                .map(|l| {
+                    let lhs = match style {
+                        Style::Text => &l.lhs_text,
+                        Style::Latex => &l.lhs_latex,
+                    };
+                    let mut m = serde_json::Map::new();
+                    m.insert("lhs".into(), lhs.clone().into());
+                    m.insert("rhs".into(), l.text(&p, style).into());
+                    if let Some(n) = &l.note {
+                        m.insert("note".into(), n.clone().into());
+                    }
+                    serde_json::Value::Object(m)
+                })
+                .collect()
+        };
+        let mut m = serde_json::Map::new();
+        m.insert("forward".into(), eqs(&self.forward));
+        m.insert("activation_derivatives".into(), eqs(&self.derivatives));
+        m.insert("backprop".into(), eqs(&self.backward));
+        m.insert("notes".into(), self.notes.clone().into());
+        m.insert("legend".into(), self.legend.clone().into());
+        serde_json::Value::Object(m).to_string()
+    }
+}
