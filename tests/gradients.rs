@@ -62,6 +62,7 @@ fn model(input: usize, layers: &[(usize, Activation)], loss: Loss) -> Model {
                 init: Init::Glorot,
                 bias: true,
                 span: SP,
+                activation_span: SP,
             };
             prev = *w;
             l
@@ -73,6 +74,8 @@ fn model(input: usize, layers: &[(usize, Activation)], loss: Loss) -> Model {
         layers,
         loss,
         span: SP,
+        input_span: SP,
+        loss_span: SP,
     }
 }
 
