@@ -1,1 +1,3 @@
 //! Stage 7: training.
+
+pub mod rng;
