@@ -43,7 +43,5 @@ pub struct TrainArgs {
 
 /// Runs `slope train`.
 pub fn train(_args: TrainArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input(
-        "error: `slope train` is not built yet\n".into(),
-    ))
+    Err(Failure::Input("error: `slope train` is not built yet\n".into()))
 }

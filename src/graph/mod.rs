@@ -145,12 +145,7 @@ impl Graph {
 
     /// `operand` repeated along `axes` to the shape `to` (hash-consed like
     /// every node; the target shape is part of the node's identity).
-    pub fn broadcast(
-        &mut self,
-        operand: NodeId,
-        axes: Axes,
-        to: Shape,
-    ) -> Result<NodeId, ShapeError> {
+    pub fn broadcast(&mut self, operand: NodeId, axes: Axes, to: Shape) -> Result<NodeId, ShapeError> {
         Op::broadcast_shape(axes, &self.dag[operand].shape, &to)?;
         let key = (Op::Broadcast(axes), vec![operand]);
         if let Some(&id) = self.bcast.get(&(key.clone(), to.clone())) {

@@ -11,11 +11,7 @@ pub struct Const(pub u64);
 impl Const {
     /// The constant `v`. `-0.0` is stored as `0.0` so both hash-cons together.
     pub fn new(v: f64) -> Const {
-        Const(if v == 0.0 {
-            0.0f64.to_bits()
-        } else {
-            v.to_bits()
-        })
+        Const(if v == 0.0 { 0.0f64.to_bits() } else { v.to_bits() })
     }
 
     /// Its value.
@@ -299,10 +295,7 @@ impl Op {
             }
             Op::MatMul => match (&args[0].0[..], &args[1].0[..]) {
                 ([m, k1], [k2, n]) if k1 == k2 => Ok(Shape(vec![*m, *n])),
-                _ => Err(ShapeError(format!(
-                    "matmul of {:?} and {:?}",
-                    args[0], args[1]
-                ))),
+                _ => Err(ShapeError(format!("matmul of {:?} and {:?}", args[0], args[1]))),
             },
             Op::Transpose => match &args[0].0[..] {
                 [m, n] => Ok(Shape(vec![*n, *m])),
@@ -342,12 +335,13 @@ impl Op {
     /// Checks that broadcasting `from` along `axes` gives `to`: removing the
     /// axes in the set from `to` must leave `from`.
     pub fn broadcast_shape(axes: Axes, from: &Shape, to: &Shape) -> Result<(), ShapeError> {
-        let kept: Vec<Dim> =
-            to.0.iter()
-                .enumerate()
-                .filter(|(i, _)| axes.0 & (1 << i) == 0)
-                .map(|(_, d)| *d)
-                .collect();
+        let kept: Vec<Dim> = to
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| axes.0 & (1 << i) == 0)
+            .map(|(_, d)| *d)
+            .collect();
         if to.0.len() <= 8 && u32::from(axes.0) >> to.0.len() == 0 && kept == from.0 {
             Ok(())
         } else {
