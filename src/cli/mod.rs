@@ -1,6 +1,8 @@
 //! Stage 8: the `slope` command line. The only module that prints, reads
 //! files or uses `anyhow`; nothing imports it.
 
+mod check_cmd;
+pub mod common;
 mod frontend;
 mod run;
 mod symbolic;
