@@ -15,6 +15,7 @@ fn layer(name: &str, input_width: usize, width: usize, init: Init, bias: bool) -
         init,
         bias,
         span: Span::default(),
+        activation_span: Span::default(),
     }
 }
 
@@ -29,6 +30,8 @@ fn small() -> Model {
         ],
         loss: Loss::Mse,
         span: Span::default(),
+        input_span: Span::default(),
+        loss_span: Span::default(),
     }
 }
 
@@ -39,6 +42,8 @@ fn model_of(layers: Vec<Layer>) -> Model {
         layers,
         loss: Loss::Mse,
         span: Span::default(),
+        input_span: Span::default(),
+        loss_span: Span::default(),
     }
 }
 

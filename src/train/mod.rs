@@ -218,7 +218,12 @@ pub fn train(
     // ---- Build the step: forward, loss, gradients, checks, updates. ----
     let jit_start = Instant::now();
     let g = &mut net.graph;
-    let pairs: Vec<(NodeId, NodeId)> = net.params.iter().copied().zip(net.grads.iter().copied()).collect();
+    let pairs: Vec<(NodeId, NodeId)> = net
+        .params
+        .iter()
+        .copied()
+        .zip(net.grads.iter().copied())
+        .collect();
     let updates = optim::build_updates(g, &pairs, &settings.optimizer).map_err(internal)?;
     let correct = match net.correct {
         Some(c) => Some(total(g, c)?),
@@ -248,7 +253,8 @@ pub fn train(
     let mut jit = Jit::new(settings.threads).map_err(internal)?;
     let full = settings.batch.min(n_train);
     let rest = n_train % full;
-    let mut step_full: Compiled<f32> = jit.compile(&net.graph, &step_sig, full).map_err(internal)?;
+    let mut step_full: Compiled<f32> =
+        jit.compile(&net.graph, &step_sig, full).map_err(internal)?;
     let mut step_rest: Option<Compiled<f32>> = if rest > 0 {
         Some(jit.compile(&net.graph, &step_sig, rest).map_err(internal)?)
     } else {
@@ -257,7 +263,10 @@ pub fn train(
     let mut eval: Option<Compiled<f32>> = if validation.is_empty() {
         None
     } else {
-        Some(jit.compile(&net.graph, &eval_sig, validation.len()).map_err(internal)?)
+        Some(
+            jit.compile(&net.graph, &eval_sig, validation.len())
+                .map_err(internal)?,
+        )
     };
     let jit_seconds = jit_start.elapsed().as_secs_f64();
 
@@ -287,7 +296,8 @@ pub fn train(
         let mut correct_sum = 0.0f64;
         let mut n_batches = 0usize;
         {
-            let mut states: Vec<&mut [f32]> = state_bufs.iter_mut().map(Vec::as_mut_slice).collect();
+            let mut states: Vec<&mut [f32]> =
+                state_bufs.iter_mut().map(Vec::as_mut_slice).collect();
             let mut outs: Vec<&mut [f32]> = out_bufs.iter_mut().map(Vec::as_mut_slice).collect();
             for chunk in order.chunks(full) {
                 steps += 1;
@@ -305,8 +315,12 @@ pub fn train(
                         .as_mut()
                         .expect("a batch shorter than `full` exists only when `rest` > 0")
                 };
-                step.call(&all_inputs[..2 + updates.scalars.len()], &mut states, &mut outs)
-                    .map_err(internal)?;
+                step.call(
+                    &all_inputs[..2 + updates.scalars.len()],
+                    &mut states,
+                    &mut outs,
+                )
+                .map_err(internal)?;
                 let loss = f64::from(outs[0][0]);
                 let bad = (first_check..outs.len()).any(|i| !outs[i][0].is_finite());
                 if !loss.is_finite() || bad {

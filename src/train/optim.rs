@@ -54,7 +54,7 @@ fn constant(graph: &mut Graph, v: f64, shape: &Shape) -> Result<NodeId, ShapeErr
 /// `a*x + b*y` for constants `a` and `b`, skipping multiplications by 1.
 fn axpby(graph: &mut Graph, a: f64, x: NodeId, b: f64, y: NodeId) -> Result<NodeId, ShapeError> {
     let shape = graph.node(x).shape.clone();
-    let mut scaled = |graph: &mut Graph, k: f64, n: NodeId| -> Result<NodeId, ShapeError> {
+    let scaled = |graph: &mut Graph, k: f64, n: NodeId| -> Result<NodeId, ShapeError> {
         if k == 1.0 {
             Ok(n)
         } else {
