@@ -7,6 +7,8 @@ mod frontend;
 mod run;
 mod symbolic;
 mod train;
+mod train_cmd;
+mod train_net;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
