@@ -130,10 +130,10 @@ fn check_usage(args: &TrainArgs) -> Result<(), Failure> {
     if args.threads == Some(0) {
         return bad("--threads", "must be at least 1");
     }
-    if let Some(lr) = args.lr {
-        if !(lr.is_finite() && lr > 0.0) {
-            return bad("--lr", "must be a finite number greater than 0");
-        }
+    if let Some(lr) = args.lr
+        && !(lr.is_finite() && lr > 0.0)
+    {
+        return bad("--lr", "must be a finite number greater than 0");
     }
     Ok(())
 }
@@ -257,7 +257,7 @@ impl Progress {
             bar.set_position(r.epoch as u64);
             bar.set_message(metrics(r));
         } else if self.plain
-            && (r.epoch == 1 || r.epoch == self.epochs || r.epoch % self.every == 0)
+            && (r.epoch == 1 || r.epoch == self.epochs || r.epoch.is_multiple_of(self.every))
         {
             eprintln!(
                 "epoch {}/{}: {} ({:.1} ms)",
