@@ -51,15 +51,21 @@ pub struct BenchArgs {
 
 /// Runs `slope predict`.
 pub fn predict(_args: PredictArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input("error: `slope predict` is not built yet\n".into()))
+    Err(Failure::Input(
+        "error: `slope predict` is not built yet\n".into(),
+    ))
 }
 
 /// Runs `slope gradcheck`.
 pub fn gradcheck(_args: GradcheckArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input("error: `slope gradcheck` is not built yet\n".into()))
+    Err(Failure::Input(
+        "error: `slope gradcheck` is not built yet\n".into(),
+    ))
 }
 
 /// Runs `slope bench`.
 pub fn bench(_args: BenchArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input("error: `slope bench` is not built yet\n".into()))
+    Err(Failure::Input(
+        "error: `slope bench` is not built yet\n".into(),
+    ))
 }

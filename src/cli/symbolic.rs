@@ -64,15 +64,21 @@ pub struct GraphArgs {
 
 /// Runs `slope diff`.
 pub fn diff(_args: DiffArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input("error: `slope diff` is not built yet\n".into()))
+    Err(Failure::Input(
+        "error: `slope diff` is not built yet\n".into(),
+    ))
 }
 
 /// Runs `slope grad`.
 pub fn grad(_args: GradArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input("error: `slope grad` is not built yet\n".into()))
+    Err(Failure::Input(
+        "error: `slope grad` is not built yet\n".into(),
+    ))
 }
 
 /// Runs `slope graph`.
 pub fn graph(_args: GraphArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input("error: `slope graph` is not built yet\n".into()))
+    Err(Failure::Input(
+        "error: `slope graph` is not built yet\n".into(),
+    ))
 }

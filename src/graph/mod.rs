@@ -5,9 +5,14 @@
 //! `lower`, `diff`, `simplify`, `codegen`, `train` or `cli`. Diff, simplify
 //! and codegen can therefore be tested from graphs built by hand.
 
+pub mod build;
+pub mod eval;
 pub mod op;
+pub mod dot;
+pub mod print;
+pub mod verify;
 
-pub use op::{Axes, Const, LeafId, Op};
+pub use op::{Axes, Const, Contribution, LeafId, Op, Rule};
 
 /// A dimension: the symbolic batch size or a fixed size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -145,7 +150,12 @@ impl Graph {
 
     /// `operand` repeated along `axes` to the shape `to` (hash-consed like
     /// every node; the target shape is part of the node's identity).
-    pub fn broadcast(&mut self, operand: NodeId, axes: Axes, to: Shape) -> Result<NodeId, ShapeError> {
+    pub fn broadcast(
+        &mut self,
+        operand: NodeId,
+        axes: Axes,
+        to: Shape,
+    ) -> Result<NodeId, ShapeError> {
         Op::broadcast_shape(axes, &self.dag[operand].shape, &to)?;
         let key = (Op::Broadcast(axes), vec![operand]);
         if let Some(&id) = self.bcast.get(&(key.clone(), to.clone())) {

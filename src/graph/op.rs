@@ -11,7 +11,11 @@ pub struct Const(pub u64);
 impl Const {
     /// The constant `v`. `-0.0` is stored as `0.0` so both hash-cons together.
     pub fn new(v: f64) -> Const {
-        Const(if v == 0.0 { 0.0f64.to_bits() } else { v.to_bits() })
+        Const(if v == 0.0 {
+            0.0f64.to_bits()
+        } else {
+            v.to_bits()
+        })
     }
 
     /// Its value.
@@ -295,7 +299,10 @@ impl Op {
             }
             Op::MatMul => match (&args[0].0[..], &args[1].0[..]) {
                 ([m, k1], [k2, n]) if k1 == k2 => Ok(Shape(vec![*m, *n])),
-                _ => Err(ShapeError(format!("matmul of {:?} and {:?}", args[0], args[1]))),
+                _ => Err(ShapeError(format!(
+                    "matmul of {:?} and {:?}",
+                    args[0], args[1]
+                ))),
             },
             Op::Transpose => match &args[0].0[..] {
                 [m, n] => Ok(Shape(vec![*n, *m])),
@@ -335,19 +342,421 @@ impl Op {
     /// Checks that broadcasting `from` along `axes` gives `to`: removing the
     /// axes in the set from `to` must leave `from`.
     pub fn broadcast_shape(axes: Axes, from: &Shape, to: &Shape) -> Result<(), ShapeError> {
-        let kept: Vec<Dim> = to
-            .0
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| axes.0 & (1 << i) == 0)
-            .map(|(_, d)| *d)
-            .collect();
+        let kept: Vec<Dim> =
+            to.0.iter()
+                .enumerate()
+                .filter(|(i, _)| axes.0 & (1 << i) == 0)
+                .map(|(_, d)| *d)
+                .collect();
         if to.0.len() <= 8 && u32::from(axes.0) >> to.0.len() == 0 && kept == from.0 {
             Ok(())
         } else {
             Err(ShapeError(format!(
                 "cannot broadcast {from:?} along {axes:?} to {to:?}"
             )))
+        }
+    }
+}
+
+/// The named differentiation rules, as printed by `slope diff --steps`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    /// `d c = 0`, also for piecewise-constant ops (arg-max, one-hot).
+    Constant,
+    /// `d x/dx = 1`.
+    Variable,
+    /// `d(u + v) = u' + v'`.
+    Sum,
+    /// `d(c*u) = c*u'` for a constant `c` (also `d(-u) = -u'`).
+    ConstantMultiple,
+    /// `d(u*v) = u'*v + u*v'`.
+    Product,
+    /// `d(1/u) = -u'/u^2`.
+    Quotient,
+    /// `d u^n = n*u^(n-1)*u'` for an exponent constant w.r.t. the variables.
+    Power,
+    /// `d u^v = u^v*(v'*log(u) + v*u'/u)`.
+    GeneralPower,
+    /// `d f(u) = f'(u)*u'`: any rule applied to an operand that is not a variable.
+    Chain,
+    /// `sigmoid' = sigmoid*(1 - sigmoid)`.
+    Sigmoid,
+    /// `tanh' = 1 - tanh^2`.
+    Tanh,
+    /// `relu' = where(x > 0, 1, 0)`.
+    Relu,
+    /// `softplus' = sigmoid`.
+    Softplus,
+    /// `exp' = exp`.
+    Exp,
+    /// `log' = 1/x`.
+    Log,
+    /// `sqrt' = 1/(2*sqrt)`.
+    Sqrt,
+    /// `abs' = where(x > 0, 1, where(x < 0, -1, 0))`.
+    Abs,
+    /// `sin' = cos`.
+    Sin,
+    /// `cos' = -sin`.
+    Cos,
+    /// `max(a,b)' = where(a > b, a', b')`.
+    Max,
+    /// `min(a,b)' = where(a < b, a', b')`.
+    Min,
+    /// `where(c,a,b)' = where(c, a', b')`.
+    Where,
+    /// A comparison is piecewise constant: its derivative is 0.
+    Comparison,
+    /// `d(A·B) = dA·B + A·dB`: `Ḡ·Bᵀ` to `A`, `Aᵀ·Ḡ` to `B`.
+    MatMul,
+    /// `d(Aᵀ) = (dA)ᵀ`.
+    Transpose,
+    /// A broadcast's adjoint is the sum over the broadcast axes.
+    Broadcast,
+    /// A sum's adjoint is broadcast back over the summed axes.
+    Reduction,
+    /// `softmax`'s vector-Jacobian product `y ⊙ (ḡ - rowsum(ḡ ⊙ y))`.
+    Softmax,
+    /// `logsumexp' = softmax`.
+    LogSumExp,
+}
+
+impl Rule {
+    /// The rule's name for people ("power rule").
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Constant => "constant rule",
+            Rule::Variable => "variable rule",
+            Rule::Sum => "sum rule",
+            Rule::ConstantMultiple => "constant multiple rule",
+            Rule::Product => "product rule",
+            Rule::Quotient => "quotient rule",
+            Rule::Power => "power rule",
+            Rule::GeneralPower => "general power rule",
+            Rule::Chain => "chain rule",
+            Rule::Sigmoid => "sigmoid rule",
+            Rule::Tanh => "tanh rule",
+            Rule::Relu => "relu rule",
+            Rule::Softplus => "softplus rule",
+            Rule::Exp => "exp rule",
+            Rule::Log => "log rule",
+            Rule::Sqrt => "sqrt rule",
+            Rule::Abs => "abs rule",
+            Rule::Sin => "sin rule",
+            Rule::Cos => "cos rule",
+            Rule::Max => "max rule",
+            Rule::Min => "min rule",
+            Rule::Where => "where rule",
+            Rule::Comparison => "comparison rule",
+            Rule::MatMul => "matrix product rule",
+            Rule::Transpose => "transpose rule",
+            Rule::Broadcast => "broadcast rule",
+            Rule::Reduction => "sum-over-axes rule",
+            Rule::Softmax => "softmax rule",
+            Rule::LogSumExp => "log-sum-exp rule",
+        }
+    }
+}
+
+/// What a node's derivative rule sends to one operand: `value` is added to
+/// the operand's adjoint (∂root/∂operand).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Contribution {
+    /// The operand slot.
+    pub slot: usize,
+    /// The upstream adjoint times the local derivative.
+    pub value: NodeId,
+    /// The rule that produced it.
+    pub rule: Rule,
+}
+
+use super::NodeId;
+
+impl Op {
+    /// The reverse-mode derivative rule: given the adjoint `up` of `node`
+    /// (an `self` node), the contributions to the adjoints of the operands
+    /// whose slot is `wanted`. Rules reuse forward nodes (`s` in
+    /// `s*(1 - s)` is the sigmoid node itself), so hash-consing shares them
+    /// with the forward pass.
+    pub fn derivative(
+        self,
+        g: &mut Graph,
+        node: NodeId,
+        up: NodeId,
+        wanted: &[bool],
+    ) -> Vec<Contribution> {
+        let n = g.node(node).clone();
+        let args = &n.args;
+        let shape = &n.shape;
+        let want = |i: usize| wanted.get(i).copied().unwrap_or(false);
+        let one = |slot: usize, value: NodeId, rule: Rule| {
+            if want(slot) {
+                vec![Contribution { slot, value, rule }]
+            } else {
+                vec![]
+            }
+        };
+        // Unary rules skip their work when the operand needs no gradient.
+        if args.len() == 1 && !want(0) {
+            return vec![];
+        }
+        let x = args.first().copied().unwrap_or(node);
+        match self {
+            Op::Const(_) | Op::Leaf(_) | Op::BatchSize => vec![],
+            Op::Neg => {
+                let v = g.neg(up);
+                one(0, v, Rule::ConstantMultiple)
+            }
+            Op::Recip => {
+                // d(1/u) = -1 * u^-2 * u'
+                let m1 = g.constant(-1.0);
+                let u2 = g.pow_const(x, -2.0);
+                let v = g.mul_n(&[m1, up, u2]);
+                one(0, v, Rule::Quotient)
+            }
+            Op::Exp => {
+                let v = g.mul2(up, node);
+                one(0, v, Rule::Exp)
+            }
+            Op::Log => {
+                let r = g.recip(x);
+                let v = g.mul2(up, r);
+                one(0, v, Rule::Log)
+            }
+            Op::Sqrt => {
+                let two = g.constant(2.0);
+                let d = g.mul2(two, node);
+                let r = g.recip(d);
+                let v = g.mul2(up, r);
+                one(0, v, Rule::Sqrt)
+            }
+            Op::Abs => {
+                let (zero, p1, m1) = (g.constant(0.0), g.constant(1.0), g.constant(-1.0));
+                let pos = g.elementwise(Op::Gt, &[x, zero]);
+                let neg = g.elementwise(Op::Lt, &[x, zero]);
+                let inner = g.select(neg, m1, zero);
+                let sign = g.select(pos, p1, inner);
+                let v = g.mul2(up, sign);
+                one(0, v, Rule::Abs)
+            }
+            Op::Sin => {
+                let c = g.make(Op::Cos, &[x]);
+                let v = g.mul2(up, c);
+                one(0, v, Rule::Sin)
+            }
+            Op::Cos => {
+                let m1 = g.constant(-1.0);
+                let s = g.make(Op::Sin, &[x]);
+                let v = g.mul_n(&[m1, up, s]);
+                one(0, v, Rule::Cos)
+            }
+            Op::Tanh => {
+                // tanh' = 1 - t^2 with t the tanh node itself.
+                let p1 = g.constant(1.0);
+                let t2 = g.pow_const(node, 2.0);
+                let d = g.sub(p1, t2);
+                let v = g.mul2(up, d);
+                one(0, v, Rule::Tanh)
+            }
+            Op::Sigmoid => {
+                // sigmoid' = s*(1 - s) with s the sigmoid node itself.
+                let p1 = g.constant(1.0);
+                let d = g.sub(p1, node);
+                let v = g.mul_n(&[up, node, d]);
+                one(0, v, Rule::Sigmoid)
+            }
+            Op::Relu => {
+                let (zero, p1) = (g.constant(0.0), g.constant(1.0));
+                let pos = g.elementwise(Op::Gt, &[x, zero]);
+                let step = g.select(pos, p1, zero);
+                let v = g.mul2(up, step);
+                one(0, v, Rule::Relu)
+            }
+            Op::Softplus => {
+                let s = g.make(Op::Sigmoid, &[x]);
+                let v = g.mul2(up, s);
+                one(0, v, Rule::Softplus)
+            }
+            Op::Add => (0..args.len())
+                .flat_map(|i| one(i, up, Rule::Sum))
+                .collect(),
+            Op::Mul => {
+                let mut out = vec![];
+                for i in 0..args.len() {
+                    if !want(i) {
+                        continue;
+                    }
+                    let others: Vec<NodeId> = (0..args.len())
+                        .filter(|&j| j != i)
+                        .map(|j| args[j])
+                        .collect();
+                    let rule = if others.iter().all(|&o| g.const_value(o).is_some()) {
+                        Rule::ConstantMultiple
+                    } else {
+                        Rule::Product
+                    };
+                    let mut factors = vec![up];
+                    factors.extend(others);
+                    let value = g.mul_n(&factors);
+                    out.push(Contribution {
+                        slot: i,
+                        value,
+                        rule,
+                    });
+                }
+                out
+            }
+            Op::Pow => {
+                let (u, v) = (args[0], args[1]);
+                // d u^v/du = v*u^(v-1), defined for negative u with integer v.
+                let du = |g: &mut Graph| {
+                    let p = match g.const_value(v) {
+                        Some(c) => g.pow_const(u, c - 1.0),
+                        None => {
+                            let m1 = g.constant(-1.0);
+                            let e = g.add2(v, m1);
+                            g.pow(u, e)
+                        }
+                    };
+                    g.mul_n(&[up, v, p])
+                };
+                if !want(1) {
+                    let d = du(g);
+                    return one(0, d, Rule::Power);
+                }
+                let mut out = vec![];
+                if want(0) {
+                    let value = du(g);
+                    out.push(Contribution {
+                        slot: 0,
+                        value,
+                        rule: Rule::GeneralPower,
+                    });
+                }
+                // d u^v/dv = u^v * log(u), with u^v the node itself.
+                let l = g.make(Op::Log, &[u]);
+                let value = g.mul_n(&[up, node, l]);
+                out.push(Contribution {
+                    slot: 1,
+                    value,
+                    rule: Rule::GeneralPower,
+                });
+                out
+            }
+            Op::Max | Op::Min => {
+                let (cmp, rule) = match self {
+                    Op::Max => (Op::Gt, Rule::Max),
+                    _ => (Op::Lt, Rule::Min),
+                };
+                let c = g.elementwise(cmp, &[args[0], args[1]]);
+                let zero = g.constant(0.0);
+                let mut out = vec![];
+                if want(0) {
+                    let value = g.select(c, up, zero);
+                    out.push(Contribution {
+                        slot: 0,
+                        value,
+                        rule,
+                    });
+                }
+                if want(1) {
+                    let value = g.select(c, zero, up);
+                    out.push(Contribution {
+                        slot: 1,
+                        value,
+                        rule,
+                    });
+                }
+                out
+            }
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq => {
+                let zero = g.constant_like(0.0, shape);
+                (0..2)
+                    .flat_map(|i| one(i, zero, Rule::Comparison))
+                    .collect()
+            }
+            Op::Where => {
+                let zero = g.constant(0.0);
+                let c = args[0];
+                let mut out = vec![];
+                if want(1) {
+                    let value = g.select(c, up, zero);
+                    out.push(Contribution {
+                        slot: 1,
+                        value,
+                        rule: Rule::Where,
+                    });
+                }
+                if want(2) {
+                    let value = g.select(c, zero, up);
+                    out.push(Contribution {
+                        slot: 2,
+                        value,
+                        rule: Rule::Where,
+                    });
+                }
+                out
+            }
+            Op::MatMul => {
+                let (a, b) = (args[0], args[1]);
+                let mut out = vec![];
+                if want(0) {
+                    let bt = g.transpose(b);
+                    let value = g.make(Op::MatMul, &[up, bt]);
+                    out.push(Contribution {
+                        slot: 0,
+                        value,
+                        rule: Rule::MatMul,
+                    });
+                }
+                if want(1) {
+                    let at = g.transpose(a);
+                    let value = g.make(Op::MatMul, &[at, up]);
+                    out.push(Contribution {
+                        slot: 1,
+                        value,
+                        rule: Rule::MatMul,
+                    });
+                }
+                out
+            }
+            Op::Transpose => {
+                let v = g.transpose(up);
+                one(0, v, Rule::Transpose)
+            }
+            Op::Broadcast(axes) => {
+                let v = g.sum(up, axes);
+                one(0, v, Rule::Broadcast)
+            }
+            Op::Sum(axes) => {
+                let from = g.node(x).shape.clone();
+                let v = g.broadcast_to(up, axes, &from);
+                one(0, v, Rule::Reduction)
+            }
+            Op::Softmax => {
+                // y ⊙ (ḡ - rowsum(ḡ ⊙ y)) with y the softmax node itself.
+                let last = Axes(1 << (shape.0.len() - 1));
+                let gy = g.mul2(up, node);
+                let s = g.sum(gy, last);
+                let sb = g.broadcast_to(s, last, shape);
+                let d = g.sub(up, sb);
+                let v = g.mul2(node, d);
+                one(0, v, Rule::Softmax)
+            }
+            Op::LogSumExp => {
+                // broadcast(ḡ) ⊙ softmax(x); the softmax node is the forward
+                // output's when the last layer is softmax.
+                let from = g.node(x).shape.clone();
+                let last = Axes(1 << (from.0.len() - 1));
+                let gb = g.broadcast_to(up, last, &from);
+                let s = g.make(Op::Softmax, &[x]);
+                let v = g.mul2(gb, s);
+                one(0, v, Rule::LogSumExp)
+            }
+            Op::OneHot(_) | Op::ArgMax => {
+                let zero = g.constant_like(0.0, &g.node(x).shape.clone());
+                one(0, zero, Rule::Constant)
+            }
         }
     }
 }

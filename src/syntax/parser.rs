@@ -14,5 +14,8 @@ pub(super) fn parse_file(_src: &str) -> (ast::File, Vec<Diagnostic>) {
 }
 
 pub(super) fn parse_expr_only(_src: &str) -> Result<ast::Expr, Vec<Diagnostic>> {
-    Err(vec![Diagnostic::error("parser not built yet", Span::new(0, 0))])
+    Err(vec![Diagnostic::error(
+        "parser not built yet",
+        Span::new(0, 0),
+    )])
 }
