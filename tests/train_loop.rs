@@ -324,3 +324,74 @@ fn validation_is_measured_after_the_last_update() {
     let e = p[0] * X[2][0] + p[1] * X[2][1] + p[2] - T[2];
     assert_close(out.epochs[0].val_loss.unwrap(), e * e, "validation loss");
 }
+
+/// The xor model of spec §1, built without the parser, through lower, diff
+/// and simplify: the whole chain the CLI uses, apart from parsing.
+#[test]
+fn lowered_xor_trains_to_full_accuracy() {
+    use slope::check::model::Program;
+    let layer = |name: &str, i, o, act| Layer {
+        name: name.into(),
+        width: o,
+        input_width: i,
+        activation: Activation::Builtin(act),
+        init: Init::Glorot,
+        bias: true,
+        span: Span::default(),
+        activation_span: Span::default(),
+    };
+    let model = Model {
+        name: "xor".into(),
+        input: 2,
+        layers: vec![
+            layer("dense1", 2, 4, Builtin::Tanh),
+            layer("dense2", 4, 1, Builtin::Sigmoid),
+        ],
+        loss: Loss::Bce,
+        span: Span::default(),
+        input_span: Span::default(),
+        loss_span: Span::default(),
+    };
+    let program = Program {
+        activations: vec![],
+        losses: vec![],
+        models: vec![model.clone()],
+        train: None,
+    };
+    let lowered = slope::lower::lower_model(&program, &model).unwrap();
+    let mut graph = lowered.graph;
+    let params: Vec<_> = lowered.params.iter().map(|p| p.node).collect();
+    let grads = slope::diff::grad(&mut graph, lowered.loss, &params).grads;
+    let mut roots = vec![lowered.loss, lowered.correct.unwrap()];
+    roots.extend(&grads);
+    let s = slope::simplify::simplify(&mut graph, &roots).roots;
+    let net = Network {
+        graph,
+        x: lowered.x,
+        t: lowered.t,
+        params,
+        grads: s[2..].to_vec(),
+        loss: s[0],
+        correct: Some(s[1]),
+    };
+    let data = Dataset {
+        columns: vec!["a".into(), "b".into(), "y".into()],
+        feature_names: vec!["a".into(), "b".into()],
+        target_names: vec!["y".into()],
+        rows: 4,
+        features: vec![0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0],
+        targets: vec![0.0, 1.0, 1.0, 0.0],
+    };
+    let opt = Optimizer::Sgd {
+        lr: Setting::given(0.5),
+        momentum: Setting::default(0.0),
+    };
+    let mut s = settings(opt, 2000);
+    s.batch = 4;
+    s.seed = 1;
+    let w = slope::weights::init(&model, 1);
+    let out = train::train(&model, net, &s, &data, w, &mut |_| {}).unwrap();
+    let last = out.epochs.last().unwrap();
+    assert_eq!(last.accuracy, Some(1.0), "{last:?}");
+    assert!(last.loss < 0.05, "{last:?}");
+}

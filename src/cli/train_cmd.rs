@@ -9,7 +9,7 @@ use super::common::{self, Loaded};
 use super::train::TrainArgs;
 use crate::check::model::{Activation, Loss, Model, Optimizer, Setting};
 use crate::diag::Diagnostic;
-use crate::train::{self, EpochReport, Network, Settings, TrainError};
+use crate::train::{self, EpochReport, Settings, TrainError};
 use crate::weights;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -43,9 +43,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Failure> {
         None => weights::init(model, seed),
     };
 
-    let t_lower = Instant::now();
-    let net = network(&loaded)?;
-    let t_lower = t_lower.elapsed().as_secs_f64();
+    let (net, timings) = super::train_net::network(&loaded)?;
 
     let mut optimizer = config.optimizer;
     if let Some(lr) = args.lr {
@@ -100,8 +98,8 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Failure> {
         s.push_str(&format!(
             "  phases: parse+check {}, lower+diff {}, simplify {}, JIT {}, train {}\n",
             ms(t_parse),
-            ms(t_lower),
-            "0.0 ms (not run)",
+            ms(timings.lower_diff),
+            ms(timings.simplify),
             ms(outcome.jit_seconds),
             ms(outcome.train_seconds)
         ));
@@ -188,11 +186,6 @@ fn read_weights(path: &Path, model: &Model) -> Result<weights::Weights, Failure>
             model.name
         ))
     })
-}
-
-/// Lowers the chosen model and differentiates its loss (graphcore's API).
-fn network(loaded: &Loaded) -> Result<Network, Failure> {
-    super::train_net::network(loaded)
 }
 
 fn ms(seconds: f64) -> String {
