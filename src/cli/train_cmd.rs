@@ -235,8 +235,8 @@ impl Progress {
             json: args.json,
             plain: !terminal && !args.quiet,
             bar,
-            // Plain lines for at most about 50 epochs, plus the first and last.
-            every: epochs.div_ceil(50).max(1),
+            // Plain lines for at most about 20 epochs, plus the first and last.
+            every: epochs.div_ceil(20).max(1),
             epochs,
         }
     }
