@@ -188,6 +188,15 @@ fn read_weights(path: &Path, model: &Model) -> Result<weights::Weights, Failure>
     })
 }
 
+/// A number as people write it: `0.5`, `1e30`, `1e-7`.
+fn short(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 fn ms(seconds: f64) -> String {
     format!("{:.1} ms", seconds * 1e3)
 }
@@ -324,7 +333,7 @@ fn train_failure(loaded: &Loaded, settings: &Settings, out: &Path, e: TrainError
             };
             let diag = diag.with_help(format!(
                 "lower the learning rate (now {}) or check the data's scale; {kept}",
-                settings.optimizer.lr()
+                short(settings.optimizer.lr())
             ));
             Failure::Input(loaded.render(&[diag]))
         }
