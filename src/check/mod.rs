@@ -1,4 +1,146 @@
 //! Stage 2: the AST resolved into a checked [`model::Program`]: names,
 //! arities, cycles, widths, options and their ranges, defaults filled in.
+//!
+//! [`check`] reports every problem of a file at once, in source order. The
+//! work is split by item kind:
+//!
+//! - `items`: `activation` and `loss` items, the names in their formulas,
+//!   and cycles among activations;
+//! - `model_block`: `model` blocks (layers, names, the loss and its output);
+//! - `train_block`: the `train` block and its defaults;
+//! - `values`: the statement-value helpers both blocks share.
+//!
+//! Decisions the spec leaves open, made here:
+//! - An item may not reuse a built-in's name (`activation 'tanh' is already
+//!   a built-in`); an activation and a loss may share a name, since the
+//!   places that name them never overlap.
+//! - `softmax` on the last layer is allowed with any loss except `bce`
+//!   (which needs `sigmoid`); `cross_entropy` requires it and needs at least
+//!   2 outputs.
+//! - Statements may come in any order after `input`.
+//! - `target=` accepts names or quoted strings, so a column header with a
+//!   space can be a target.
 
+mod items;
 pub mod model;
+mod model_block;
+mod train_block;
+mod values;
+
+pub use model_block::{MAX_PARAMETERS, MAX_WIDTH};
+
+use crate::diag::Diagnostic;
+use crate::syntax::ast::{self, Item};
+
+/// The built-in functions a formula may call, with their argument counts.
+pub const BUILTIN_FUNCTIONS: [(&str, usize); 18] = [
+    ("exp", 1),
+    ("log", 1),
+    ("sqrt", 1),
+    ("abs", 1),
+    ("sin", 1),
+    ("cos", 1),
+    ("tanh", 1),
+    ("sigmoid", 1),
+    ("relu", 1),
+    ("softplus", 1),
+    ("identity", 1),
+    ("leaky_relu", 1),
+    ("elu", 1),
+    ("swish", 1),
+    ("gelu", 1),
+    ("max", 2),
+    ("min", 2),
+    ("where", 3),
+];
+
+/// The named constants of formulas.
+pub const CONSTANTS: [&str; 2] = ["e", "pi"];
+
+/// The built-in losses.
+pub const BUILTIN_LOSSES: [&str; 3] = ["mse", "bce", "cross_entropy"];
+
+/// The statements of a `train` block.
+pub const TRAIN_STATEMENTS: [&str; 7] = [
+    "data",
+    "validation",
+    "optimizer",
+    "epochs",
+    "batch",
+    "shuffle",
+    "seed",
+];
+
+/// The number of arguments of built-in function `name`.
+pub fn builtin_arity(name: &str) -> Option<usize> {
+    BUILTIN_FUNCTIONS
+        .iter()
+        .find(|(f, _)| *f == name)
+        .map(|(_, n)| *n)
+}
+
+/// Checks a parsed file. Returns what could be checked and every problem
+/// found, sorted by position. The program is only meaningful when the
+/// diagnostics are empty: a model with an error is left out of it.
+pub fn check(file: &ast::File) -> (model::Program, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let items = items::check_items(file, &mut diags);
+    let names = model_block::ItemNames {
+        activations: items.activations.iter().map(|f| f.name.as_str()).collect(),
+        losses: items.losses.iter().map(|f| f.name.as_str()).collect(),
+    };
+    let mut models: Vec<model::Model> = Vec::new();
+    let mut model_names: Vec<&ast::Ident> = Vec::new();
+    let mut train: Option<model::TrainConfig> = None;
+    let mut first_train: Option<&ast::Block> = None;
+    for item in &file.items {
+        match item {
+            Item::Model(block) => {
+                if let Some(name) = &block.name {
+                    if let Some(first) = model_names.iter().find(|n| n.name == name.name) {
+                        diags.push(
+                            Diagnostic::error(
+                                format!("model '{}' is defined twice", name.name),
+                                name.span,
+                            )
+                            .with_label("defined again here")
+                            .with_secondary(first.span, "first defined here")
+                            .with_help("give each model its own name"),
+                        );
+                    } else {
+                        model_names.push(name);
+                    }
+                }
+                if let Some(m) = model_block::check_model(block, &names, &mut diags) {
+                    models.push(m);
+                }
+            }
+            Item::Train(block) => {
+                let config = train_block::check_train(block, &mut diags);
+                if let Some(first) = first_train {
+                    diags.push(
+                        Diagnostic::error("a file may have only one 'train' block", block.keyword.span)
+                            .with_label("second train block")
+                            .with_secondary(first.keyword.span, "first train block")
+                            .with_help("merge the two blocks into one"),
+                    );
+                } else {
+                    first_train = Some(block);
+                    train = Some(config);
+                }
+            }
+            Item::Activation(_) | Item::Loss(_) => {}
+        }
+    }
+    diags.sort_by_key(Diagnostic::sort_key);
+    let program = model::Program {
+        activations: items.activations,
+        losses: items.losses,
+        models,
+        train,
+    };
+    (program, diags)
+}
+
+#[cfg(test)]
+mod tests;

@@ -57,6 +57,10 @@ pub struct Model {
     pub loss: Loss,
     /// The `model NAME {...}` item span.
     pub span: Span,
+    /// The `input N` statement's span, where feature-count problems are reported.
+    pub input_span: Span,
+    /// The value of the `loss NAME` statement, where loss/data mismatches are reported.
+    pub loss_span: Span,
 }
 
 impl Model {
@@ -93,6 +97,8 @@ pub struct Layer {
     pub bias: bool,
     /// The statement's span.
     pub span: Span,
+    /// The activation name's span, or the statement's when it is left out.
+    pub activation_span: Span,
 }
 
 impl Layer {
@@ -278,6 +284,8 @@ pub struct DataSpec {
     pub span: Span,
     /// The path string's span.
     pub path_span: Span,
+    /// The span of each target column name, parallel to `targets`.
+    pub target_spans: Vec<Span>,
 }
 
 /// A checked `train` block with every default filled in.

@@ -28,15 +28,11 @@ pub struct FmtArgs {
 }
 
 /// Runs `slope check`.
-pub fn check(_args: CheckArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input(
-        "error: `slope check` is not built yet\n".into(),
-    ))
+pub fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
+    super::check_cmd::run(args)
 }
 
 /// Runs `slope fmt`.
 pub fn fmt(_args: FmtArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input(
-        "error: `slope fmt` is not built yet\n".into(),
-    ))
+    Err(Failure::Input("error: `slope fmt` is not built yet\n".into()))
 }

@@ -1,10 +1,14 @@
 //! Stage 8: the `slope` command line. The only module that prints, reads
 //! files or uses `anyhow`; nothing imports it.
 
+mod check_cmd;
+pub mod common;
 mod frontend;
 mod run;
 mod symbolic;
 mod train;
+mod train_cmd;
+mod train_net;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -8,6 +8,8 @@
 pub mod build;
 pub mod eval;
 pub mod op;
+pub mod dot;
+pub mod print;
 pub mod verify;
 
 pub use op::{Axes, Const, Contribution, LeafId, Op, Rule};

@@ -7,6 +7,7 @@
 pub mod ast;
 pub mod fmt;
 mod parser;
+pub mod sexp;
 
 use crate::diag::Diagnostic;
 

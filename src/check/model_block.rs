@@ -1,0 +1,463 @@
+//! `model NAME { ... }` blocks: `input`, `dense` and `loss` statements,
+//! layer names, and the rules tying the last layer to the loss.
+
+use super::model::{Activation, Builtin, Init, Layer, Loss, Model};
+use super::values::{Seen, boolean, choice, describe, options, positional, whole};
+use super::{BUILTIN_FUNCTIONS, BUILTIN_LOSSES, TRAIN_STATEMENTS};
+use crate::diag::{Diagnostic, Span, suggest};
+use crate::syntax::ast::{Block, Stmt, Value, ValueKind};
+
+/// The widest layer (and largest input) accepted.
+pub const MAX_WIDTH: u64 = 1_000_000;
+
+/// The most trainable scalars a model may have (4 GiB of float32 weights).
+pub const MAX_PARAMETERS: usize = 1 << 30;
+
+const DENSE_USAGE: &str = "dense N [ACTIVATION] [init=glorot|he|zeros] [bias=true|false] [name=NAME]";
+
+/// The activation and loss items a model may name.
+pub(super) struct ItemNames<'a> {
+    /// Names of `activation` items.
+    pub activations: Vec<&'a str>,
+    /// Names of `loss` items.
+    pub losses: Vec<&'a str>,
+}
+
+/// A `dense` statement as far as it could be checked.
+struct RawLayer {
+    width: Option<usize>,
+    activation: Option<Activation>,
+    activation_span: Span,
+    init: Option<Init>,
+    bias: bool,
+    name: Option<(String, Span)>,
+    span: Span,
+}
+
+/// Checks one model block; returns the model when it has no errors.
+pub(super) fn check_model(
+    block: &Block,
+    items: &ItemNames,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Model> {
+    let n_before = diags.len();
+    let (name, name_span) = match &block.name {
+        Some(ident) => (ident.name.clone(), ident.span),
+        None => (String::new(), block.keyword.span),
+    };
+    let mut seen = Seen::default();
+    let block_desc = format!("model '{name}'");
+    let mut input: Option<(usize, Span)> = None;
+    let mut input_seen = false;
+    let mut layers: Vec<RawLayer> = Vec::new();
+    let mut loss: Option<(Loss, Span)> = None;
+    let mut loss_seen = false;
+
+    for (i, stmt) in block.stmts.iter().enumerate() {
+        match stmt.keyword.name.as_str() {
+            "input" => {
+                if !seen.first(stmt, &block_desc, diags) {
+                    continue;
+                }
+                input_seen = true;
+                if i != 0 {
+                    diags.push(
+                        Diagnostic::error("'input' must be the first statement", stmt.span)
+                            .with_label("comes after other statements")
+                            .with_secondary(block.stmts[0].span, "the model starts here")
+                            .with_help("move 'input N' to the top of the model"),
+                    );
+                }
+                options(stmt, &[], &[], diags);
+                if let Some(values) = positional(stmt, 1, 1, "input N", diags) {
+                    if let Some(n) = whole(&values[0], "input width", 1, MAX_WIDTH, diags) {
+                        input = Some((n as usize, stmt.span));
+                    }
+                }
+            }
+            "dense" => layers.push(check_dense(stmt, items, diags)),
+            "loss" => {
+                if !seen.first(stmt, &block_desc, diags) {
+                    continue;
+                }
+                loss_seen = true;
+                options(stmt, &[], &[], diags);
+                if let Some(values) = positional(stmt, 1, 1, "loss NAME", diags) {
+                    loss = check_loss(&values[0], items, diags).map(|l| (l, values[0].span));
+                }
+            }
+            other => diags.push(unknown_statement(stmt, other)),
+        }
+    }
+
+    if !input_seen {
+        diags.push(
+            Diagnostic::error(format!("model '{name}' has no 'input' statement"), name_span)
+                .with_label("input width unknown")
+                .with_help("add 'input N' as the first statement, N being the number of features"),
+        );
+    }
+    if layers.is_empty() {
+        diags.push(
+            Diagnostic::error(format!("model '{name}' has no layers"), name_span)
+                .with_label("no 'dense' statement")
+                .with_help("add a layer, such as 'dense 1 sigmoid'"),
+        );
+    }
+    if !loss_seen {
+        diags.push(
+            Diagnostic::error(format!("model '{name}' has no loss"), name_span)
+                .with_label("no 'loss' statement")
+                .with_help("add 'loss mse' (or bce, cross_entropy, or a loss item of the file)"),
+        );
+    }
+    check_softmax_placement(&layers, diags);
+    if let Some((loss, span)) = &loss {
+        check_loss_fits(loss, *span, &layers, diags);
+    }
+    let names = layer_names(&layers, diags);
+
+    if diags.len() > n_before {
+        return None;
+    }
+    let (input, input_span) = input.expect("no diagnostics means 'input' was checked");
+    let (loss, loss_span) = loss.expect("no diagnostics means 'loss' was checked");
+    let mut width = input;
+    let mut out = Vec::new();
+    for (raw, name) in layers.into_iter().zip(names) {
+        let activation = raw.activation.expect("no diagnostics means activations resolved");
+        let init = raw.init.unwrap_or(match &activation {
+            Activation::Builtin(b) => b.default_init(),
+            Activation::Softmax | Activation::Custom(_) => Init::Glorot,
+        });
+        let layer = Layer {
+            name,
+            width: raw.width.expect("no diagnostics means widths checked"),
+            input_width: width,
+            activation,
+            init,
+            bias: raw.bias,
+            span: raw.span,
+            activation_span: raw.activation_span,
+        };
+        width = layer.width;
+        out.push(layer);
+    }
+    let model = Model {
+        name,
+        input,
+        layers: out,
+        loss,
+        span: block.span,
+        input_span,
+        loss_span,
+    };
+    if model.parameter_count() > MAX_PARAMETERS {
+        diags.push(
+            Diagnostic::error(
+                format!(
+                    "model '{}' has {} parameters, more than slope supports",
+                    model.name,
+                    model.parameter_count()
+                ),
+                name_span,
+            )
+            .with_label("too large")
+            .with_note(format!("the limit is {MAX_PARAMETERS} parameters")),
+        );
+        return None;
+    }
+    Some(model)
+}
+
+fn unknown_statement(stmt: &Stmt, keyword: &str) -> Diagnostic {
+    let mut d = Diagnostic::error(
+        format!("unknown statement '{keyword}' in a model"),
+        stmt.keyword.span,
+    )
+    .with_label("not a model statement");
+    if TRAIN_STATEMENTS.contains(&keyword) {
+        d = d.with_help(format!("'{keyword}' belongs in the 'train' block"));
+    } else if let Some(s) = suggest(keyword, ["input", "dense", "loss"]) {
+        d = d.with_help(format!("did you mean '{s}'?"));
+    }
+    d.with_note("a model holds 'input N', then 'dense' layers, and a 'loss'")
+}
+
+fn check_dense(stmt: &Stmt, items: &ItemNames, diags: &mut Vec<Diagnostic>) -> RawLayer {
+    let mut layer = RawLayer {
+        width: None,
+        activation: None,
+        activation_span: stmt.keyword.span,
+        init: None,
+        bias: true,
+        name: None,
+        span: stmt.span,
+    };
+    let values = &stmt.values;
+    match values.first() {
+        None => diags.push(
+            Diagnostic::error("'dense' needs a width", stmt.span)
+                .with_label("width missing")
+                .with_help("write the number of units, such as 'dense 4 tanh'"),
+        ),
+        Some(v) if is_activation_name(v, items) => diags.push(
+            Diagnostic::error("'dense' needs a width before its activation", v.span)
+                .with_label("this is the activation")
+                .with_help(format!("write the number of units first: dense N {}", describe_bare(v))),
+        ),
+        Some(v) => {
+            layer.width = whole(v, "layer width", 1, MAX_WIDTH, diags).map(|n| n as usize);
+        }
+    }
+    if let Some(v) = values.get(1) {
+        layer.activation_span = v.span;
+        layer.activation = check_activation(v, items, diags);
+    } else {
+        layer.activation = Some(Activation::Builtin(Builtin::Identity));
+    }
+    if values.len() > 2 {
+        let extra = &values[2..];
+        let span = extra[0].span.to(extra[extra.len() - 1].span);
+        let mut d = Diagnostic::error("unexpected value for 'dense'", span)
+            .with_label("'dense' takes a width and an activation");
+        d = match &extra[0].kind {
+            ValueKind::Ident(s) if ["glorot", "he", "zeros"].contains(&s.as_str()) => {
+                d.with_help(format!("write it as an option: init={s}"))
+            }
+            ValueKind::Bool(b) => d.with_help(format!("write it as an option: bias={b}")),
+            _ => d.with_help(format!("write it as: {DENSE_USAGE}")),
+        };
+        diags.push(d);
+    }
+    for opt in options(stmt, &["init", "bias", "name"], &[], diags) {
+        match opt.key.name.as_str() {
+            "init" => {
+                layer.init = choice(&opt.value, "init", &["glorot", "he", "zeros"], diags).map(
+                    |c| match c {
+                        "glorot" => Init::Glorot,
+                        "he" => Init::He,
+                        _ => Init::Zeros,
+                    },
+                );
+            }
+            "bias" => layer.bias = boolean(&opt.value, "bias", diags).unwrap_or(true),
+            _ => match &opt.value.kind {
+                ValueKind::Ident(n) => layer.name = Some((n.clone(), opt.value.span)),
+                _ => diags.push(
+                    Diagnostic::error(
+                        format!("invalid layer name {}", describe(&opt.value)),
+                        opt.value.span,
+                    )
+                    .with_label("expected a name such as 'hidden' or 'out'"),
+                ),
+            },
+        }
+    }
+    layer
+}
+
+/// Whether `v` names an activation (so `dense tanh` forgot the width).
+fn is_activation_name(v: &Value, items: &ItemNames) -> bool {
+    match &v.kind {
+        ValueKind::Ident(n) => {
+            Builtin::from_name(n).is_some() || n == "softmax" || items.activations.contains(&n.as_str())
+        }
+        _ => false,
+    }
+}
+
+fn describe_bare(v: &Value) -> String {
+    match &v.kind {
+        ValueKind::Ident(n) => n.clone(),
+        _ => describe(v),
+    }
+}
+
+fn check_activation(v: &Value, items: &ItemNames, diags: &mut Vec<Diagnostic>) -> Option<Activation> {
+    let name = match &v.kind {
+        ValueKind::Ident(n) => n.as_str(),
+        _ => {
+            let mut d = Diagnostic::error(format!("invalid activation {}", describe(v)), v.span)
+                .with_label("expected an activation name");
+            if let ValueKind::Str(s) = &v.kind {
+                d = d.with_help(format!("write it without quotes: {s}"));
+            }
+            diags.push(d);
+            return None;
+        }
+    };
+    if let Some(b) = Builtin::from_name(name) {
+        return Some(Activation::Builtin(b));
+    }
+    if name == "softmax" {
+        return Some(Activation::Softmax);
+    }
+    if items.activations.contains(&name) {
+        return Some(Activation::Custom(name.to_string()));
+    }
+    let d = if items.losses.contains(&name) || BUILTIN_LOSSES.contains(&name) {
+        Diagnostic::error(format!("'{name}' is a loss, not an activation"), v.span)
+            .with_label("a loss")
+            .with_help(format!("losses go in their own statement: loss {name}"))
+    } else if BUILTIN_FUNCTIONS.iter().any(|(f, _)| *f == name) {
+        Diagnostic::error(format!("'{name}' is a function, not an activation"), v.span)
+            .with_label("a built-in function")
+            .with_help(format!(
+                "define an activation that uses it: activation {name}_act(x) = {name}(x)"
+            ))
+    } else {
+        let candidates = Builtin::ALL
+            .iter()
+            .map(|b| b.name())
+            .chain(["softmax"])
+            .chain(items.activations.iter().copied());
+        let mut d = Diagnostic::error(format!("unknown activation '{name}'"), v.span)
+            .with_label("not a built-in or defined activation");
+        d = match suggest(name, candidates) {
+            Some(s) => d.with_help(format!("did you mean '{s}'?")),
+            None => d.with_help(format!(
+                "define it with 'activation {name}(x) = ...', or use a built-in: {}, softmax",
+                Builtin::ALL.map(Builtin::name).join(", ")
+            )),
+        };
+        d
+    };
+    diags.push(d);
+    None
+}
+
+fn check_loss(v: &Value, items: &ItemNames, diags: &mut Vec<Diagnostic>) -> Option<Loss> {
+    let name = match &v.kind {
+        ValueKind::Ident(n) => n.as_str(),
+        _ => {
+            let mut d = Diagnostic::error(format!("invalid loss {}", describe(v)), v.span)
+                .with_label("expected a loss name");
+            if let ValueKind::Str(s) = &v.kind {
+                d = d.with_help(format!("write it without quotes: {s}"));
+            }
+            diags.push(d);
+            return None;
+        }
+    };
+    match name {
+        "mse" => return Some(Loss::Mse),
+        "bce" => return Some(Loss::Bce),
+        "cross_entropy" => return Some(Loss::CrossEntropy),
+        _ => {}
+    }
+    if items.losses.contains(&name) {
+        return Some(Loss::Custom(name.to_string()));
+    }
+    let d = if items.activations.contains(&name) || Builtin::from_name(name).is_some() {
+        Diagnostic::error(format!("'{name}' is an activation, not a loss"), v.span)
+            .with_label("an activation")
+            .with_help(format!("activations go on a layer: dense N {name}"))
+    } else {
+        let candidates = BUILTIN_LOSSES.iter().chain(items.losses.iter()).copied();
+        let mut d = Diagnostic::error(format!("unknown loss '{name}'"), v.span)
+            .with_label("not a built-in or defined loss");
+        d = match suggest(name, candidates) {
+            Some(s) => d.with_help(format!("did you mean '{s}'?")),
+            None => d.with_help(format!(
+                "define it with 'loss {name}(y, t) = ...', or use mse, bce or cross_entropy"
+            )),
+        };
+        d
+    };
+    diags.push(d);
+    None
+}
+
+/// `softmax` normalises across a layer, so only the last layer may use it.
+fn check_softmax_placement(layers: &[RawLayer], diags: &mut Vec<Diagnostic>) {
+    let n = layers.len();
+    for (k, layer) in layers.iter().enumerate().take(n.saturating_sub(1)) {
+        if layer.activation == Some(Activation::Softmax) {
+            diags.push(
+                Diagnostic::error("'softmax' is only allowed on the last layer", layer.activation_span)
+                    .with_label(format!("layer {} of {n}", k + 1))
+                    .with_note("softmax normalises across a layer's outputs into class probabilities, so it ends the network")
+                    .with_help("use an element-wise activation such as tanh or relu here"),
+            );
+        }
+    }
+}
+
+/// `cross_entropy` needs a softmax output and `bce` a sigmoid one. Softmax
+/// with any other loss (mse, a custom loss) is allowed on purpose: fitting
+/// probabilities by squared error is legitimate, if unusual.
+fn check_loss_fits(loss: &Loss, span: Span, layers: &[RawLayer], diags: &mut Vec<Diagnostic>) {
+    let Some(last) = layers.last() else { return };
+    let Some(act) = &last.activation else { return };
+    let (needed, name) = match loss {
+        Loss::CrossEntropy => (Activation::Softmax, "cross_entropy"),
+        Loss::Bce => (Activation::Builtin(Builtin::Sigmoid), "bce"),
+        Loss::Mse | Loss::Custom(_) => return,
+    };
+    let needed_name = if needed == Activation::Softmax { "softmax" } else { "sigmoid" };
+    if *act != needed {
+        let uses = match act {
+            Activation::Builtin(Builtin::Identity) if last.activation_span == last.span => {
+                "the last layer has no activation (identity)".to_string()
+            }
+            Activation::Builtin(b) => format!("the last layer uses '{}'", b.name()),
+            Activation::Softmax => "the last layer uses 'softmax'".to_string(),
+            Activation::Custom(c) => format!("the last layer uses '{c}'"),
+        };
+        let mut d = Diagnostic::error(
+            format!("'{name}' needs a {needed_name} output layer"),
+            span,
+        )
+        .with_label(format!("needs '{needed_name}' on the last layer"))
+        .with_secondary(last.activation_span, uses)
+        .with_help(format!("make the last layer 'dense K {needed_name}'"));
+        if needed == Activation::Softmax {
+            d = d.with_note("for a single 0/1 output, use 'dense 1 sigmoid' with 'loss bce'");
+        } else if *act == Activation::Softmax {
+            d = d.with_note("with softmax outputs and class-index targets, use 'loss cross_entropy'");
+        }
+        diags.push(d);
+    } else if *loss == Loss::CrossEntropy && last.width == Some(1) {
+        diags.push(
+            Diagnostic::error("'cross_entropy' needs at least 2 classes", span)
+                .with_label("the output has one class")
+                .with_secondary(last.span, "1 output")
+                .with_help("for two classes use 'dense 1 sigmoid' with 'loss bce', or 'dense 2 softmax'"),
+        );
+    }
+}
+
+/// Each layer's name (`densek` unless `name=` is given); reports repeats.
+fn layer_names(layers: &[RawLayer], diags: &mut Vec<Diagnostic>) -> Vec<String> {
+    let names: Vec<(String, Span, bool)> = layers
+        .iter()
+        .enumerate()
+        .map(|(k, l)| match &l.name {
+            Some((n, span)) => (n.clone(), *span, true),
+            None => (format!("dense{}", k + 1), l.span, false),
+        })
+        .collect();
+    for (i, (name, span, explicit)) in names.iter().enumerate() {
+        let Some((_, first_span, first_explicit)) = names[..i].iter().find(|(n, ..)| n == name) else {
+            continue;
+        };
+        let describe = |explicit: bool, k: usize| {
+            if explicit {
+                format!("'{name}' is given here")
+            } else {
+                format!("layer {k} is named '{name}' by default")
+            }
+        };
+        let first_k = names.iter().position(|(n, ..)| n == name).unwrap_or(0) + 1;
+        let mut d = Diagnostic::error(format!("layer name '{name}' is used twice"), *span)
+            .with_label(describe(*explicit, i + 1))
+            .with_secondary(*first_span, describe(*first_explicit, first_k))
+            .with_note("layer names must be unique: the weights are saved as NAME.weight and NAME.bias");
+        if !explicit || !first_explicit {
+            d = d.with_note("the k-th dense layer is named 'densek' unless it has name=");
+        }
+        diags.push(d.with_help("choose another name with name=..."));
+    }
+    names.into_iter().map(|(n, ..)| n).collect()
+}

@@ -1,0 +1,325 @@
+//! `slope check FILE [--model NAME] [--json]`: parse, check, load the data,
+//! and print a Keras-style summary of the model.
+
+use super::Failure;
+use super::common::{self, Loaded, LoadedData};
+use super::frontend::CheckArgs;
+use crate::check::model::{Activation, Function, Init, Loss, Model, Optimizer, Setting, TrainConfig};
+use crate::data;
+use serde_json::{Value, json};
+use std::process::ExitCode;
+
+/// Runs `slope check`: exit 0 with the summary on stdout, or a failure.
+pub fn run(args: CheckArgs) -> Result<ExitCode, Failure> {
+    let loaded = common::load_program(&args.file, args.model.as_deref())?;
+    let data = common::load_dataset(&loaded)?;
+    if args.json {
+        let value = summary_json(&loaded, data.as_ref());
+        let text = serde_json::to_string_pretty(&value)
+            .expect("a serde_json::Value always serialises");
+        println!("{text}");
+    } else {
+        print!("{}", summary_text(&loaded, data.as_ref()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The summary as text; see the module docs of `cli` for its shape.
+pub fn summary_text(loaded: &Loaded, data: Option<&LoadedData>) -> String {
+    let model = loaded.model();
+    let k = model.output_width();
+    let mut out = format!(
+        "model {}: {} input{} -> {} output{}, {} parameters\n\n",
+        model.name,
+        model.input,
+        plural(model.input),
+        k,
+        plural(k),
+        thousands(model.parameter_count())
+    );
+    out.push_str(&layer_table(model));
+    out.push('\n');
+    let mut line = |key: &str, value: String| out.push_str(&format!("{:<11}{value}\n", format!("{key}:")));
+    line("loss", loss_text(loaded, model));
+    line("task", task_text(model));
+    if let Some(train) = &loaded.program.train {
+        line("optimizer", optimizer_text(&train.optimizer));
+        line("schedule", schedule_text(train));
+    }
+    if let Some(d) = data {
+        let ds = &d.dataset;
+        let mut text = format!(
+            "{}: {} rows, {} feature{} ({})",
+            d.name,
+            thousands(ds.rows),
+            ds.n_features(),
+            plural(ds.n_features()),
+            data::list(&ds.feature_names)
+        );
+        if ds.n_targets() > 0 {
+            text.push_str(&format!(
+                ", {} target{} ({})",
+                ds.n_targets(),
+                plural(ds.n_targets()),
+                data::list(&ds.target_names)
+            ));
+        }
+        line("data", text);
+    }
+    let functions: Vec<String> = loaded
+        .program
+        .activations
+        .iter()
+        .map(|f| ("activation", f))
+        .chain(loaded.program.losses.iter().map(|f| ("loss", f)))
+        .map(|(kind, f)| {
+            let used = match kind {
+                "activation" => model.layers.iter().any(|l| l.activation == Activation::Custom(f.name.clone())),
+                _ => model.loss == Loss::Custom(f.name.clone()),
+            };
+            let unused = if used { "" } else { "  (not used by this model)" };
+            format!("{kind} {}{unused}", definition(loaded, f))
+        })
+        .collect();
+    for (i, f) in functions.iter().enumerate() {
+        let key = if i == 0 { "functions:" } else { "" };
+        out.push_str(&format!("{key:<11}{f}\n"));
+    }
+    out
+}
+
+/// The layer table: one row per dense layer, then the total.
+fn layer_table(model: &Model) -> String {
+    let header = ["layer", "kind", "activation", "init", "bias", "output", "params"];
+    let mut rows: Vec<[String; 7]> = vec![header.map(String::from)];
+    for l in &model.layers {
+        rows.push([
+            l.name.clone(),
+            "dense".into(),
+            activation_name(&l.activation),
+            init_name(l.init).into(),
+            if l.bias { "yes" } else { "no" }.into(),
+            format!("[B, {}]", l.width),
+            thousands(l.parameter_count()),
+        ]);
+    }
+    let mut total: [String; 7] = Default::default();
+    total[0] = "total".into();
+    total[6] = thousands(model.parameter_count());
+    rows.push(total);
+    let widths: Vec<usize> = (0..7)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::from("  ");
+        for c in 0..6 {
+            line.push_str(&format!("{:<w$}  ", row[c], w = widths[c]));
+        }
+        // The parameter counts are right-aligned, like numbers in a table.
+        line.push_str(&format!("{:>w$}", row[6], w = widths[6]));
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn activation_name(a: &Activation) -> String {
+    match a {
+        Activation::Builtin(b) => b.name().to_string(),
+        Activation::Softmax => "softmax".to_string(),
+        Activation::Custom(name) => name.clone(),
+    }
+}
+
+fn init_name(init: Init) -> &'static str {
+    match init {
+        Init::Glorot => "glorot",
+        Init::He => "he",
+        Init::Zeros => "zeros",
+    }
+}
+
+fn loss_name(loss: &Loss) -> &str {
+    match loss {
+        Loss::Mse => "mse",
+        Loss::Bce => "bce",
+        Loss::CrossEntropy => "cross_entropy",
+        Loss::Custom(name) => name,
+    }
+}
+
+/// A function item as written: `cube(x) = x^3 / 3`.
+fn definition(loaded: &Loaded, f: &Function) -> String {
+    let body = loaded
+        .text
+        .get(f.body.span.start..f.body.span.end)
+        .unwrap_or("...");
+    format!("{}({}) = {}", f.name, f.params.join(", "), body.trim())
+}
+
+fn loss_text(loaded: &Loaded, model: &Model) -> String {
+    let k = model.output_width();
+    match &model.loss {
+        Loss::Mse => "mse (mean squared error over all outputs)".into(),
+        Loss::Bce => "bce (binary cross-entropy on sigmoid outputs)".into(),
+        Loss::CrossEntropy => format!("cross_entropy (softmax cross-entropy over {k} classes)"),
+        Loss::Custom(name) => match loaded.program.loss(name) {
+            Some(f) => format!("{name} (custom: {}, mean over all outputs)", definition(loaded, f)),
+            None => name.clone(),
+        },
+    }
+}
+
+fn task_text(model: &Model) -> String {
+    match model.loss {
+        Loss::CrossEntropy => "classification (accuracy: the arg-max output is the class)".into(),
+        Loss::Bce => "classification (accuracy: outputs on the right side of 0.5)".into(),
+        Loss::Mse | Loss::Custom(_) => "regression".into(),
+    }
+}
+
+fn optimizer_text(opt: &Optimizer) -> String {
+    let parts: Vec<String> = optimizer_settings(opt)
+        .iter()
+        .map(|(k, s)| format!("{k}={}{}", number(s.value), default_mark(s.is_default)))
+        .collect();
+    format!("{} {}", optimizer_name(opt), parts.join(", "))
+}
+
+fn optimizer_name(opt: &Optimizer) -> &'static str {
+    match opt {
+        Optimizer::Sgd { .. } => "sgd",
+        Optimizer::Adam { .. } => "adam",
+    }
+}
+
+fn optimizer_settings(opt: &Optimizer) -> Vec<(&'static str, Setting<f64>)> {
+    match *opt {
+        Optimizer::Sgd { lr, momentum } => vec![("lr", lr), ("momentum", momentum)],
+        Optimizer::Adam { lr, beta1, beta2, eps } => {
+            vec![("lr", lr), ("beta1", beta1), ("beta2", beta2), ("eps", eps)]
+        }
+    }
+}
+
+fn schedule_text(t: &TrainConfig) -> String {
+    format!(
+        "epochs {}{}, batch {}{}, shuffle {}{}, seed {}{}, validation {}{}",
+        t.epochs.value,
+        default_mark(t.epochs.is_default),
+        t.batch.value,
+        default_mark(t.batch.is_default),
+        t.shuffle.value,
+        default_mark(t.shuffle.is_default),
+        t.seed.value,
+        default_mark(t.seed.is_default),
+        number(t.validation.value),
+        default_mark(t.validation.is_default),
+    )
+}
+
+fn default_mark(is_default: bool) -> &'static str {
+    if is_default { " (default)" } else { "" }
+}
+
+/// A setting as a short number: `0.5`, `0.001`, `1e-8`.
+fn number(x: f64) -> String {
+    if x != 0.0 && x.abs() < 1e-3 {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// `2410` as `2,410`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The summary as one JSON object (keys sort alphabetically: stable).
+pub fn summary_json(loaded: &Loaded, data: Option<&LoadedData>) -> Value {
+    let model = loaded.model();
+    let layers: Vec<Value> = model
+        .layers
+        .iter()
+        .map(|l| {
+            json!({
+                "name": l.name,
+                "kind": "dense",
+                "activation": activation_name(&l.activation),
+                "init": init_name(l.init),
+                "bias": l.bias,
+                "inputs": l.input_width,
+                "units": l.width,
+                "params": l.parameter_count(),
+            })
+        })
+        .collect();
+    let training = loaded.program.train.as_ref().map(|t| {
+        let mut optimizer = serde_json::Map::new();
+        optimizer.insert("name".into(), json!(optimizer_name(&t.optimizer)));
+        let mut defaults: Vec<&str> = Vec::new();
+        for (k, s) in optimizer_settings(&t.optimizer) {
+            optimizer.insert(k.into(), json!(s.value));
+            if s.is_default {
+                defaults.push(k);
+            }
+        }
+        let marks = [
+            ("epochs", t.epochs.is_default),
+            ("batch", t.batch.is_default),
+            ("shuffle", t.shuffle.is_default),
+            ("seed", t.seed.is_default),
+            ("validation", t.validation.is_default),
+        ];
+        defaults.extend(marks.iter().filter(|(_, d)| *d).map(|(k, _)| *k));
+        json!({
+            "optimizer": optimizer,
+            "epochs": t.epochs.value,
+            "batch": t.batch.value,
+            "shuffle": t.shuffle.value,
+            "seed": t.seed.value,
+            "validation": t.validation.value,
+            "defaults": defaults,
+        })
+    });
+    let data = data.map(|d| {
+        json!({
+            "path": d.name,
+            "rows": d.dataset.rows,
+            "features": d.dataset.feature_names,
+            "targets": d.dataset.target_names,
+        })
+    });
+    let functions = |fs: &[Function]| -> Vec<Value> {
+        fs.iter()
+            .map(|f| json!({"name": f.name, "params": f.params, "definition": definition(loaded, f)}))
+            .collect()
+    };
+    json!({
+        "model": model.name,
+        "inputs": model.input,
+        "outputs": model.output_width(),
+        "parameters": model.parameter_count(),
+        "layers": layers,
+        "loss": loss_name(&model.loss),
+        "task": if model.is_classification() { "classification" } else { "regression" },
+        "training": training,
+        "data": data,
+        "activations": functions(&loaded.program.activations),
+        "losses": functions(&loaded.program.losses),
+    })
+}

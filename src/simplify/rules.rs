@@ -1,0 +1,603 @@
+//! The rewrite rules: one named line each in [`RULES`], each a function that
+//! looks at one node (whose operands are already simplified) and returns its
+//! replacement, or `None` when it does not apply.
+//!
+//! Every rule preserves the value wherever the original is defined; rules
+//! that could divide by zero (`div-self`, `exp-log`) demand a proof that the
+//! operand is non-zero or positive. `tests/simplify.rs` checks each rule on
+//! random inputs against the f64 interpreter.
+
+use crate::graph::{Axes, Dim, Graph, NodeId, Op, Shape};
+use std::cmp::Ordering;
+
+/// A named rewrite rule.
+pub struct Rule {
+    /// The egg-style name printed by `--steps`.
+    pub name: &'static str,
+    /// Returns the replacement of the node, if the rule applies.
+    pub apply: fn(&mut Graph, NodeId) -> Option<NodeId>,
+}
+
+macro_rules! rule {
+    ($name:literal, $f:ident) => {
+        Rule {
+            name: $name,
+            apply: $f,
+        }
+    };
+}
+
+/// Rules that only restore the canonical form; `--steps` may hide them.
+pub const CANONICAL: &[&str] = &[
+    "flatten-add",
+    "flatten-mul",
+    "sort-operands",
+    "neg-canon",
+    "broadcast-const",
+];
+
+/// The rule table, tried in order at each node.
+#[rustfmt::skip]
+pub const RULES: &[Rule] = &[
+    rule!("broadcast-const",   broadcast_const),     // bcast(bcast(c)) = bcast(c)
+    rule!("const-fold",        const_fold),          // 2*3 = 6, exp(0) = 1
+    rule!("neg-canon",         neg_canon),           // -a = (-1)*a
+    rule!("neg-neg",           neg_neg),             // (-1)*((-1)*x) = x
+    rule!("flatten-add",       flatten_add),         // a + (b + c) = a + b + c
+    rule!("flatten-mul",       flatten_mul),         // a*(b*c) = a*b*c
+    rule!("add-zero",          add_zero),            // x + 0 = x
+    rule!("mul-zero",          mul_zero),            // x*0 = 0
+    rule!("mul-one",           mul_one),             // x*1 = x
+    rule!("fold-consts",       fold_consts),         // 2 + x + 3 = 5 + x
+    rule!("pow-one",           pow_one),             // x^1 = x
+    rule!("pow-zero",          pow_zero),            // x^0 = 1
+    rule!("pow-pow",           pow_pow),             // (x^a)^n = x^(a*n), n an integer
+    rule!("recip-pow",         recip_pow),           // x^-1 = 1/x, 1/x^a = x^-a
+    rule!("recip-recip",       recip_recip),         // 1/(1/x) = x
+    rule!("recip-mul",         recip_mul),           // 1/(a*b) = (1/a)*(1/b)
+    rule!("div-self",          div_self),            // x/x = 1, x provably non-zero
+    rule!("collect-terms",     collect_terms),       // 2*x + 3*x = 5*x
+    rule!("collect-powers",    collect_powers),      // x*x^2 = x^3
+    rule!("sqrt-square",       sqrt_square),         // sqrt(x)^2 = x
+    rule!("log-exp",           log_exp),             // log(exp(x)) = x
+    rule!("exp-log",           exp_log),             // exp(log(x)) = x, x provably positive
+    rule!("where-same",        where_same),          // where(c, a, a) = a
+    rule!("where-const",       where_const),         // where(1, a, b) = a
+    rule!("transpose-twice",   transpose_twice),     // (aᵀ)ᵀ = a
+    rule!("sort-operands",     sort_operands),       // canonical order of + and * operands
+];
+
+// ---------------------------------------------------------------------------
+// Helpers shared by the rules (and by the printer, through `pub`).
+
+pub use crate::graph::print::const_value;
+
+/// The constant `v` with the given shape (a broadcast scalar for tensors).
+pub fn constant(g: &mut Graph, v: f64, shape: &Shape) -> NodeId {
+    let c = g.constant(v);
+    if shape.0.is_empty() {
+        return c;
+    }
+    let axes = Axes(((1u16 << shape.0.len()) - 1) as u8);
+    g.broadcast(c, axes, shape.clone())
+        .expect("a scalar broadcast along every axis of a rank <= 2 shape is always valid")
+}
+
+/// The shape of a node.
+fn shape(g: &Graph, id: NodeId) -> Shape {
+    g.node(id).shape.clone()
+}
+
+/// `a + b + ...` in canonical form: flattened, constants folded, sorted;
+/// the empty sum is `0`, a single term is itself.
+pub fn add(g: &mut Graph, terms: Vec<NodeId>, shape: &Shape) -> Option<NodeId> {
+    nary(g, Op::Add, terms, shape)
+}
+
+/// `a * b * ...` in canonical form: flattened, constants folded, sorted;
+/// the empty product is `1`, a single factor is itself.
+pub fn mul(g: &mut Graph, factors: Vec<NodeId>, shape: &Shape) -> Option<NodeId> {
+    nary(g, Op::Mul, factors, shape)
+}
+
+fn nary(g: &mut Graph, op: Op, items: Vec<NodeId>, shape: &Shape) -> Option<NodeId> {
+    let unit = if op == Op::Add { 0.0 } else { 1.0 };
+    let mut flat = Vec::new();
+    let mut acc = unit;
+    let mut stack: Vec<NodeId> = items.into_iter().rev().collect();
+    while let Some(id) = stack.pop() {
+        if g.node(id).op == op {
+            stack.extend(g.node(id).args.iter().rev());
+        } else if let Some(c) = const_value(g, id) {
+            acc = if op == Op::Add { acc + c } else { acc * c };
+        } else {
+            flat.push(id);
+        }
+    }
+    if op == Op::Mul && acc == 0.0 {
+        return Some(constant(g, 0.0, shape));
+    }
+    if acc != unit || flat.is_empty() {
+        flat.push(constant(g, acc, shape));
+    }
+    if flat.len() == 1 {
+        return Some(flat[0]);
+    }
+    flat.sort_by(|&a, &b| order(g, a, b));
+    g.add(op, &flat).ok()
+}
+
+/// The canonical order of `+` and `*` operands: constants first, then leaves
+/// by name, then other nodes by op and then operands, recursively. It
+/// depends only on structure, never on node indices, so equal terms meet.
+pub fn order(g: &Graph, a: NodeId, b: NodeId) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
+    match (const_value(g, a), const_value(g, b)) {
+        (Some(x), Some(y)) => return x.total_cmp(&y),
+        (Some(_), None) => return Ordering::Less,
+        (None, Some(_)) => return Ordering::Greater,
+        (None, None) => {}
+    }
+    let (na, nb) = (g.node(a), g.node(b));
+    let by_op = match (na.op, nb.op) {
+        (Op::Leaf(x), Op::Leaf(y)) => g.leaf_info(x).name.cmp(&g.leaf_info(y).name),
+        (Op::Leaf(_), _) => Ordering::Less,
+        (_, Op::Leaf(_)) => Ordering::Greater,
+        (x, y) => x.cmp(&y),
+    };
+    by_op
+        .then_with(|| na.args.len().cmp(&nb.args.len()))
+        .then_with(|| {
+            na.args
+                .iter()
+                .zip(&nb.args)
+                .map(|(&x, &y)| order(g, x, y))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        })
+        .then_with(|| na.shape.cmp(&nb.shape))
+        .then_with(|| a.index().cmp(&b.index()))
+}
+
+/// True when the node's value can never be zero (where it is defined).
+fn nonzero(g: &Graph, id: NodeId) -> bool {
+    if let Some(c) = const_value(g, id) {
+        return c != 0.0;
+    }
+    let n = g.node(id);
+    match n.op {
+        Op::Exp | Op::Sigmoid | Op::Softplus | Op::Recip => true,
+        Op::Mul => n.args.iter().all(|&a| nonzero(g, a)),
+        Op::Pow | Op::Sqrt => nonzero(g, n.args[0]),
+        _ => positive(g, id),
+    }
+}
+
+/// True when the node's value is always positive (where it is defined).
+fn positive(g: &Graph, id: NodeId) -> bool {
+    if let Some(c) = const_value(g, id) {
+        return c > 0.0;
+    }
+    let n = g.node(id);
+    match n.op {
+        Op::Exp | Op::Sigmoid | Op::Softplus => true,
+        Op::Add | Op::Mul => n.args.iter().all(|&a| positive(g, a)),
+        Op::Recip | Op::Sqrt => positive(g, n.args[0]),
+        _ => false,
+    }
+}
+
+/// The scalar value of an element-wise op on constants, when it is finite.
+fn fold(op: Op, v: &[f64]) -> Option<f64> {
+    let r = match op {
+        Op::Neg => -v[0],
+        Op::Recip => 1.0 / v[0],
+        Op::Exp => v[0].exp(),
+        Op::Log => v[0].ln(),
+        Op::Sqrt => v[0].sqrt(),
+        Op::Abs => v[0].abs(),
+        Op::Sin => v[0].sin(),
+        Op::Cos => v[0].cos(),
+        Op::Tanh => v[0].tanh(),
+        Op::Sigmoid => 1.0 / (1.0 + (-v[0]).exp()),
+        Op::Relu => v[0].max(0.0),
+        Op::Softplus => v[0].max(0.0) + (-v[0].abs()).exp().ln_1p(),
+        Op::Add => v.iter().sum(),
+        Op::Mul => v.iter().product(),
+        Op::Pow => v[0].powf(v[1]),
+        Op::Max => v[0].max(v[1]),
+        Op::Min => v[0].min(v[1]),
+        Op::Lt => f64::from(v[0] < v[1]),
+        Op::Le => f64::from(v[0] <= v[1]),
+        Op::Gt => f64::from(v[0] > v[1]),
+        Op::Ge => f64::from(v[0] >= v[1]),
+        Op::Eq => f64::from(v[0] == v[1]),
+        Op::Where => {
+            if v[0] != 0.0 {
+                v[1]
+            } else {
+                v[2]
+            }
+        }
+        _ => return None,
+    };
+    r.is_finite().then_some(r)
+}
+
+fn args(g: &Graph, id: NodeId) -> Vec<NodeId> {
+    g.node(id).args.clone()
+}
+
+fn is(g: &Graph, id: NodeId, op: Op) -> bool {
+    g.node(id).op == op
+}
+
+// ---------------------------------------------------------------------------
+// The rules, in table order.
+
+fn broadcast_const(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let n = g.node(id);
+    let nested = matches!(n.op, Op::Broadcast(_)) && matches!(g.node(n.args[0]).op, Op::Broadcast(_));
+    if !nested {
+        return None;
+    }
+    let c = const_value(g, id)?;
+    Some(constant(g, c, &shape(g, id)))
+}
+
+fn const_fold(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let n = g.node(id);
+    if !n.op.is_elementwise() || n.op == Op::Add || n.op == Op::Mul {
+        return None;
+    }
+    let vals: Option<Vec<f64>> = n.args.iter().map(|&a| const_value(g, a)).collect();
+    let v = fold(n.op, &vals?)?;
+    Some(constant(g, v, &shape(g, id)))
+}
+
+fn neg_canon(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    if !is(g, id, Op::Neg) {
+        return None;
+    }
+    let s = shape(g, id);
+    let m1 = constant(g, -1.0, &s);
+    let a = args(g, id)[0];
+    mul(g, vec![m1, a], &s)
+}
+
+fn neg_neg(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    if !is(g, id, Op::Mul) || a.len() != 2 || const_value(g, a[0]) != Some(-1.0) {
+        return None;
+    }
+    let inner = args(g, a[1]);
+    (is(g, a[1], Op::Mul) && inner.len() == 2 && const_value(g, inner[0]) == Some(-1.0))
+        .then(|| inner[1])
+}
+
+fn flatten(g: &mut Graph, id: NodeId, op: Op) -> Option<NodeId> {
+    if !is(g, id, op) || !args(g, id).iter().any(|&a| is(g, a, op)) {
+        return None;
+    }
+    let s = shape(g, id);
+    nary(g, op, args(g, id), &s)
+}
+
+fn flatten_add(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    flatten(g, id, Op::Add)
+}
+
+fn flatten_mul(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    flatten(g, id, Op::Mul)
+}
+
+fn drop_unit(g: &mut Graph, id: NodeId, op: Op, unit: f64) -> Option<NodeId> {
+    let a = args(g, id);
+    if !is(g, id, op) || !a.iter().any(|&x| const_value(g, x) == Some(unit)) {
+        return None;
+    }
+    let s = shape(g, id);
+    nary(g, op, a, &s)
+}
+
+fn add_zero(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    drop_unit(g, id, Op::Add, 0.0)
+}
+
+fn mul_one(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    drop_unit(g, id, Op::Mul, 1.0)
+}
+
+fn mul_zero(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    if !is(g, id, Op::Mul) || !a.iter().any(|&x| const_value(g, x) == Some(0.0)) {
+        return None;
+    }
+    Some(constant(g, 0.0, &shape(g, id)))
+}
+
+fn fold_consts(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let n = g.node(id);
+    if n.op != Op::Add && n.op != Op::Mul {
+        return None;
+    }
+    let consts = n.args.iter().filter(|&&a| const_value(g, a).is_some()).count();
+    if consts < 2 {
+        return None;
+    }
+    let (op, a, s) = (n.op, n.args.clone(), n.shape.clone());
+    nary(g, op, a, &s)
+}
+
+fn pow_one(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    (is(g, id, Op::Pow) && const_value(g, a[1]) == Some(1.0)).then(|| a[0])
+}
+
+fn pow_zero(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    if !is(g, id, Op::Pow) || const_value(g, a[1]) != Some(0.0) {
+        return None;
+    }
+    Some(constant(g, 1.0, &shape(g, id)))
+}
+
+fn pow_pow(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    if !is(g, id, Op::Pow) || !is(g, a[0], Op::Pow) {
+        return None;
+    }
+    let n = const_value(g, a[1])?;
+    if n.fract() != 0.0 {
+        return None;
+    }
+    let inner = args(g, a[0]);
+    let s = shape(g, id);
+    let e = mul(g, vec![inner[1], a[1]], &s)?;
+    g.add(Op::Pow, &[inner[0], e]).ok()
+}
+
+fn recip_pow(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    let s = shape(g, id);
+    if is(g, id, Op::Pow) && const_value(g, a[1]) == Some(-1.0) {
+        return g.add(Op::Recip, &[a[0]]).ok();
+    }
+    if is(g, id, Op::Recip) && is(g, a[0], Op::Pow) {
+        let inner = args(g, a[0]);
+        let e = const_value(g, inner[1])?;
+        let ne = constant(g, -e, &s);
+        return g.add(Op::Pow, &[inner[0], ne]).ok();
+    }
+    None
+}
+
+fn recip_recip(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    (is(g, id, Op::Recip) && is(g, a[0], Op::Recip)).then(|| args(g, a[0])[0])
+}
+
+fn recip_mul(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    if !is(g, id, Op::Recip) || !is(g, a[0], Op::Mul) {
+        return None;
+    }
+    let s = shape(g, id);
+    let mut factors = Vec::new();
+    for f in args(g, a[0]) {
+        // Constants are folded here so the product stays canonical.
+        match const_value(g, f) {
+            Some(c) => factors.push(constant(g, 1.0 / c, &s)),
+            None => factors.push(g.add(Op::Recip, &[f]).ok()?),
+        }
+    }
+    mul(g, factors, &s)
+}
+
+fn div_self(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    if !is(g, id, Op::Mul) {
+        return None;
+    }
+    let a = args(g, id);
+    for (i, &f) in a.iter().enumerate() {
+        if !is(g, f, Op::Recip) {
+            continue;
+        }
+        let x = args(g, f)[0];
+        if let Some(j) = a.iter().position(|&y| y == x)
+            && nonzero(g, x)
+        {
+            let rest: Vec<NodeId> = a
+                .iter()
+                .enumerate()
+                .filter(|&(k, _)| k != i && k != j)
+                .map(|(_, &y)| y)
+                .collect();
+            let s = shape(g, id);
+            return mul(g, rest, &s);
+        }
+    }
+    None
+}
+
+/// Splits a term into its constant coefficient and the rest: `3*x*y` is
+/// `(3, x*y)`, `x` is `(1, x)`.
+fn coefficient(g: &mut Graph, id: NodeId) -> Option<(f64, NodeId)> {
+    if const_value(g, id).is_some() {
+        return None;
+    }
+    if is(g, id, Op::Mul) {
+        let a = args(g, id);
+        if let Some(c) = const_value(g, a[0]) {
+            let s = shape(g, id);
+            let rest = mul(g, a[1..].to_vec(), &s)?;
+            return Some((c, rest));
+        }
+    }
+    Some((1.0, id))
+}
+
+fn collect_terms(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    if !is(g, id, Op::Add) {
+        return None;
+    }
+    let a = args(g, id);
+    let mut groups: Vec<(NodeId, f64, usize)> = Vec::new();
+    let mut others = Vec::new();
+    for &t in &a {
+        match coefficient(g, t) {
+            Some((c, rest)) => match groups.iter_mut().find(|(r, _, _)| *r == rest) {
+                Some(grp) => {
+                    grp.1 += c;
+                    grp.2 += 1;
+                }
+                None => groups.push((rest, c, 1)),
+            },
+            None => others.push(t),
+        }
+    }
+    if groups.iter().all(|grp| grp.2 == 1) {
+        return None;
+    }
+    let s = shape(g, id);
+    let mut terms = others;
+    for (rest, c, _) in groups {
+        let k = constant(g, c, &s);
+        terms.push(mul(g, vec![k, rest], &s)?);
+    }
+    add(g, terms, &s)
+}
+
+/// Splits a factor into base and exponent: `x^3` is `(x, 3)`, `1/x` is
+/// `(x, -1)`, `x` is `(x, 1)`. Constants have no base.
+fn power(g: &mut Graph, id: NodeId) -> Option<(NodeId, NodeId)> {
+    if const_value(g, id).is_some() {
+        return None;
+    }
+    let s = shape(g, id);
+    let a = args(g, id);
+    Some(match g.node(id).op {
+        Op::Pow => (a[0], a[1]),
+        Op::Recip => (a[0], constant(g, -1.0, &s)),
+        _ => (id, constant(g, 1.0, &s)),
+    })
+}
+
+fn collect_powers(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    if !is(g, id, Op::Mul) {
+        return None;
+    }
+    let a = args(g, id);
+    let mut groups: Vec<(NodeId, Vec<NodeId>, Vec<NodeId>)> = Vec::new();
+    let mut others = Vec::new();
+    for &f in &a {
+        match power(g, f) {
+            Some((base, e)) => match groups.iter_mut().find(|grp| grp.0 == base) {
+                Some(grp) => {
+                    grp.1.push(e);
+                    grp.2.push(f);
+                }
+                None => groups.push((base, vec![e], vec![f])),
+            },
+            None => others.push(f),
+        }
+    }
+    let s = shape(g, id);
+    let mut changed = false;
+    let mut factors = others;
+    for (base, exps, originals) in groups {
+        if exps.len() == 1 {
+            factors.push(originals[0]);
+            continue;
+        }
+        let e = add(g, exps, &s)?;
+        match const_value(g, e) {
+            // x/x is the job of `div-self`, which checks that x is non-zero.
+            Some(0.0) => factors.extend(originals),
+            Some(1.0) => {
+                changed = true;
+                factors.push(base);
+            }
+            Some(-1.0) => {
+                changed = true;
+                factors.push(g.add(Op::Recip, &[base]).ok()?);
+            }
+            _ => {
+                changed = true;
+                factors.push(g.add(Op::Pow, &[base, e]).ok()?);
+            }
+        }
+    }
+    if !changed {
+        return None;
+    }
+    mul(g, factors, &s)
+}
+
+fn sqrt_square(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    (is(g, id, Op::Pow) && is(g, a[0], Op::Sqrt) && const_value(g, a[1]) == Some(2.0))
+        .then(|| args(g, a[0])[0])
+}
+
+fn log_exp(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    (is(g, id, Op::Log) && is(g, a[0], Op::Exp)).then(|| args(g, a[0])[0])
+}
+
+fn exp_log(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    if !is(g, id, Op::Exp) || !is(g, a[0], Op::Log) {
+        return None;
+    }
+    let x = args(g, a[0])[0];
+    positive(g, x).then_some(x)
+}
+
+fn where_same(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    (is(g, id, Op::Where) && a[1] == a[2]).then(|| a[1])
+}
+
+fn where_const(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    if !is(g, id, Op::Where) {
+        return None;
+    }
+    let c = const_value(g, a[0])?;
+    Some(if c != 0.0 { a[1] } else { a[2] })
+}
+
+fn transpose_twice(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let a = args(g, id);
+    (is(g, id, Op::Transpose) && is(g, a[0], Op::Transpose)).then(|| args(g, a[0])[0])
+}
+
+fn sort_operands(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let n = g.node(id);
+    if n.op != Op::Add && n.op != Op::Mul {
+        return None;
+    }
+    let sorted = n
+        .args
+        .windows(2)
+        .all(|w| order(g, w[0], w[1]) != Ordering::Greater);
+    if sorted {
+        return None;
+    }
+    let (op, mut a) = (n.op, n.args.clone());
+    a.sort_by(|&x, &y| order(g, x, y));
+    g.add(op, &a).ok()
+}
+
+/// The number of elements of a fixed shape, if it has no batch dimension.
+pub fn fixed_len(s: &Shape) -> Option<usize> {
+    s.0.iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => Some(*n),
+            Dim::Batch => None,
+        })
+        .product()
+}

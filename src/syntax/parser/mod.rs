@@ -1,0 +1,150 @@
+//! The parser: one method per rule of `grammar/nn.ebnf`, with the same name.
+//!
+//! Lexemes are nom parsers (`lex.rs`). Grammar rules keep nom's shape, input
+//! slice in and `(rest, output)` out, but are methods on [`Parser`] because
+//! they record diagnostics, count nesting and recover from errors:
+//! a failed statement is skipped to its end (newline, `;` or `}`), a failed
+//! item to the next line that starts an item. Offsets are
+//! `src.len() - rest.len()`, so every slice maps back to a [`Span`].
+
+mod expr;
+mod items;
+mod lex;
+
+use super::MAX_DEPTH;
+use super::ast;
+use crate::diag::{Diagnostic, Span};
+
+/// A rule's result: the rest of the input and what was parsed, or the
+/// diagnostic that stops the enclosing statement or item.
+type PResult<'a, T> = Result<(&'a str, T), Box<Diagnostic>>;
+
+/// Parser state for one source text.
+pub(super) struct Parser<'a> {
+    /// The whole source; every slice handled is a suffix of it.
+    src: &'a str,
+    /// Errors recorded without stopping the current rule (e.g. bad escapes).
+    diags: Vec<Diagnostic>,
+    /// Current nesting of parentheses, calls, lists, minus signs and `^`.
+    depth: usize,
+    /// Open `(` and `[` around the current position: inside them line breaks
+    /// are blanks, outside they end an expression or a statement.
+    brackets: usize,
+}
+
+pub(super) fn parse_file(src: &str) -> (ast::File, Vec<Diagnostic>) {
+    let mut parser = Parser::new(src);
+    let items = parser.file(src);
+    let file = ast::File {
+        items,
+        comments: lex::comments(src),
+    };
+    (file, parser.finish())
+}
+
+pub(super) fn parse_expr_only(src: &str) -> Result<ast::Expr, Vec<Diagnostic>> {
+    let mut parser = Parser::new(src);
+    // A lone expression may span lines, as if it were in parentheses.
+    parser.brackets = 1;
+    let result = parser.whole_expr(src);
+    let mut diags = parser.finish();
+    match result {
+        Ok(e) if diags.is_empty() => Ok(e),
+        Ok(_) => Err(diags),
+        Err(d) => {
+            diags.push(*d);
+            diags.sort_by_key(|d| d.sort_key());
+            Err(diags)
+        }
+    }
+}
+
+impl<'a> Parser<'a> {
+    fn new(src: &'a str) -> Parser<'a> {
+        Parser {
+            src,
+            diags: Vec::new(),
+            depth: 0,
+            brackets: 0,
+        }
+    }
+
+    fn finish(mut self) -> Vec<Diagnostic> {
+        // Stable sort: errors at one place stay in the order found.
+        self.diags.sort_by_key(|d| d.sort_key());
+        self.diags
+    }
+
+    /// The byte offset of the suffix `rest` in the source.
+    fn off(&self, rest: &str) -> usize {
+        self.src.len() - rest.len()
+    }
+
+    /// The span from the start of `from` to the start of `to` (both suffixes).
+    fn span(&self, from: &str, to: &str) -> Span {
+        Span::new(self.off(from), self.off(to))
+    }
+
+    /// Blanks and comments; line breaks too when inside brackets.
+    fn blanks(&self, i: &'a str) -> &'a str {
+        lex::skip_blanks(i, self.brackets > 0)
+    }
+
+    /// Blanks, comments and line breaks.
+    fn blanks_nl(&self, i: &'a str) -> &'a str {
+        lex::skip_blanks(i, true)
+    }
+
+    /// "found X" text and span for what starts at `i`.
+    fn found(&self, i: &str) -> (String, Span) {
+        lex::describe(i, self.off(i))
+    }
+
+    /// An error pointing at what starts at `i`: `message, found X`.
+    fn expected(&self, i: &str, message: &str) -> Box<Diagnostic> {
+        let (what, span) = self.found(i);
+        Box::new(Diagnostic::error(format!("{message}, found {what}"), span))
+    }
+
+    /// Enters one nesting level (a parenthesis, call, list, `-` or `^`).
+    fn enter(&mut self, at: Span) -> Result<(), Box<Diagnostic>> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(too_deep(at));
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// Forgets nesting state after an error, before the next statement/item.
+    fn reset(&mut self) {
+        self.depth = 0;
+        self.brackets = 0;
+    }
+
+    /// True if `i` is the first token of its line.
+    fn at_line_start(&self, i: &str) -> bool {
+        let before = &self.src[..self.off(i)];
+        before
+            .trim_end_matches([' ', '\t', '\r'])
+            .chars()
+            .next_back()
+            .is_none_or(|c| c == '\n')
+    }
+}
+
+/// `error: expression nested too deeply (more than 256 levels)`.
+fn too_deep(at: Span) -> Box<Diagnostic> {
+    Box::new(
+        Diagnostic::error(
+            format!("expression nested too deeply (more than {MAX_DEPTH} levels)"),
+            at,
+        )
+        .with_label("this is one level too many")
+        .with_note("every parenthesis, call, list, unary '-' and operator adds a level of nesting")
+        .with_help("split the formula, e.g. into several activations"),
+    )
+}
