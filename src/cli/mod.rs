@@ -5,6 +5,7 @@ mod check_cmd;
 pub mod common;
 mod frontend;
 mod run;
+mod run_cmd;
 mod symbolic;
 mod train;
 mod train_cmd;
