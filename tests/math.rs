@@ -9,17 +9,24 @@ fn jit_unary(op: Op, xs: &[f32]) -> Vec<f32> {
     let mut g = Graph::new();
     let x = g.leaf("x", LeafKind::Input, Shape(vec![Dim::Fixed(xs.len())]));
     let y = g.add(op, &[x]).expect("unary op on a vector");
-    let sig = Signature { inputs: vec![x], outputs: vec![y], updates: vec![] };
+    let sig = Signature {
+        inputs: vec![x],
+        outputs: vec![y],
+        updates: vec![],
+    };
     let mut jit = Jit::new(1).expect("host JIT");
     let mut f = jit.compile::<f32>(&g, &sig, 1).expect("compiles");
     let mut out = vec![0.0f32; xs.len()];
-    f.call(&[xs], &mut [], &mut [&mut out]).expect("buffers fit");
+    f.call(&[xs], &mut [], &mut [&mut out])
+        .expect("buffers fit");
     out
 }
 
 /// Evenly spaced points on [lo, hi] plus geometric points near 0 of both signs.
 fn grid(lo: f64, hi: f64, n: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..=n).map(|i| (lo + (hi - lo) * i as f64 / n as f64) as f32).collect();
+    let mut v: Vec<f32> = (0..=n)
+        .map(|i| (lo + (hi - lo) * i as f64 / n as f64) as f32)
+        .collect();
     let mut t = 1e-30f64;
     while t < 1.0 {
         if lo <= -t {
@@ -43,7 +50,10 @@ fn worst(op: Op, xs: &[f32], exact: impl Fn(f64) -> f64) -> (f64, f32) {
     for (&x, &y) in xs.iter().zip(&ys) {
         let e = exact(f64::from(x));
         if e.abs() > f64::from(f32::MAX) {
-            assert!(y.is_infinite() && (y > 0.0) == (e > 0.0), "{op:?}({x}) = {y}, want {e}");
+            assert!(
+                y.is_infinite() && (y > 0.0) == (e > 0.0),
+                "{op:?}({x}) = {y}, want {e}"
+            );
             continue;
         }
         let err = (f64::from(y) - e).abs() / e.abs().max(f64::from(f32::MIN_POSITIVE));
@@ -96,13 +106,21 @@ fn tanh_is_accurate() {
 
 #[test]
 fn sigmoid_is_accurate() {
-    let (err, at) = worst(Op::Sigmoid, &grid(-87.0, 100.0, 400_000), |x| 1.0 / (1.0 + (-x).exp()));
+    let (err, at) = worst(Op::Sigmoid, &grid(-87.0, 100.0, 400_000), |x| {
+        1.0 / (1.0 + (-x).exp())
+    });
     assert!(err <= TOL, "sigmoid: max rel err {err:e} at {at}");
 }
 
 #[test]
 fn softplus_is_accurate() {
-    let exact = |x: f64| if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() };
+    let exact = |x: f64| {
+        if x > 0.0 {
+            x + (-x).exp().ln_1p()
+        } else {
+            x.exp().ln_1p()
+        }
+    };
     let (err, at) = worst(Op::Softplus, &grid(-100.0, 100.0, 400_000), exact);
     assert!(err <= TOL, "softplus: max rel err {err:e} at {at}");
 }

@@ -21,16 +21,27 @@ fn jit_failure(e: impl std::fmt::Display) -> Failure {
 /// Reads and checks a weights file against the model; errors name the tensor.
 fn read_weights(path: &Path, model: &Model) -> Result<Weights, Failure> {
     let bytes = std::fs::read(path).map_err(|e| {
-        Failure::Input(format!("error: cannot read weights '{}': {}\n", path.display(), common::io_message(&e)))
+        Failure::Input(format!(
+            "error: cannot read weights '{}': {}\n",
+            path.display(),
+            common::io_message(&e)
+        ))
     })?;
     weights::from_safetensors(&bytes, model).map_err(|e| {
-        Failure::Input(format!("error: weights '{}' do not fit model '{}': {e}\n", path.display(), model.name))
+        Failure::Input(format!(
+            "error: weights '{}' do not fit model '{}': {e}\n",
+            path.display(),
+            model.name
+        ))
     })
 }
 
 /// The weights' values in `T`, in parameter order.
 fn param_values<T: Element>(w: &Weights) -> Vec<Vec<T>> {
-    w.tensors.iter().map(|t| t.data.iter().map(|&v| T::from_f64(f64::from(v))).collect()).collect()
+    w.tensors
+        .iter()
+        .map(|t| t.data.iter().map(|&v| T::from_f64(f64::from(v))).collect())
+        .collect()
 }
 
 /// Runs `slope predict`.
@@ -39,16 +50,26 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode, Failure> {
     let model = loaded.model();
     let w = read_weights(&args.weights, model)?;
     let data = common::load_data_file(&loaded, &args.data, true)?;
-    let net = lower::lower_model(&loaded.program, model).map_err(|d| Failure::Input(loaded.render(&[d])))?;
+    let net = lower::lower_model(&loaded.program, model)
+        .map_err(|d| Failure::Input(loaded.render(&[d])))?;
     let mut inputs = vec![net.x];
     inputs.extend(net.params.iter().map(|p| p.node));
-    let sig = Signature { inputs, outputs: vec![net.y], updates: vec![] };
+    let sig = Signature {
+        inputs,
+        outputs: vec![net.y],
+        updates: vec![],
+    };
     let rows = data.rows;
     if rows == 0 {
-        return Err(Failure::Input(format!("error: '{}' has no data rows\n", args.data.display())));
+        return Err(Failure::Input(format!(
+            "error: '{}' has no data rows\n",
+            args.data.display()
+        )));
     }
     let mut jit = Jit::new(1).map_err(jit_failure)?;
-    let mut f = jit.compile::<f32>(&net.graph, &sig, rows).map_err(jit_failure)?;
+    let mut f = jit
+        .compile::<f32>(&net.graph, &sig, rows)
+        .map_err(jit_failure)?;
     let params = param_values::<f32>(&w);
     let mut ins: Vec<&[f32]> = vec![&data.features];
     ins.extend(params.iter().map(|p| p.as_slice()));
@@ -71,7 +92,10 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode, Failure> {
         let classes: Vec<usize> = match model.loss {
             Loss::CrossEntropy => {
                 // The first largest output, as the accuracy count does.
-                let best = row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
                 vec![best]
             }
             Loss::Bce => row.iter().map(|&v| usize::from(v > 0.5)).collect(),
@@ -79,7 +103,10 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode, Failure> {
         };
         if args.json {
             let mut obj = serde_json::Map::new();
-            obj.insert("outputs".into(), serde_json::json!(row.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()));
+            obj.insert(
+                "outputs".into(),
+                serde_json::json!(row.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()),
+            );
             match classes.as_slice() {
                 [] => {}
                 [c] => {
@@ -91,7 +118,11 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode, Failure> {
             }
             out.push_str(&serde_json::Value::Object(obj).to_string());
         } else {
-            let cells: Vec<String> = row.iter().map(|v| v.to_string()).chain(classes.iter().map(|c| c.to_string())).collect();
+            let cells: Vec<String> = row
+                .iter()
+                .map(|v| v.to_string())
+                .chain(classes.iter().map(|c| c.to_string()))
+                .collect();
             out.push_str(&cells.join(","));
         }
         out.push('\n');
@@ -109,11 +140,24 @@ struct LossGrad<T: Element> {
 
 impl<T: Element> LossGrad<T> {
     /// Compiles `outputs` of the network over all `rows` of `x`/`t`.
-    fn new(jit: &mut Jit, net: &crate::train::Network, outputs: Vec<NodeId>, rows: usize, x: Vec<T>, t: Vec<T>) -> Result<Self, Failure> {
+    fn new(
+        jit: &mut Jit,
+        net: &crate::train::Network,
+        outputs: Vec<NodeId>,
+        rows: usize,
+        x: Vec<T>,
+        t: Vec<T>,
+    ) -> Result<Self, Failure> {
         let mut inputs = vec![net.x, net.t];
         inputs.extend(&net.params);
-        let sig = Signature { inputs, outputs, updates: vec![] };
-        let f = jit.compile::<T>(&net.graph, &sig, rows).map_err(jit_failure)?;
+        let sig = Signature {
+            inputs,
+            outputs,
+            updates: vec![],
+        };
+        let f = jit
+            .compile::<T>(&net.graph, &sig, rows)
+            .map_err(jit_failure)?;
         Ok(LossGrad { f, x, t })
     }
 
@@ -125,7 +169,11 @@ impl<T: Element> LossGrad<T> {
     }
 
     fn outputs(&self) -> Vec<Vec<T>> {
-        self.f.output_lens().iter().map(|&n| vec![T::default(); n]).collect()
+        self.f
+            .output_lens()
+            .iter()
+            .map(|&n| vec![T::default(); n])
+            .collect()
     }
 }
 
@@ -135,19 +183,37 @@ fn widen<T: Element>(v: &[f32]) -> Vec<T> {
 
 /// Runs `slope grad FILE --weights W --data D --out G`: the gradient of the
 /// mean loss over all rows of D, written as float32 safetensors.
-pub fn grad_numeric(file: &Path, model: Option<&str>, weights_path: &Path, data: Option<&Path>, out: Option<&Path>) -> Result<ExitCode, Failure> {
+pub fn grad_numeric(
+    file: &Path,
+    model: Option<&str>,
+    weights_path: &Path,
+    data: Option<&Path>,
+    out: Option<&Path>,
+) -> Result<ExitCode, Failure> {
     let (Some(data), Some(out)) = (data, out) else {
-        return Err(Failure::Usage("error: `slope grad --weights` needs --data D and --out G\n".into()));
+        return Err(Failure::Usage(
+            "error: `slope grad --weights` needs --data D and --out G\n".into(),
+        ));
     };
     let loaded = common::load_program(file, model)?;
     let w = read_weights(weights_path, loaded.model())?;
     let ds = common::load_data_file(&loaded, data, false)?;
     if ds.rows == 0 {
-        return Err(Failure::Input(format!("error: '{}' has no data rows\n", data.display())));
+        return Err(Failure::Input(format!(
+            "error: '{}' has no data rows\n",
+            data.display()
+        )));
     }
     let (net, _) = train_net::network(&loaded)?;
     let mut jit = Jit::new(1).map_err(jit_failure)?;
-    let mut lg = LossGrad::<f32>::new(&mut jit, &net, net.grads.clone(), ds.rows, ds.features.clone(), ds.targets.clone())?;
+    let mut lg = LossGrad::<f32>::new(
+        &mut jit,
+        &net,
+        net.grads.clone(),
+        ds.rows,
+        ds.features.clone(),
+        ds.targets.clone(),
+    )?;
     let mut outs = lg.outputs();
     lg.run(&param_values(&w), &mut outs)?;
     let mut g = w.clone();
@@ -155,7 +221,11 @@ pub fn grad_numeric(file: &Path, model: Option<&str>, weights_path: &Path, data:
         t.data = o;
     }
     weights::write_atomic(out, &weights::to_safetensors(&g)).map_err(|e| {
-        Failure::Input(format!("error: cannot write '{}': {}\n", out.display(), common::io_message(&e)))
+        Failure::Input(format!(
+            "error: cannot write '{}': {}\n",
+            out.display(),
+            common::io_message(&e)
+        ))
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -187,13 +257,23 @@ pub fn gradcheck(args: GradcheckArgs) -> Result<ExitCode, Failure> {
     let ds = data.dataset;
     let rows = ds.rows.min(GRADCHECK_ROWS);
     if rows == 0 {
-        return Err(Failure::Input(format!("error: '{}' has no data rows\n", data.name)));
+        return Err(Failure::Input(format!(
+            "error: '{}' has no data rows\n",
+            data.name
+        )));
     }
     let (net, _) = train_net::network(&loaded)?;
     let x: Vec<f64> = widen(&ds.features[..rows * ds.n_features()]);
     let t: Vec<f64> = widen(&ds.targets[..rows * ds.n_targets()]);
     let mut jit = Jit::new(1).map_err(jit_failure)?;
-    let mut lg = LossGrad::<f64>::new(&mut jit, &net, net.grads.clone(), rows, x.clone(), t.clone())?;
+    let mut lg = LossGrad::<f64>::new(
+        &mut jit,
+        &net,
+        net.grads.clone(),
+        rows,
+        x.clone(),
+        t.clone(),
+    )?;
     let mut loss = LossGrad::<f64>::new(&mut jit, &net, vec![net.loss], rows, x, t)?;
     let mut params = param_values::<f64>(&w);
     let mut grads = lg.outputs();
@@ -221,7 +301,11 @@ pub fn gradcheck(args: GradcheckArgs) -> Result<ExitCode, Failure> {
             // Gradients below the floor are compared absolutely: there the
             // differences' rounding noise (about 1e-16·loss/h) dominates.
             let err = (g - fd).abs() / g.abs().max(fd.abs()).max(GRADCHECK_FLOOR);
-            worst = if err.is_nan() { f64::INFINITY } else { worst.max(err) };
+            worst = if err.is_nan() {
+                f64::INFINITY
+            } else {
+                worst.max(err)
+            };
         }
         println!("  {:<24} worst relative error {worst:.2e}", tensor.name);
         worst_all = worst_all.max(worst);
@@ -277,7 +361,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let (net, _) = train_net::network(&loaded)?;
     let mut jit = Jit::new(threads).map_err(jit_failure)?;
     let nx = model.input * batch;
-    let nt = if model.loss == Loss::CrossEntropy { batch } else { model.output_width() * batch };
+    let nt = if model.loss == Loss::CrossEntropy {
+        batch
+    } else {
+        model.output_width() * batch
+    };
     let x = vec![0.5f32; nx];
     let t = vec![0.0f32; nt];
     let mut outputs = vec![net.loss];
@@ -286,7 +374,14 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let mut lg = None;
     for _ in 0..5 {
         let s = Instant::now();
-        lg = Some(LossGrad::<f32>::new(&mut jit, &net, outputs.clone(), batch, x.clone(), t.clone())?);
+        lg = Some(LossGrad::<f32>::new(
+            &mut jit,
+            &net,
+            outputs.clone(),
+            batch,
+            x.clone(),
+            t.clone(),
+        )?);
         compile_times.push(s.elapsed().as_secs_f64());
     }
     compile_times.sort_by(f64::total_cmp);
@@ -309,9 +404,16 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     if let Some(e) = failed {
         return Err(e);
     }
-    let flops: usize = model.layers.iter().map(|l| 6 * batch * l.input_width * l.width).sum();
+    let flops: usize = model
+        .layers
+        .iter()
+        .map(|l| 6 * batch * l.input_width * l.width)
+        .sum();
     let ms = |s: f64| format!("{:.3} ms", s * 1e3);
-    println!("bench {} (batch {batch}, {threads} thread(s), medians)", model.name);
+    println!(
+        "bench {} (batch {batch}, {threads} thread(s), medians)",
+        model.name
+    );
     println!("  parse            {}", ms(parse));
     println!("  check            {}", ms(checkt));
     println!("  lower            {}", ms(lowert));

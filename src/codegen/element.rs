@@ -13,7 +13,9 @@ mod sealed {
 /// A floating-point element type the JIT can generate kernels for.
 ///
 /// Sealed: implemented for `f32` and `f64` only.
-pub trait Element: Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static + sealed::Sealed {
+pub trait Element:
+    Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static + sealed::Sealed
+{
     /// Lanes in one 128-bit vector (Cranelift has no 256-bit vectors on x86-64).
     const LANES: usize;
     /// Bytes per element.

@@ -15,9 +15,9 @@ use super::schedule::{self, Kernel, Plan};
 use super::translate::{self, FusedCtx};
 use super::{CodegenError, Element, Signature};
 use crate::graph::Graph;
+use cranelift_codegen::Context;
 use cranelift_codegen::ir::{AbiParam, FuncRef, Function, InstBuilder, MemFlagsData, Value, types};
 use cranelift_codegen::settings::{self, Configurable};
-use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
@@ -36,7 +36,10 @@ pub struct Jit {
 
 impl std::fmt::Debug for Jit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Jit").field("fma", &self.fma).field("threads", &self.threads).finish()
+        f.debug_struct("Jit")
+            .field("fma", &self.fma)
+            .field("threads", &self.threads)
+            .finish()
     }
 }
 
@@ -80,24 +83,44 @@ impl Jit {
         });
         let mut flags = settings::builder();
         let set = |f: &mut settings::Builder, k: &str, v: &str| {
-            f.set(k, v).map_err(|e| CodegenError::Host(format!("setting {k}={v}: {e}")))
+            f.set(k, v)
+                .map_err(|e| CodegenError::Host(format!("setting {k}={v}: {e}")))
         };
         set(&mut flags, "opt_level", "speed")?;
         set(&mut flags, "regalloc_algorithm", "backtracking")?;
         set(&mut flags, "is_pic", "false")?;
         set(&mut flags, "use_colocated_libcalls", "false")?;
-        set(&mut flags, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
-        let isa_builder = cranelift_native::builder().map_err(|e| CodegenError::Host(e.to_string()))?;
+        set(
+            &mut flags,
+            "enable_verifier",
+            if cfg!(debug_assertions) {
+                "true"
+            } else {
+                "false"
+            },
+        )?;
+        let isa_builder =
+            cranelift_native::builder().map_err(|e| CodegenError::Host(e.to_string()))?;
         let isa = isa_builder
             .finish(settings::Flags::new(flags))
             .map_err(|e| CodegenError::Host(e.to_string()))?;
-        let fma = isa.isa_flags().iter().any(|v| v.name == "has_fma" && v.as_bool() == Some(true));
+        let fma = isa
+            .isa_flags()
+            .iter()
+            .any(|v| v.name == "has_fma" && v.as_bool() == Some(true));
         let mut jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
         for (name, ptr) in host_symbols() {
             jb.symbol(name, ptr);
         }
         let module = JITModule::new(jb);
-        Ok(Jit { ctx: module.make_context(), module, fctx: FunctionBuilderContext::new(), fma, threads, count: 0 })
+        Ok(Jit {
+            ctx: module.make_context(),
+            module,
+            fctx: FunctionBuilderContext::new(),
+            fma,
+            threads,
+            count: 0,
+        })
     }
 
     /// True when the host has FMA (kernels fall back to multiply-add otherwise).
@@ -106,21 +129,33 @@ impl Jit {
     }
 
     /// Compiles `sig` over `graph` for exactly `batch` rows, in `T`.
-    pub fn compile<T: Element>(&mut self, graph: &Graph, sig: &Signature, batch: usize) -> Result<Compiled<T>, CodegenError> {
+    pub fn compile<T: Element>(
+        &mut self,
+        graph: &Graph,
+        sig: &Signature,
+        batch: usize,
+    ) -> Result<Compiled<T>, CodegenError> {
         let plan = schedule::plan(graph, sig, batch)?;
         let mut ids = Vec::new();
         for (i, k) in plan.kernels.iter().enumerate() {
             ids.push(self.define_kernel::<T>(graph, &plan, k, i, false)?.0);
         }
         let entry = self.define_entry(&ids)?;
-        self.module.finalize_definitions().map_err(|e| CodegenError::Cranelift(e.to_string()))?;
+        self.module
+            .finalize_definitions()
+            .map_err(|e| CodegenError::Cranelift(e.to_string()))?;
         let ptr = self.module.get_finalized_function(entry);
         Ok(Compiled::new(ptr, &plan.bufs, batch))
     }
 
     /// The Cranelift IR of every kernel of `sig`, as text (for snapshots and
     /// for people curious about the generated code). Nothing is finalized.
-    pub fn clif<T: Element>(&mut self, graph: &Graph, sig: &Signature, batch: usize) -> Result<Vec<String>, CodegenError> {
+    pub fn clif<T: Element>(
+        &mut self,
+        graph: &Graph,
+        sig: &Signature,
+        batch: usize,
+    ) -> Result<Vec<String>, CodegenError> {
         let plan = schedule::plan(graph, sig, batch)?;
         let mut out = Vec::new();
         for (i, k) in plan.kernels.iter().enumerate() {
@@ -135,7 +170,13 @@ impl Jit {
         sig
     }
 
-    fn import(&mut self, name: &str, params: &[types::Type], ret: Option<types::Type>, func: &mut Function) -> Result<FuncRef, CodegenError> {
+    fn import(
+        &mut self,
+        name: &str,
+        params: &[types::Type],
+        ret: Option<types::Type>,
+        func: &mut Function,
+    ) -> Result<FuncRef, CodegenError> {
         let mut sig = self.module.make_signature();
         sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
         sig.returns.extend(ret.map(AbiParam::new));
@@ -149,7 +190,9 @@ impl Jit {
     fn libm<T: Element>(&mut self, func: &mut Function) -> Result<Libm, CodegenError> {
         let st = T::scalar_type();
         let sfx = if T::BYTES == 4 { "f" } else { "" };
-        let mut one = |name: &str, n: usize| self.import(&format!("slope_{name}{sfx}"), &vec![st; n], Some(st), func);
+        let mut one = |name: &str, n: usize| {
+            self.import(&format!("slope_{name}{sfx}"), &vec![st; n], Some(st), func)
+        };
         Ok(Libm {
             exp: one("exp", 1)?,
             log: one("log", 1)?,
@@ -163,7 +206,14 @@ impl Jit {
 
     /// Translates one kernel into a function `fn(table)`; returns its id
     /// and (when `text`) its IR. Without `text` the function is defined.
-    fn define_kernel<T: Element>(&mut self, graph: &Graph, plan: &Plan, kernel: &Kernel, index: usize, text: bool) -> Result<(FuncId, String), CodegenError> {
+    fn define_kernel<T: Element>(
+        &mut self,
+        graph: &Graph,
+        plan: &Plan,
+        kernel: &Kernel,
+        index: usize,
+        text: bool,
+    ) -> Result<(FuncId, String), CodegenError> {
         self.count += 1;
         let name = format!("slope_k{}_{index}", self.count);
         let sig = self.table_sig();
@@ -173,7 +223,11 @@ impl Jit {
             .map_err(|e| CodegenError::Cranelift(e.to_string()))?;
         let mut func = Function::with_name_signature(Default::default(), sig);
         let libm = self.libm::<T>(&mut func)?;
-        let gemm_name = if T::BYTES == 4 { "slope_sgemm" } else { "slope_dgemm" };
+        let gemm_name = if T::BYTES == 4 {
+            "slope_sgemm"
+        } else {
+            "slope_dgemm"
+        };
         let gemm = self.import(gemm_name, &[types::I64; 12], None, &mut func)?;
         {
             let mut b = FunctionBuilder::new(&mut func, &mut self.fctx);
@@ -181,12 +235,19 @@ impl Jit {
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
             let table = b.block_params(entry)[0];
-            let mut bufs: Vec<usize> = kernel.reads().iter().map(|r| r.0).chain(kernel.writes()).collect();
+            let mut bufs: Vec<usize> = kernel
+                .reads()
+                .iter()
+                .map(|r| r.0)
+                .chain(kernel.writes())
+                .collect();
             bufs.sort_unstable();
             bufs.dedup();
             let mut ptrs = HashMap::new();
             for &buf in &bufs {
-                let p = b.ins().load(types::I64, MemFlagsData::trusted(), table, (buf * 8) as i32);
+                let p = b
+                    .ins()
+                    .load(types::I64, MemFlagsData::trusted(), table, (buf * 8) as i32);
                 ptrs.insert(buf, p);
             }
             let mut vx = Vx {
@@ -202,7 +263,11 @@ impl Jit {
             b.seal_all_blocks();
             b.finalize(self.module.target_config());
         }
-        let clif = if text { func.display().to_string() } else { String::new() };
+        let clif = if text {
+            func.display().to_string()
+        } else {
+            String::new()
+        };
         if !text {
             self.ctx.func = func;
             let r = self.module.define_function(id, &mut self.ctx);
@@ -221,7 +286,10 @@ impl Jit {
             .declare_function(&name, Linkage::Export, &sig)
             .map_err(|e| CodegenError::Cranelift(e.to_string()))?;
         let mut func = Function::with_name_signature(Default::default(), sig);
-        let refs: Vec<FuncRef> = kernels.iter().map(|&k| self.module.declare_func_in_func(k, &mut func)).collect();
+        let refs: Vec<FuncRef> = kernels
+            .iter()
+            .map(|&k| self.module.declare_func_in_func(k, &mut func))
+            .collect();
         {
             let mut b = FunctionBuilder::new(&mut func, &mut self.fctx);
             let entry = b.create_block();
@@ -244,20 +312,52 @@ impl Jit {
 }
 
 /// Emits the body of one kernel: one arm per kernel kind.
-fn emit(vx: &mut Vx, graph: &Graph, plan: &Plan, kernel: &Kernel, ptrs: &HashMap<usize, Value>, gemm: FuncRef) {
+fn emit(
+    vx: &mut Vx,
+    graph: &Graph,
+    plan: &Plan,
+    kernel: &Kernel,
+    ptrs: &HashMap<usize, Value>,
+    gemm: FuncRef,
+) {
     let p = |b: &usize| ptrs[b];
     match kernel {
         Kernel::Fused(f) => translate::emit_fused(vx, &FusedCtx { graph, plan, ptrs }, f),
         Kernel::MatMul { a, b, c, m, k, n } => {
             kernels::matmul(vx, gemm, (p(&a.buf), *a), (p(&b.buf), *b), p(c), *m, *k, *n)
         }
-        Kernel::Transpose { src, dst, rows, cols } => kernels::transpose(vx, p(src), p(dst), *rows, *cols),
-        Kernel::Sum { src, dst, rows, cols, over_rows, over_cols } => {
-            kernels::sum(vx, p(src), p(dst), *rows, *cols, *over_rows, *over_cols)
-        }
-        Kernel::Softmax { src, dst, rows, cols } => kernels::softmax(vx, p(src), p(dst), *rows, *cols),
-        Kernel::LogSumExp { src, dst, rows, cols } => kernels::logsumexp(vx, p(src), p(dst), *rows, *cols),
-        Kernel::ArgMax { src, dst, rows, cols } => kernels::argmax(vx, p(src), p(dst), *rows, *cols),
+        Kernel::Transpose {
+            src,
+            dst,
+            rows,
+            cols,
+        } => kernels::transpose(vx, p(src), p(dst), *rows, *cols),
+        Kernel::Sum {
+            src,
+            dst,
+            rows,
+            cols,
+            over_rows,
+            over_cols,
+        } => kernels::sum(vx, p(src), p(dst), *rows, *cols, *over_rows, *over_cols),
+        Kernel::Softmax {
+            src,
+            dst,
+            rows,
+            cols,
+        } => kernels::softmax(vx, p(src), p(dst), *rows, *cols),
+        Kernel::LogSumExp {
+            src,
+            dst,
+            rows,
+            cols,
+        } => kernels::logsumexp(vx, p(src), p(dst), *rows, *cols),
+        Kernel::ArgMax {
+            src,
+            dst,
+            rows,
+            cols,
+        } => kernels::argmax(vx, p(src), p(dst), *rows, *cols),
         Kernel::OneHot { src, dst, rows, k } => kernels::onehot(vx, p(src), p(dst), *rows, *k),
         Kernel::Copy { src, dst, len } => kernels::copy(vx, p(src), p(dst), *len),
     }

@@ -41,7 +41,16 @@ fn hmax(vx: &mut Vx, v: Value) -> Value {
 
 /// `c = a · b` through the registered GEMM shim, strides folding transposes.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul(vx: &mut Vx, gemm: FuncRef, a: (Value, View), b: (Value, View), c: Value, m: usize, k: usize, n: usize) {
+pub(crate) fn matmul(
+    vx: &mut Vx,
+    gemm: FuncRef,
+    a: (Value, View),
+    b: (Value, View),
+    c: Value,
+    m: usize,
+    k: usize,
+    n: usize,
+) {
     // A is logically [m,k]; stored transposed it is [k,m] row-major.
     let (rsa, csa) = if a.1.transposed { (1, m) } else { (k, 1) };
     let (rsb, csb) = if b.1.transposed { (1, k) } else { (n, 1) };
@@ -124,8 +133,19 @@ fn fold_row(
 
 /// The largest element of a row (a scalar).
 fn row_max(vx: &mut Vx, row: Value, cols: usize) -> Value {
-    let (v, t) = fold_row(vx, row, cols, f64::NEG_INFINITY, |_, x, _| x, |vx, a, x| vx.max(a, x));
-    let m = if cols >= vx.lanes() as usize { Some(hmax(vx, v)) } else { None };
+    let (v, t) = fold_row(
+        vx,
+        row,
+        cols,
+        f64::NEG_INFINITY,
+        |_, x, _| x,
+        |vx, a, x| vx.max(a, x),
+    );
+    let m = if cols >= vx.lanes() as usize {
+        Some(hmax(vx, v))
+    } else {
+        None
+    };
     match (m, t) {
         (Some(m), Some(t)) => {
             let gt = vx.b.ins().fcmp(FloatCC::GreaterThan, t, m);
@@ -178,7 +198,15 @@ fn row_sum_exp(vx: &mut Vx, row: Value, out: Option<Value>, cols: usize, m: Valu
 
 /// Sums `src[rows, cols]` over rows and/or columns.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn sum(vx: &mut Vx, src: Value, dst: Value, rows: usize, cols: usize, over_rows: bool, over_cols: bool) {
+pub(crate) fn sum(
+    vx: &mut Vx,
+    src: Value,
+    dst: Value,
+    rows: usize,
+    cols: usize,
+    over_rows: bool,
+    over_cols: bool,
+) {
     let e = bytes(vx);
     match (over_rows, over_cols) {
         (false, false) => copy(vx, src, dst, rows * cols),
@@ -203,7 +231,11 @@ pub(crate) fn sum(vx: &mut Vx, src: Value, dst: Value, rows: usize, cols: usize,
         }
         (over_rows, true) => {
             // Summing everything is one long row.
-            let (rows, cols) = if over_rows { (1, rows * cols) } else { (rows, cols) };
+            let (rows, cols) = if over_rows {
+                (1, rows * cols)
+            } else {
+                (rows, cols)
+            };
             for_range(vx, rows, 1, |vx, r| {
                 let row = at(vx, src, r, cols as i64 * e);
                 let (v, t) = fold_row(vx, row, cols, 0.0, |_, x, _| x, |vx, a, x| vx.add(a, x));

@@ -150,7 +150,10 @@ impl Vx<'_, '_> {
     pub fn per_lane(&mut self, f: FuncRef, args: &[Value]) -> Value {
         let mut out = None;
         for lane in 0..self.lanes() {
-            let xs: Vec<Value> = args.iter().map(|&a| self.b.ins().extractlane(a, lane)).collect();
+            let xs: Vec<Value> = args
+                .iter()
+                .map(|&a| self.b.ins().extractlane(a, lane))
+                .collect();
             let call = self.b.ins().call(f, &xs);
             let r = self.b.inst_results(call)[0];
             out = Some(match out {

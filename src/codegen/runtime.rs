@@ -56,11 +56,23 @@ pub enum CallError {
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CallError::Count { what, expected, got } => {
+            CallError::Count {
+                what,
+                expected,
+                got,
+            } => {
                 write!(f, "expected {expected} {what} buffers, got {got}")
             }
-            CallError::Length { what, index, expected, got } => {
-                write!(f, "{what}[{index}] has {got} elements, the compiled shape needs {expected}")
+            CallError::Length {
+                what,
+                index,
+                expected,
+                got,
+            } => {
+                write!(
+                    f,
+                    "{what}[{index}] has {got} elements, the compiled shape needs {expected}"
+                )
             }
         }
     }
@@ -82,7 +94,8 @@ impl<T: Element> Compiled<T> {
         let entry = unsafe { std::mem::transmute::<*const u8, Entry>(ptr) };
         let mut work_len = 0;
         let mut work_off = Vec::new();
-        let (mut input_lens, mut state_lens, mut output_lens) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut input_lens, mut state_lens, mut output_lens) =
+            (Vec::new(), Vec::new(), Vec::new());
         for b in bufs {
             match b.kind {
                 BufKind::Work => {
@@ -140,10 +153,19 @@ impl<T: Element> Compiled<T> {
     /// Runs the function: reads `inputs`, overwrites `outputs`, and replaces
     /// each state with its updated value. Checks every count and length
     /// first; allocates nothing.
-    pub fn call(&mut self, inputs: &[&[T]], states: &mut [&mut [T]], outputs: &mut [&mut [T]]) -> Result<(), CallError> {
+    pub fn call(
+        &mut self,
+        inputs: &[&[T]],
+        states: &mut [&mut [T]],
+        outputs: &mut [&mut [T]],
+    ) -> Result<(), CallError> {
         check("inputs", &self.input_lens, inputs.iter().map(|b| b.len()))?;
         check("states", &self.state_lens, states.iter().map(|b| b.len()))?;
-        check("outputs", &self.output_lens, outputs.iter().map(|b| b.len()))?;
+        check(
+            "outputs",
+            &self.output_lens,
+            outputs.iter().map(|b| b.len()),
+        )?;
         let work = self.work.as_mut_ptr() as usize;
         for (slot, (kind, off)) in self.slots.iter().zip(&self.work_off).enumerate() {
             self.table[slot] = match *kind {
@@ -158,13 +180,26 @@ impl<T: Element> Compiled<T> {
     }
 }
 
-fn check(what: &'static str, lens: &[usize], got: impl ExactSizeIterator<Item = usize>) -> Result<(), CallError> {
+fn check(
+    what: &'static str,
+    lens: &[usize],
+    got: impl ExactSizeIterator<Item = usize>,
+) -> Result<(), CallError> {
     if got.len() != lens.len() {
-        return Err(CallError::Count { what, expected: lens.len(), got: got.len() });
+        return Err(CallError::Count {
+            what,
+            expected: lens.len(),
+            got: got.len(),
+        });
     }
     for (index, (g, &e)) in got.zip(lens).enumerate() {
         if g != e {
-            return Err(CallError::Length { what, index, expected: e, got: g });
+            return Err(CallError::Length {
+                what,
+                index,
+                expected: e,
+                got: g,
+            });
         }
     }
     Ok(())

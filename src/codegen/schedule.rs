@@ -72,19 +72,58 @@ pub(crate) enum Kernel {
     /// Element-wise loop.
     Fused(Fused),
     /// `c[m,n] = a[m,k] · b[k,n]`.
-    MatMul { a: View, b: View, c: usize, m: usize, k: usize, n: usize },
+    MatMul {
+        a: View,
+        b: View,
+        c: usize,
+        m: usize,
+        k: usize,
+        n: usize,
+    },
     /// `dst[cols,rows] = src[rows,cols]ᵀ`.
-    Transpose { src: usize, dst: usize, rows: usize, cols: usize },
+    Transpose {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        cols: usize,
+    },
     /// Sum of `src[rows,cols]` over rows and/or columns.
-    Sum { src: usize, dst: usize, rows: usize, cols: usize, over_rows: bool, over_cols: bool },
+    Sum {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        cols: usize,
+        over_rows: bool,
+        over_cols: bool,
+    },
     /// Softmax of each row.
-    Softmax { src: usize, dst: usize, rows: usize, cols: usize },
+    Softmax {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        cols: usize,
+    },
     /// `log Σ exp` of each row.
-    LogSumExp { src: usize, dst: usize, rows: usize, cols: usize },
+    LogSumExp {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        cols: usize,
+    },
     /// Index of the first largest element of each row.
-    ArgMax { src: usize, dst: usize, rows: usize, cols: usize },
+    ArgMax {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        cols: usize,
+    },
     /// Class indices to one-hot rows.
-    OneHot { src: usize, dst: usize, rows: usize, k: usize },
+    OneHot {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        k: usize,
+    },
     /// `dst = src`.
     Copy { src: usize, dst: usize, len: usize },
 }
@@ -211,10 +250,16 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
     let mut seen = HashSet::new();
     for &n in sig.inputs.iter().chain(sig.updates.iter().map(|(l, _)| l)) {
         let Some(name) = leaf_name(n) else {
-            return bad(format!("{:?} ({}) is not a leaf", n, graph.node(n).op.name()));
+            return bad(format!(
+                "{:?} ({}) is not a leaf",
+                n,
+                graph.node(n).op.name()
+            ));
         };
         if !seen.insert(n) {
-            return bad(format!("leaf `{name}` is given twice (as input or updated state)"));
+            return bad(format!(
+                "leaf `{name}` is given twice (as input or updated state)"
+            ));
         }
     }
     let mut roots_list: Vec<NodeId> = sig.outputs.clone();
@@ -258,7 +303,10 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
                 LeafKind::Param | LeafKind::State => "pass it as an input or update it",
                 LeafKind::Input | LeafKind::Target | LeafKind::Scalar => "pass it as an input",
             };
-            return bad(format!("leaf `{}` is read but not given; {hint}", leaf.name));
+            return bad(format!(
+                "leaf `{}` is read but not given; {hint}",
+                leaf.name
+            ));
         }
     }
     let mut late_copies = Vec::new();
@@ -267,7 +315,9 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
         let len = len_of(n);
         let b = p.push_buf(BufKind::Output(i), len);
         match p.buf_of.get(&n) {
-            Some(&src) if matches!(graph.node(n).op, Op::Leaf(_)) => early_copies.push(Kernel::Copy { src, dst: b, len }),
+            Some(&src) if matches!(graph.node(n).op, Op::Leaf(_)) => {
+                early_copies.push(Kernel::Copy { src, dst: b, len })
+            }
             Some(&src) => late_copies.push(Kernel::Copy { src, dst: b, len }),
             None => {
                 p.buf_of.insert(n, b);
@@ -314,7 +364,11 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
             let dst = p.buf_of[l];
             let src = p.buf_of[v];
             update_copies.push((p.kernels.len(), *l, *v));
-            p.push_kernel(Kernel::Copy { src, dst, len: len_of(*l) });
+            p.push_kernel(Kernel::Copy {
+                src,
+                dst,
+                len: len_of(*l),
+            });
         }
     }
     for (copy_idx, l, v) in update_copies {
@@ -358,8 +412,19 @@ impl Planner<'_> {
         let op = self.graph.node(n).op;
         let root = self.roots.contains(&n);
         match op {
-            Op::Leaf(_) | Op::MatMul | Op::Sum(_) | Op::Softmax | Op::LogSumExp | Op::OneHot(_) | Op::ArgMax => true,
-            Op::Transpose => root || self.users(n).iter().any(|&u| self.graph.node(u).op != Op::MatMul),
+            Op::Leaf(_)
+            | Op::MatMul
+            | Op::Sum(_)
+            | Op::Softmax
+            | Op::LogSumExp
+            | Op::OneHot(_)
+            | Op::ArgMax => true,
+            Op::Transpose => {
+                root || self
+                    .users(n)
+                    .iter()
+                    .any(|&u| self.graph.node(u).op != Op::MatMul)
+            }
             _ => {
                 let constant = const_value(self.graph, n, self.batch).is_some();
                 let needed_by = |u: NodeId| {
@@ -383,7 +448,10 @@ impl Planner<'_> {
             transposed = !transposed;
             n = self.graph.node(n).args[0];
         }
-        View { buf: self.buf_of[&n], transposed }
+        View {
+            buf: self.buf_of[&n],
+            transposed,
+        }
     }
 
     fn dims(&self, n: NodeId) -> Vec<usize> {
@@ -399,15 +467,31 @@ impl Planner<'_> {
             Op::MatMul => {
                 let (a, b) = (self.view(arg(0)), self.view(arg(1)));
                 let (ad, bd) = (self.dims(arg(0)), self.dims(arg(1)));
-                Kernel::MatMul { a, b, c: dst, m: ad[0], k: ad[1], n: bd[1] }
+                Kernel::MatMul {
+                    a,
+                    b,
+                    c: dst,
+                    m: ad[0],
+                    k: ad[1],
+                    n: bd[1],
+                }
             }
             Op::Transpose => {
                 let v = self.view(arg(0));
                 let d = self.dims(arg(0));
                 if v.transposed {
-                    Kernel::Copy { src: v.buf, dst, len: d.iter().product() }
+                    Kernel::Copy {
+                        src: v.buf,
+                        dst,
+                        len: d.iter().product(),
+                    }
                 } else {
-                    Kernel::Transpose { src: v.buf, dst, rows: d[0], cols: d[1] }
+                    Kernel::Transpose {
+                        src: v.buf,
+                        dst,
+                        rows: d[0],
+                        cols: d[1],
+                    }
                 }
             }
             Op::Sum(axes) => {
@@ -415,7 +499,14 @@ impl Planner<'_> {
                 let src = self.buf_of[&arg(0)];
                 match d.len() {
                     0 => Kernel::Copy { src, dst, len: 1 },
-                    1 => Kernel::Sum { src, dst, rows: 1, cols: d[0], over_rows: false, over_cols: axes.0 & 1 != 0 },
+                    1 => Kernel::Sum {
+                        src,
+                        dst,
+                        rows: 1,
+                        cols: d[0],
+                        over_rows: false,
+                        over_cols: axes.0 & 1 != 0,
+                    },
                     _ => Kernel::Sum {
                         src,
                         dst,
@@ -430,14 +521,34 @@ impl Planner<'_> {
                 let (rows, cols) = rows_cols(&self.dims(arg(0)));
                 let src = self.buf_of[&arg(0)];
                 match node.op {
-                    Op::Softmax => Kernel::Softmax { src, dst, rows, cols },
-                    Op::LogSumExp => Kernel::LogSumExp { src, dst, rows, cols },
-                    _ => Kernel::ArgMax { src, dst, rows, cols },
+                    Op::Softmax => Kernel::Softmax {
+                        src,
+                        dst,
+                        rows,
+                        cols,
+                    },
+                    Op::LogSumExp => Kernel::LogSumExp {
+                        src,
+                        dst,
+                        rows,
+                        cols,
+                    },
+                    _ => Kernel::ArgMax {
+                        src,
+                        dst,
+                        rows,
+                        cols,
+                    },
                 }
             }
             Op::OneHot(k) => {
                 let rows = self.dims(arg(0))[0];
-                Kernel::OneHot { src: self.buf_of[&arg(0)], dst, rows, k: k as usize }
+                Kernel::OneHot {
+                    src: self.buf_of[&arg(0)],
+                    dst,
+                    rows,
+                    k: k as usize,
+                }
             }
             Op::Leaf(_) => return Ok(()),
             Op::Const(_)
@@ -485,7 +596,9 @@ impl Planner<'_> {
             if !seen.insert(n) {
                 continue;
             }
-            if n != sink && let Some(&b) = self.buf_of.get(&n) {
+            if n != sink
+                && let Some(&b) = self.buf_of.get(&n)
+            {
                 out.push((n, b, Index::Identity));
                 continue;
             }
@@ -518,11 +631,15 @@ impl Planner<'_> {
             if (f.rows, f.cols, f.rank) != (rows, cols, rank) {
                 continue;
             }
-            let ok = loads.iter().all(|&(node, b, index)| match self.producer.get(&b) {
-                None => true,
-                Some(&p) if p == ki => index == Index::Identity && self.kernel_of.get(&node) == Some(&ki),
-                Some(&p) => p < ki,
-            });
+            let ok = loads
+                .iter()
+                .all(|&(node, b, index)| match self.producer.get(&b) {
+                    None => true,
+                    Some(&p) if p == ki => {
+                        index == Index::Identity && self.kernel_of.get(&node) == Some(&ki)
+                    }
+                    Some(&p) => p < ki,
+                });
             if ok {
                 chosen = Some(ki);
                 break;
@@ -530,7 +647,13 @@ impl Planner<'_> {
         }
         let ki = match chosen {
             Some(ki) => ki,
-            None => self.push_kernel(Kernel::Fused(Fused { rows, cols, rank, sinks: Vec::new(), loads: Vec::new() })),
+            None => self.push_kernel(Kernel::Fused(Fused {
+                rows,
+                cols,
+                rank,
+                sinks: Vec::new(),
+                loads: Vec::new(),
+            })),
         };
         let Some(Kernel::Fused(f)) = &mut self.kernels[ki] else {
             unreachable!("kernel {ki} was chosen or created as a fused loop")
@@ -554,19 +677,28 @@ impl Planner<'_> {
         if self.bufs[vb].kind != BufKind::Work || !self.users(v).is_empty() {
             return;
         }
-        let Some(&ki) = self.kernel_of.get(&v) else { return };
+        let Some(&ki) = self.kernel_of.get(&v) else {
+            return;
+        };
         let later_reads = self.kernels[ki + 1..]
             .iter()
             .enumerate()
             .filter(|(j, _)| ki + 1 + j != copy_idx)
             .filter_map(|(_, k)| k.as_ref())
             .any(|k| k.reads().iter().any(|r| r.0 == lb || r.0 == vb));
-        let Some(Kernel::Fused(f)) = &self.kernels[ki] else { return };
-        let odd_reads = f.loads.iter().any(|&(b, index)| b == lb && index != Index::Identity);
+        let Some(Kernel::Fused(f)) = &self.kernels[ki] else {
+            return;
+        };
+        let odd_reads = f
+            .loads
+            .iter()
+            .any(|&(b, index)| b == lb && index != Index::Identity);
         if later_reads || odd_reads {
             return;
         }
-        let Some(Kernel::Fused(f)) = &mut self.kernels[ki] else { return };
+        let Some(Kernel::Fused(f)) = &mut self.kernels[ki] else {
+            return;
+        };
         for s in &mut f.sinks {
             if s.0 == v {
                 s.1 = lb;

@@ -19,7 +19,12 @@ pub(crate) fn mem() -> MemFlagsData {
 
 /// Emits `for i in (0..end).step_by(step) { body(i) }` with `end > 0`
 /// known at compile time (so the test sits at the bottom).
-pub(crate) fn for_range(vx: &mut Vx, end: usize, step: usize, mut body: impl FnMut(&mut Vx, Value)) {
+pub(crate) fn for_range(
+    vx: &mut Vx,
+    end: usize,
+    step: usize,
+    mut body: impl FnMut(&mut Vx, Value),
+) {
     if end == 0 {
         return;
     }
@@ -40,7 +45,9 @@ pub(crate) fn for_range(vx: &mut Vx, end: usize, step: usize, mut body: impl FnM
     let i = vx.b.use_var(var);
     let next = vx.b.ins().iadd_imm_s(i, step as i64);
     vx.b.def_var(var, next);
-    let more = vx.b.ins().icmp_imm_s(IntCC::SignedLessThan, next, end as i64);
+    let more =
+        vx.b.ins()
+            .icmp_imm_s(IntCC::SignedLessThan, next, end as i64);
     vx.b.ins().brif(more, head, &[], exit, &[]);
     vx.b.switch_to_block(exit);
 }
@@ -87,11 +94,18 @@ fn unroll(lanes: u8) -> usize {
 /// Emits the loops of `sweep` over `cols` elements: `body(c, width, k)`
 /// handles `k` vectors at element `c` (a main loop of `k = unroll`, then
 /// single vectors, then lane-0 tails).
-pub(crate) fn sweep(vx: &mut Vx, cols: usize, unrolled: usize, mut body: impl FnMut(&mut Vx, Value, Width, usize)) {
+pub(crate) fn sweep(
+    vx: &mut Vx,
+    cols: usize,
+    unrolled: usize,
+    mut body: impl FnMut(&mut Vx, Value, Width, usize),
+) {
     let lanes = vx.lanes() as usize;
     let group = lanes * unrolled;
     let main = cols / group * group;
-    for_range(vx, main, group, |vx, c| body(vx, c, Width::Vector, unrolled));
+    for_range(vx, main, group, |vx, c| {
+        body(vx, c, Width::Vector, unrolled)
+    });
     let mut c = main;
     while c + lanes <= cols {
         let cv = vx.b.ins().iconst(types::I64, c as i64);
@@ -115,8 +129,15 @@ pub(crate) struct FusedCtx<'a> {
 
 /// Emits a fused element-wise loop.
 pub(crate) fn emit_fused(vx: &mut Vx, cx: &FusedCtx, f: &Fused) {
-    let flat = f.loads.iter().all(|l| matches!(l.1, Index::Identity | Index::Scalar));
-    let (rows, cols) = if flat { (1, f.rows * f.cols) } else { (f.rows, f.cols) };
+    let flat = f
+        .loads
+        .iter()
+        .all(|l| matches!(l.1, Index::Identity | Index::Scalar));
+    let (rows, cols) = if flat {
+        (1, f.rows * f.cols)
+    } else {
+        (f.rows, f.cols)
+    };
     let bytes = vx.st.bytes() as i64;
     let sinks: HashSet<NodeId> = f.sinks.iter().map(|s| s.0).collect();
     let lanes = vx.lanes() as usize;
@@ -236,7 +257,12 @@ impl Eval<'_, '_> {
             | Op::LogSumExp
             | Op::OneHot(_)
             | Op::ArgMax => {
-                let b = *self.cx.plan.buf_of.get(&n).expect("non-element-wise nodes are always materialized");
+                let b = *self
+                    .cx
+                    .plan
+                    .buf_of
+                    .get(&n)
+                    .expect("non-element-wise nodes are always materialized");
                 self.load(vx, b, Index::Identity)
             }
             Op::Neg => {

@@ -33,7 +33,13 @@ fn with_grads(net: &Network, simplify: bool) -> (Graph, Vec<NodeId>) {
 /// Random inputs, with targets that fit the loss.
 fn data(net: &Network, batch: usize, rng: &mut Rng, classes: Option<usize>, binary: bool) -> Env {
     let mut env = leaves(&net.graph, batch, rng, -1.5, 1.5);
-    let t = &net.graph.leaves.iter().find(|l| l.name == "t").expect("a target leaf").name;
+    let t = &net
+        .graph
+        .leaves
+        .iter()
+        .find(|l| l.name == "t")
+        .expect("a target leaf")
+        .name;
     let tv = env[t].clone();
     let data = tv
         .data
@@ -49,9 +55,24 @@ fn data(net: &Network, batch: usize, rng: &mut Rng, classes: Option<usize>, bina
 }
 
 const MODELS: &[(&str, &str, Option<usize>, bool)] = &[
-    ("tanh-sigmoid-bce", "model m { input 3; dense 5 tanh; dense 2 sigmoid; loss bce }", None, true),
-    ("softmax-ce", "model m { input 6; dense 9 tanh; dense 4 softmax; loss cross_entropy }", Some(4), false),
-    ("relu-mse", "model m { input 5; dense 7 relu; dense 3; loss mse }", None, false),
+    (
+        "tanh-sigmoid-bce",
+        "model m { input 3; dense 5 tanh; dense 2 sigmoid; loss bce }",
+        None,
+        true,
+    ),
+    (
+        "softmax-ce",
+        "model m { input 6; dense 9 tanh; dense 4 softmax; loss cross_entropy }",
+        Some(4),
+        false,
+    ),
+    (
+        "relu-mse",
+        "model m { input 5; dense 7 relu; dense 3; loss mse }",
+        None,
+        false,
+    ),
     (
         "custom",
         "activation softsign(x) = x / (1 + abs(x))\nactivation smooth(x) = softplus(2*x) / 2\n\
@@ -77,7 +98,13 @@ fn networks_match_the_interpreter() {
             let (g, roots) = with_grads(&net, simplify);
             for batch in [1, 5, 32] {
                 let env = data(&net, batch, &mut rng, classes, binary);
-                check(&format!("{name} simplify={simplify} B={batch}"), &g, &roots, &env, batch);
+                check(
+                    &format!("{name} simplify={simplify} B={batch}"),
+                    &g,
+                    &roots,
+                    &env,
+                    batch,
+                );
             }
         }
     }
@@ -103,9 +130,17 @@ fn gradcheck(name: &str, net: &Network, env: &Env, batch: usize) {
     let order: Vec<String> = g.leaves.iter().map(|l| l.name.clone()).collect();
     let mut jit = Jit::new(1).expect("jit");
     let grads = &roots[roots.len() - net.params.len()..];
-    let sig = Signature { inputs: leaf_nodes.clone(), outputs: grads.to_vec(), updates: vec![] };
+    let sig = Signature {
+        inputs: leaf_nodes.clone(),
+        outputs: grads.to_vec(),
+        updates: vec![],
+    };
     let mut fg = jit.compile::<f64>(&g, &sig, batch).expect("compiles");
-    let sig = Signature { inputs: leaf_nodes, outputs: vec![roots[1]], updates: vec![] };
+    let sig = Signature {
+        inputs: leaf_nodes,
+        outputs: vec![roots[1]],
+        updates: vec![],
+    };
     let mut fl = jit.compile::<f64>(&g, &sig, batch).expect("compiles");
     let ins: Vec<&[f64]> = order.iter().map(|n| env[n].data.as_slice()).collect();
     let mut outs: Vec<Vec<f64>> = fg.output_lens().iter().map(|&n| vec![0.0; n]).collect();
@@ -125,7 +160,12 @@ fn gradcheck(name: &str, net: &Network, env: &Env, batch: usize) {
             let down = jit_loss(&mut fl, &order, &e);
             let fd = (up - down) / (2.0 * h);
             let err = (fd - got[i]).abs() / (1e-6 + fd.abs().max(got[i].abs()));
-            assert!(got[i].is_finite() && err < 1e-5, "{name}: {}[{i}]: JIT {} vs finite difference {fd}", p.name, got[i]);
+            assert!(
+                got[i].is_finite() && err < 1e-5,
+                "{name}: {}[{i}]: JIT {} vs finite difference {fd}",
+                p.name,
+                got[i]
+            );
         }
     }
 }
@@ -145,10 +185,22 @@ fn saturated_sigmoid_bce_stays_finite() {
     // Logits ±100: a naive log(y) would give log(0) = -inf.
     let net = network("model m { input 1; dense 1 sigmoid; loss bce }");
     let mut env = Env::new();
-    env.insert("x".into(), Tensor::new(vec![4, 1], vec![1.0, -1.0, 1.0, -1.0]).expect("4 rows"));
-    env.insert("t".into(), Tensor::new(vec![4, 1], vec![0.0, 1.0, 1.0, 0.0]).expect("4 rows"));
-    env.insert("dense1.weight".into(), Tensor::new(vec![1, 1], vec![100.0]).expect("1×1"));
-    env.insert("dense1.bias".into(), Tensor::new(vec![1], vec![0.0]).expect("1"));
+    env.insert(
+        "x".into(),
+        Tensor::new(vec![4, 1], vec![1.0, -1.0, 1.0, -1.0]).expect("4 rows"),
+    );
+    env.insert(
+        "t".into(),
+        Tensor::new(vec![4, 1], vec![0.0, 1.0, 1.0, 0.0]).expect("4 rows"),
+    );
+    env.insert(
+        "dense1.weight".into(),
+        Tensor::new(vec![1, 1], vec![100.0]).expect("1×1"),
+    );
+    env.insert(
+        "dense1.bias".into(),
+        Tensor::new(vec![1], vec![0.0]).expect("1"),
+    );
     gradcheck("saturated bce", &net, &env, 4);
     let (g, roots) = with_grads(&net, true);
     check("saturated bce", &g, &roots, &env, 4);
