@@ -397,3 +397,20 @@ fn updates_write_after_every_read() {
 
 #[path = "jit/networks.rs"]
 mod networks;
+
+#[test]
+fn clif_of_a_small_fused_kernel() {
+    // relu(x + b) over [2, 5]: one row loop, one f32x4 vector and a
+    // lane-0 tail per row, the bias read as a row vector (no copy).
+    let mut g = Graph::new();
+    let full = Shape(vec![Dim::Batch, Dim::Fixed(5)]);
+    let x = g.leaf("x", LeafKind::Input, full.clone());
+    let b = g.leaf("b", LeafKind::Param, Shape(vec![Dim::Fixed(5)]));
+    let bb = g.broadcast(b, Axes(0b01), full).expect("bias");
+    let z = g.add(Op::Add, &[x, bb]).expect("z");
+    let y = g.add(Op::Relu, &[z]).expect("y");
+    let sig = Signature { inputs: vec![x, b], outputs: vec![y], updates: vec![] };
+    let clif = Jit::new(1).expect("jit").clif::<f32>(&g, &sig, 2).expect("translates");
+    assert_eq!(clif.len(), 1, "one fused kernel");
+    insta::assert_snapshot!(clif[0]);
+}
