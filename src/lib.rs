@@ -21,3 +21,4 @@ pub mod lower;
 pub mod simplify;
 pub mod syntax;
 pub mod train;
+pub mod weights;

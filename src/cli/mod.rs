@@ -8,9 +8,12 @@ mod equations;
 mod frontend;
 mod run;
 pub mod source;
+mod run_cmd;
 mod symbolic;
 mod symbolic_cmd;
 mod train;
+mod train_cmd;
+mod train_net;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -50,24 +50,31 @@ pub struct BenchArgs {
 }
 
 /// Runs `slope predict`.
-pub fn predict(_args: PredictArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input(
-        "error: `slope predict` is not built yet\n".into(),
-    ))
+pub fn predict(args: PredictArgs) -> Result<ExitCode, Failure> {
+    super::run_cmd::predict(args)
 }
 
 /// Runs `slope gradcheck`.
-pub fn gradcheck(_args: GradcheckArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input(
-        "error: `slope gradcheck` is not built yet\n".into(),
-    ))
+pub fn gradcheck(args: GradcheckArgs) -> Result<ExitCode, Failure> {
+    super::run_cmd::gradcheck(args)
 }
 
 /// Runs `slope bench`.
-pub fn bench(_args: BenchArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input(
-        "error: `slope bench` is not built yet\n".into(),
-    ))
+pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
+    super::run_cmd::bench(args)
+}
+
+/// Runs `slope grad FILE --weights W --data D --out G` (the numeric
+/// gradient); `slope grad` calls this when `--weights` is given.
+#[allow(dead_code)] // Called from `symbolic::grad` (the printer's file) once wired.
+pub fn grad_numeric(
+    file: &std::path::Path,
+    model: Option<&str>,
+    weights: &std::path::Path,
+    data: Option<&std::path::Path>,
+    out: Option<&std::path::Path>,
+) -> Result<ExitCode, Failure> {
+    super::run_cmd::grad_numeric(file, model, weights, data, out)
 }
 
 /// Runs `slope grad FILE --weights W --data D --out G` (numeric mode).

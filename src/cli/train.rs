@@ -42,8 +42,6 @@ pub struct TrainArgs {
 }
 
 /// Runs `slope train`.
-pub fn train(_args: TrainArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input(
-        "error: `slope train` is not built yet\n".into(),
-    ))
+pub fn train(args: TrainArgs) -> Result<ExitCode, Failure> {
+    super::train_cmd::run(args)
 }

@@ -28,3 +28,42 @@ pub struct Signature {
     /// `(leaf, value)`: `value` overwrites the leaf's buffer, in the order of `call`'s `states`.
     pub updates: Vec<(NodeId, NodeId)>,
 }
+
+mod element;
+mod jit;
+mod kernels;
+pub mod math;
+mod runtime;
+mod schedule;
+mod translate;
+
+pub use element::Element;
+pub use jit::Jit;
+pub use runtime::{CallError, Compiled};
+
+/// Why a graph could not be compiled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodegenError {
+    /// The signature does not fit the graph (a leaf read but not given,
+    /// an input that is not a leaf, an update of a non-leaf, ...).
+    Signature(String),
+    /// The batch size is zero.
+    ZeroBatch,
+    /// The host CPU lacks a feature the kernels need.
+    Host(String),
+    /// Cranelift rejected the generated code (a bug in slope).
+    Cranelift(String),
+}
+
+impl std::fmt::Display for CodegenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CodegenError::Signature(m) => write!(f, "cannot compile this signature: {m}"),
+            CodegenError::ZeroBatch => f.write_str("cannot compile for a batch of 0 rows"),
+            CodegenError::Host(m) => write!(f, "unsupported host: {m}"),
+            CodegenError::Cranelift(m) => write!(f, "code generation failed (a bug in slope): {m}"),
+        }
+    }
+}
+
+impl std::error::Error for CodegenError {}

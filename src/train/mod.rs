@@ -1,1 +1,378 @@
-//! Stage 7: training.
+//! Stage 7: training. A network's graph and gradients, plus the optimizer
+//! update built as graph nodes ([`optim`]), compile into one native training
+//! step per batch size; this module feeds it batches and keeps the metrics.
+//!
+//! All numeric work runs in JIT-compiled code. The Rust side gathers rows
+//! into preallocated buffers, sets Adam's two bias-correction scalars per
+//! step, and adds up the step's loss and correct-prediction count.
+//!
+//! **Architecture Invariant:** `train` uses `graph`, `codegen`, `data`,
+//! `check::model` and `weights`; it never parses, prints or reads files.
+
+pub mod batch;
+pub mod optim;
+pub mod rng;
+
+use crate::check::model::{Model, Optimizer};
+use crate::codegen::{Compiled, Jit, Signature};
+use crate::data::Dataset;
+use crate::graph::{Axes, Graph, NodeId, Op};
+use crate::weights::Weights;
+use batch::{BatchBuf, SHUFFLE_STREAM, Split};
+use rng::Rng;
+use std::time::Instant;
+
+/// A network ready to be trained: its graph with the loss and gradients.
+#[derive(Clone, Debug)]
+pub struct Network {
+    /// The graph holding the forward pass, the loss and the gradients.
+    pub graph: Graph,
+    /// The input leaf `[B, in]`.
+    pub x: NodeId,
+    /// The target leaf (`[B, K]`, or `[B]` class indices).
+    pub t: NodeId,
+    /// Parameter leaves, in the model's parameter order (as in [`Weights`]).
+    pub params: Vec<NodeId>,
+    /// `∂loss/∂param`, parallel to `params`.
+    pub grads: Vec<NodeId>,
+    /// The mean loss of the batch, a scalar.
+    pub loss: NodeId,
+    /// Correct predictions (a count, or 0/1 per row or element) for
+    /// classification; `None` for regression.
+    pub correct: Option<NodeId>,
+}
+
+/// Hyper-parameters in effect (the `train` block with CLI overrides).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    /// Number of epochs (≥ 1).
+    pub epochs: usize,
+    /// Rows per batch (≥ 1).
+    pub batch: usize,
+    /// Shuffle before the split and every epoch.
+    pub shuffle: bool,
+    /// Seed of the shuffling stream (and of the initial weights, elsewhere).
+    pub seed: u64,
+    /// Fraction of rows held out for validation, in `[0, 1)`.
+    pub validation: f64,
+    /// The optimizer, learning rate included.
+    pub optimizer: Optimizer,
+    /// Threads for large matrix products.
+    pub threads: usize,
+}
+
+/// One epoch's metrics, as printed and as `--json` reports them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochReport {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Unweighted mean of the epoch's batch losses, each from the forward
+    /// pass before that batch's update.
+    pub loss: f64,
+    /// Fraction correct over the same forward passes (classification only).
+    pub accuracy: Option<f64>,
+    /// Validation loss after the epoch's last update (with validation only).
+    pub val_loss: Option<f64>,
+    /// Validation accuracy (classification with validation only).
+    pub val_accuracy: Option<f64>,
+    /// Wall time of this epoch alone, validation included.
+    pub seconds: f64,
+}
+
+impl EpochReport {
+    /// The `--json` object: exactly the keys that apply, in a fixed order.
+    pub fn to_json(&self) -> String {
+        let mut map = serde_json::Map::new();
+        map.insert("epoch".into(), self.epoch.into());
+        map.insert("loss".into(), json_number(self.loss));
+        let optional = [
+            ("accuracy", self.accuracy),
+            ("val_loss", self.val_loss),
+            ("val_accuracy", self.val_accuracy),
+        ];
+        for (key, value) in optional {
+            if let Some(v) = value {
+                map.insert(key.into(), json_number(v));
+            }
+        }
+        map.insert("seconds".into(), json_number(self.seconds));
+        serde_json::Value::Object(map).to_string()
+    }
+}
+
+/// JSON has no NaN; a finite check runs before any report, so this only
+/// guards against a bug turning into invalid JSON.
+fn json_number(v: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// Where training stopped on a non-finite value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Divergence {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Batch within the epoch, from 1.
+    pub batch: usize,
+    /// The batch loss (non-finite when the loss itself diverged).
+    pub loss: f64,
+    /// Indices (into the parameters) of the tensors whose gradient is NaN or
+    /// infinite, in parameter order; empty when only the loss is.
+    pub tensors: Vec<usize>,
+}
+
+/// Why training failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainError {
+    /// A loss or gradient became NaN or infinite.
+    Diverged(Divergence),
+    /// The data cannot be split as asked (too few rows).
+    Data(String),
+    /// The training step could not be compiled or called (a bug in slope).
+    Internal(String),
+}
+
+impl std::fmt::Display for TrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrainError::Diverged(d) => write!(
+                f,
+                "training diverged at epoch {}, batch {} (loss {})",
+                d.epoch, d.batch, d.loss
+            ),
+            TrainError::Data(m) => f.write_str(m),
+            TrainError::Internal(m) => write!(f, "internal error (a bug in slope): {m}"),
+        }
+    }
+}
+
+impl std::error::Error for TrainError {}
+
+fn internal(e: impl std::fmt::Display) -> TrainError {
+    TrainError::Internal(e.to_string())
+}
+
+/// The result of a finished run.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The trained weights.
+    pub weights: Weights,
+    /// Every epoch's report.
+    pub epochs: Vec<EpochReport>,
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// Seconds spent compiling (the training steps and the validation pass).
+    pub jit_seconds: f64,
+    /// Seconds spent in the epochs (gathering, steps, validation).
+    pub train_seconds: f64,
+    /// Training rows and validation rows.
+    pub rows: (usize, usize),
+}
+
+/// Divisor turning a correct-count into an accuracy: rows for
+/// cross-entropy (one class per row), rows·K for bce (every output counts).
+fn accuracy_units(model: &Model, rows: usize) -> f64 {
+    match model.loss {
+        crate::check::model::Loss::Bce => (rows * model.output_width()) as f64,
+        _ => rows as f64,
+    }
+}
+
+/// `node` summed to a scalar (unchanged when it already is one).
+fn total(graph: &mut Graph, node: NodeId) -> Result<NodeId, TrainError> {
+    let rank = graph.node(node).shape.0.len();
+    if rank == 0 {
+        return Ok(node);
+    }
+    graph
+        .add(Op::Sum(Axes(((1u16 << rank) - 1) as u8)), &[node])
+        .map_err(internal)
+}
+
+/// Trains `net` (the lowered `model`) on `data` from `weights`, calling
+/// `on_epoch` after every epoch. Deterministic: the same inputs give
+/// bit-identical weights.
+pub fn train(
+    model: &Model,
+    mut net: Network,
+    settings: &Settings,
+    data: &Dataset,
+    mut weights: Weights,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<Outcome, TrainError> {
+    // ---- Split the rows (one seeded permutation, then hold out the tail). ----
+    let mut rng = Rng::new(settings.seed, SHUFFLE_STREAM);
+    let Split {
+        train: mut order,
+        validation,
+    } = batch::split(data.rows, settings.validation, settings.shuffle, &mut rng);
+    if order.is_empty() {
+        return Err(TrainError::Data(format!(
+            "no rows are left for training: the data has {} row{} and validation holds out {}",
+            data.rows,
+            if data.rows == 1 { "" } else { "s" },
+            validation.len()
+        )));
+    }
+    let n_train = order.len();
+
+    // ---- Build the step: forward, loss, gradients, checks, updates. ----
+    let jit_start = Instant::now();
+    let g = &mut net.graph;
+    let pairs: Vec<(NodeId, NodeId)> = net
+        .params
+        .iter()
+        .copied()
+        .zip(net.grads.iter().copied())
+        .collect();
+    let updates = optim::build_updates(g, &pairs, &settings.optimizer).map_err(internal)?;
+    let correct = match net.correct {
+        Some(c) => Some(total(g, c)?),
+        None => None,
+    };
+    let mut outputs = vec![net.loss];
+    outputs.extend(correct);
+    let first_check = outputs.len();
+    for &grad in &net.grads {
+        outputs.push(optim::finite_check(g, grad).map_err(internal)?);
+    }
+    let mut inputs = vec![net.x, net.t];
+    inputs.extend(&updates.scalars);
+    let step_sig = Signature {
+        inputs,
+        outputs: outputs.clone(),
+        updates: updates.updates.clone(),
+    };
+    let mut eval_inputs = vec![net.x, net.t];
+    eval_inputs.extend(&net.params);
+    let eval_sig = Signature {
+        inputs: eval_inputs,
+        outputs: outputs[..first_check].to_vec(),
+        updates: Vec::new(),
+    };
+
+    let mut jit = Jit::new(settings.threads).map_err(internal)?;
+    let full = settings.batch.min(n_train);
+    let rest = n_train % full;
+    let mut step_full: Compiled<f32> =
+        jit.compile(&net.graph, &step_sig, full).map_err(internal)?;
+    let mut step_rest: Option<Compiled<f32>> = if rest > 0 {
+        Some(jit.compile(&net.graph, &step_sig, rest).map_err(internal)?)
+    } else {
+        None
+    };
+    let mut eval: Option<Compiled<f32>> = if validation.is_empty() {
+        None
+    } else {
+        Some(
+            jit.compile(&net.graph, &eval_sig, validation.len())
+                .map_err(internal)?,
+        )
+    };
+    let jit_seconds = jit_start.elapsed().as_secs_f64();
+
+    // ---- Buffers, all allocated here, none inside an epoch. ----
+    let n_params = net.params.len();
+    let mut state_bufs: Vec<Vec<f32>> = weights.tensors.iter().map(|t| t.data.clone()).collect();
+    for &(_, param) in &updates.states {
+        state_bufs.push(vec![0.0; weights.tensors[param].data.len()]);
+    }
+    let mut out_bufs: Vec<Vec<f32>> = vec![vec![0.0]; outputs.len()];
+    let mut val_out: Vec<Vec<f32>> = vec![vec![0.0]; first_check];
+    let mut buf = BatchBuf::new(full.max(validation.len()), data);
+    let mut corrections = [[1.0f32], [1.0f32]];
+    let units = accuracy_units(model, n_train);
+    let val_units = accuracy_units(model, validation.len());
+    let has_correct = correct.is_some();
+
+    let train_start = Instant::now();
+    let mut reports = Vec::with_capacity(settings.epochs);
+    let mut steps: u64 = 0;
+    for epoch in 1..=settings.epochs {
+        let epoch_start = Instant::now();
+        if settings.shuffle {
+            rng.shuffle(&mut order);
+        }
+        let mut loss_sum = 0.0f64;
+        let mut correct_sum = 0.0f64;
+        let mut n_batches = 0usize;
+        {
+            let mut states: Vec<&mut [f32]> =
+                state_bufs.iter_mut().map(Vec::as_mut_slice).collect();
+            let mut outs: Vec<&mut [f32]> = out_bufs.iter_mut().map(Vec::as_mut_slice).collect();
+            for chunk in order.chunks(full) {
+                steps += 1;
+                n_batches += 1;
+                if let Optimizer::Adam { beta1, beta2, .. } = settings.optimizer {
+                    let (c1, c2) = optim::adam_corrections(beta1.value, beta2.value, steps);
+                    corrections = [[c1 as f32], [c2 as f32]];
+                }
+                let (x, t) = buf.gather(data, chunk);
+                let all_inputs: [&[f32]; 4] = [x, t, &corrections[0], &corrections[1]];
+                let step = if chunk.len() == full {
+                    &mut step_full
+                } else {
+                    step_rest
+                        .as_mut()
+                        .expect("a batch shorter than `full` exists only when `rest` > 0")
+                };
+                step.call(
+                    &all_inputs[..2 + updates.scalars.len()],
+                    &mut states,
+                    &mut outs,
+                )
+                .map_err(internal)?;
+                let loss = f64::from(outs[0][0]);
+                let bad = (first_check..outs.len()).any(|i| !outs[i][0].is_finite());
+                if !loss.is_finite() || bad {
+                    let tensors = (0..n_params)
+                        .filter(|&i| !outs[first_check + i][0].is_finite())
+                        .collect();
+                    return Err(TrainError::Diverged(Divergence {
+                        epoch,
+                        batch: n_batches,
+                        loss,
+                        tensors,
+                    }));
+                }
+                loss_sum += loss;
+                if has_correct {
+                    correct_sum += f64::from(outs[1][0]);
+                }
+            }
+        }
+        let (mut val_loss, mut val_accuracy) = (None, None);
+        if let Some(eval) = eval.as_mut() {
+            let (x, t) = buf.gather(data, &validation);
+            let mut ins: Vec<&[f32]> = vec![x, t];
+            ins.extend(state_bufs[..n_params].iter().map(Vec::as_slice));
+            let mut outs: Vec<&mut [f32]> = val_out.iter_mut().map(Vec::as_mut_slice).collect();
+            eval.call(&ins, &mut [], &mut outs).map_err(internal)?;
+            val_loss = Some(f64::from(val_out[0][0]));
+            if has_correct {
+                val_accuracy = Some(f64::from(val_out[1][0]) / val_units);
+            }
+        }
+        let report = EpochReport {
+            epoch,
+            loss: loss_sum / n_batches as f64,
+            accuracy: has_correct.then(|| correct_sum / units),
+            val_loss,
+            val_accuracy,
+            seconds: epoch_start.elapsed().as_secs_f64(),
+        };
+        on_epoch(&report);
+        reports.push(report);
+    }
+    let train_seconds = train_start.elapsed().as_secs_f64();
+    for (tensor, data) in weights.tensors.iter_mut().zip(state_bufs) {
+        tensor.data = data;
+    }
+    Ok(Outcome {
+        weights,
+        epochs: reports,
+        steps,
+        jit_seconds,
+        train_seconds,
+        rows: (n_train, validation.len()),
+    })
+}

@@ -1,0 +1,339 @@
+//! Kernels that are not element-wise: matrix products (a call into
+//! `matrixmultiply` through a registered symbol), transposes, reductions in
+//! stable form (sum, softmax, log-sum-exp, arg-max), one-hot and copies.
+
+use super::math::Vx;
+use super::schedule::View;
+use super::translate::{Width, for_range, load, mem, store, sweep};
+use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::{FuncRef, InstBuilder, Value, types};
+
+fn bytes(vx: &Vx) -> i64 {
+    vx.st.bytes() as i64
+}
+
+/// `base + i * scale` in bytes.
+fn at(vx: &mut Vx, base: Value, i: Value, scale: i64) -> Value {
+    let off = vx.b.ins().imul_imm_s(i, scale);
+    vx.b.ins().iadd(base, off)
+}
+
+/// The sum of a vector's lanes.
+fn hsum(vx: &mut Vx, v: Value) -> Value {
+    let mut s = vx.b.ins().extractlane(v, 0);
+    for lane in 1..vx.lanes() {
+        let x = vx.b.ins().extractlane(v, lane);
+        s = vx.b.ins().fadd(s, x);
+    }
+    s
+}
+
+/// The largest of a vector's lanes.
+fn hmax(vx: &mut Vx, v: Value) -> Value {
+    let mut s = vx.b.ins().extractlane(v, 0);
+    for lane in 1..vx.lanes() {
+        let x = vx.b.ins().extractlane(v, lane);
+        let gt = vx.b.ins().fcmp(FloatCC::GreaterThan, x, s);
+        s = vx.b.ins().select(gt, x, s);
+    }
+    s
+}
+
+/// `c = a · b` through the registered GEMM shim, strides folding transposes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul(
+    vx: &mut Vx,
+    gemm: FuncRef,
+    a: (Value, View),
+    b: (Value, View),
+    c: Value,
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    // A is logically [m,k]; stored transposed it is [k,m] row-major.
+    let (rsa, csa) = if a.1.transposed { (1, m) } else { (k, 1) };
+    let (rsb, csb) = if b.1.transposed { (1, k) } else { (n, 1) };
+    let i = |vx: &mut Vx, v: usize| vx.b.ins().iconst(types::I64, v as i64);
+    let args = [
+        i(vx, m),
+        i(vx, k),
+        i(vx, n),
+        a.0,
+        i(vx, rsa),
+        i(vx, csa),
+        b.0,
+        i(vx, rsb),
+        i(vx, csb),
+        c,
+        i(vx, n),
+        i(vx, 1),
+    ];
+    vx.b.ins().call(gemm, &args);
+}
+
+/// `dst[j, i] = src[i, j]` for `src` of `rows × cols`.
+pub(crate) fn transpose(vx: &mut Vx, src: Value, dst: Value, rows: usize, cols: usize) {
+    let e = bytes(vx);
+    for_range(vx, rows, 1, |vx, i| {
+        let srow = at(vx, src, i, cols as i64 * e);
+        let dcol = at(vx, dst, i, e);
+        for_range(vx, cols, 1, |vx, j| {
+            let s = at(vx, srow, j, e);
+            let x = vx.b.ins().load(vx.st, mem(), s, 0);
+            let d = at(vx, dcol, j, rows as i64 * e);
+            vx.b.ins().store(mem(), x, d, 0);
+        });
+    });
+}
+
+/// `dst = src` over `len` elements.
+pub(crate) fn copy(vx: &mut Vx, src: Value, dst: Value, len: usize) {
+    let e = bytes(vx);
+    sweep(vx, len, 1, |vx, c, width, _| {
+        let s = at(vx, src, c, e);
+        let d = at(vx, dst, c, e);
+        let x = load(vx, s, 0, width);
+        store(vx, x, d, 0, width);
+    });
+}
+
+/// Applies `f` to the `cols` elements of a row, folding into a vector
+/// accumulator (lane-0 tails fold into a scalar one); returns the vector
+/// and scalar accumulators' combination by `combine`.
+fn fold_row(
+    vx: &mut Vx,
+    row: Value,
+    cols: usize,
+    init: f64,
+    mut f: impl FnMut(&mut Vx, Value, Width) -> Value,
+    mut combine: impl FnMut(&mut Vx, Value, Value) -> Value,
+) -> (Value, Option<Value>) {
+    let e = bytes(vx);
+    let acc = vx.b.declare_var(vx.vt);
+    let tail = vx.b.declare_var(vx.vt);
+    let i = vx.splat(init);
+    vx.b.def_var(acc, i);
+    vx.b.def_var(tail, i);
+    let mut has_tail = false;
+    sweep(vx, cols, 1, |vx, c, width, _| {
+        let p = at(vx, row, c, e);
+        let x = load(vx, p, 0, width);
+        let y = f(vx, x, width);
+        let var = if width == Width::Vector { acc } else { tail };
+        has_tail |= width == Width::Lane0;
+        let old = vx.b.use_var(var);
+        let new = combine(vx, old, y);
+        vx.b.def_var(var, new);
+    });
+    let a = vx.b.use_var(acc);
+    let t = vx.b.use_var(tail);
+    (a, has_tail.then(|| vx.b.ins().extractlane(t, 0)))
+}
+
+/// The largest element of a row (a scalar).
+fn row_max(vx: &mut Vx, row: Value, cols: usize) -> Value {
+    let (v, t) = fold_row(
+        vx,
+        row,
+        cols,
+        f64::NEG_INFINITY,
+        |_, x, _| x,
+        |vx, a, x| vx.max(a, x),
+    );
+    let m = if cols >= vx.lanes() as usize {
+        Some(hmax(vx, v))
+    } else {
+        None
+    };
+    match (m, t) {
+        (Some(m), Some(t)) => {
+            let gt = vx.b.ins().fcmp(FloatCC::GreaterThan, t, m);
+            vx.b.ins().select(gt, t, m)
+        }
+        (Some(m), None) => m,
+        (None, Some(t)) => t,
+        (None, None) => unreachable!("a row has at least one element"),
+    }
+}
+
+/// `Σ exp(x - m)` over a row, optionally storing each `exp(x - m)` in `out`.
+fn row_sum_exp(vx: &mut Vx, row: Value, out: Option<Value>, cols: usize, m: Value) -> Value {
+    let e = bytes(vx);
+    let mv = vx.b.ins().splat(vx.vt, m);
+    let acc = vx.b.declare_var(vx.vt);
+    let zero = vx.splat(0.0);
+    vx.b.def_var(acc, zero);
+    let tail = vx.b.declare_var(vx.st);
+    let zs = vx.b.ins().extractlane(zero, 0);
+    vx.b.def_var(tail, zs);
+    sweep(vx, cols, 1, |vx, c, width, _| {
+        let p = at(vx, row, c, e);
+        let x = load(vx, p, 0, width);
+        let d = vx.sub(x, mv);
+        let y = vx.exp(d);
+        if let Some(out) = out {
+            let q = at(vx, out, c, e);
+            store(vx, y, q, 0, width);
+        }
+        match width {
+            Width::Vector => {
+                let old = vx.b.use_var(acc);
+                let new = vx.add(old, y);
+                vx.b.def_var(acc, new);
+            }
+            Width::Lane0 => {
+                let old = vx.b.use_var(tail);
+                let y0 = vx.b.ins().extractlane(y, 0);
+                let new = vx.b.ins().fadd(old, y0);
+                vx.b.def_var(tail, new);
+            }
+        }
+    });
+    let a = vx.b.use_var(acc);
+    let s = hsum(vx, a);
+    let t = vx.b.use_var(tail);
+    vx.b.ins().fadd(s, t)
+}
+
+/// Sums `src[rows, cols]` over rows and/or columns.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sum(
+    vx: &mut Vx,
+    src: Value,
+    dst: Value,
+    rows: usize,
+    cols: usize,
+    over_rows: bool,
+    over_cols: bool,
+) {
+    let e = bytes(vx);
+    match (over_rows, over_cols) {
+        (false, false) => copy(vx, src, dst, rows * cols),
+        (true, false) => {
+            // Zero the output, then add each row into it (contiguous reads).
+            sweep(vx, cols, 1, |vx, c, width, _| {
+                let z = vx.splat(0.0);
+                let d = at(vx, dst, c, e);
+                store(vx, z, d, 0, width);
+            });
+            for_range(vx, rows, 1, |vx, r| {
+                let row = at(vx, src, r, cols as i64 * e);
+                sweep(vx, cols, 1, |vx, c, width, _| {
+                    let s = at(vx, row, c, e);
+                    let d = at(vx, dst, c, e);
+                    let x = load(vx, s, 0, width);
+                    let y = load(vx, d, 0, width);
+                    let z = vx.add(x, y);
+                    store(vx, z, d, 0, width);
+                });
+            });
+        }
+        (over_rows, true) => {
+            // Summing everything is one long row.
+            let (rows, cols) = if over_rows {
+                (1, rows * cols)
+            } else {
+                (rows, cols)
+            };
+            for_range(vx, rows, 1, |vx, r| {
+                let row = at(vx, src, r, cols as i64 * e);
+                let (v, t) = fold_row(vx, row, cols, 0.0, |_, x, _| x, |vx, a, x| vx.add(a, x));
+                let mut s = hsum(vx, v);
+                if let Some(t) = t {
+                    s = vx.b.ins().fadd(s, t);
+                }
+                let d = at(vx, dst, r, e);
+                vx.b.ins().store(mem(), s, d, 0);
+            });
+        }
+    }
+}
+
+/// Softmax of each row: `exp(x - max) / Σ exp(x - max)`.
+pub(crate) fn softmax(vx: &mut Vx, src: Value, dst: Value, rows: usize, cols: usize) {
+    let e = bytes(vx);
+    for_range(vx, rows, 1, |vx, r| {
+        let row = at(vx, src, r, cols as i64 * e);
+        let out = at(vx, dst, r, cols as i64 * e);
+        let m = row_max(vx, row, cols);
+        let s = row_sum_exp(vx, row, Some(out), cols, m);
+        let sv = vx.b.ins().splat(vx.vt, s);
+        let one = vx.splat(1.0);
+        let inv = vx.div(one, sv);
+        sweep(vx, cols, 1, |vx, c, width, _| {
+            let q = at(vx, out, c, e);
+            let y = load(vx, q, 0, width);
+            let z = vx.mul(y, inv);
+            store(vx, z, q, 0, width);
+        });
+    });
+}
+
+/// `max + log Σ exp(x - max)` of each row.
+pub(crate) fn logsumexp(vx: &mut Vx, src: Value, dst: Value, rows: usize, cols: usize) {
+    let e = bytes(vx);
+    for_range(vx, rows, 1, |vx, r| {
+        let row = at(vx, src, r, cols as i64 * e);
+        let m = row_max(vx, row, cols);
+        let s = row_sum_exp(vx, row, None, cols, m);
+        let sv = vx.b.ins().splat(vx.vt, s);
+        let l = vx.log(sv);
+        let l = vx.b.ins().extractlane(l, 0);
+        let y = vx.b.ins().fadd(m, l);
+        let d = at(vx, dst, r, e);
+        vx.b.ins().store(mem(), y, d, 0);
+    });
+}
+
+/// The index (as a float) of the first largest element of each row.
+pub(crate) fn argmax(vx: &mut Vx, src: Value, dst: Value, rows: usize, cols: usize) {
+    let e = bytes(vx);
+    for_range(vx, rows, 1, |vx, r| {
+        let row = at(vx, src, r, cols as i64 * e);
+        let best = vx.b.declare_var(vx.st);
+        let idx = vx.b.declare_var(vx.st);
+        let x0 = vx.b.ins().load(vx.st, mem(), row, 0);
+        vx.b.def_var(best, x0);
+        let z = vx.splat(0.0);
+        let z = vx.b.ins().extractlane(z, 0);
+        vx.b.def_var(idx, z);
+        for_range(vx, cols - 1, 1, |vx, j| {
+            let j1 = vx.b.ins().iadd_imm_s(j, 1);
+            let p = at(vx, row, j1, e);
+            let x = vx.b.ins().load(vx.st, mem(), p, 0);
+            let b = vx.b.use_var(best);
+            let i = vx.b.use_var(idx);
+            let gt = vx.b.ins().fcmp(FloatCC::GreaterThan, x, b);
+            let jf = vx.b.ins().fcvt_from_sint(vx.st, j1);
+            let nb = vx.b.ins().select(gt, x, b);
+            let ni = vx.b.ins().select(gt, jf, i);
+            vx.b.def_var(best, nb);
+            vx.b.def_var(idx, ni);
+        });
+        let i = vx.b.use_var(idx);
+        let d = at(vx, dst, r, e);
+        vx.b.ins().store(mem(), i, d, 0);
+    });
+}
+
+/// `dst[r, j] = (src[r] == j)` as 1 or 0; out-of-range indices give a zero row.
+pub(crate) fn onehot(vx: &mut Vx, src: Value, dst: Value, rows: usize, k: usize) {
+    let e = bytes(vx);
+    for_range(vx, rows, 1, |vx, r| {
+        let p = at(vx, src, r, e);
+        let x = vx.b.ins().load(vx.st, mem(), p, 0);
+        let out = at(vx, dst, r, k as i64 * e);
+        let one = vx.splat(1.0);
+        let one = vx.b.ins().extractlane(one, 0);
+        let zero = vx.splat(0.0);
+        let zero = vx.b.ins().extractlane(zero, 0);
+        for_range(vx, k, 1, |vx, j| {
+            let jf = vx.b.ins().fcvt_from_sint(vx.st, j);
+            let eq = vx.b.ins().fcmp(FloatCC::Equal, x, jf);
+            let y = vx.b.ins().select(eq, one, zero);
+            let q = at(vx, out, j, e);
+            vx.b.ins().store(mem(), y, q, 0);
+        });
+    });
+}

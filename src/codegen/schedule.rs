@@ -1,0 +1,710 @@
+//! The schedule: which nodes get a buffer, and the ordered list of kernels
+//! that fill them.
+//!
+//! Matrix products, transposes that cannot be folded into a product, and
+//! reductions split the graph. Every element-wise node between them is
+//! computed inside a fused loop; a node is *materialized* (given a buffer)
+//! only when something outside its loop reads it: a non-element-wise user,
+//! a broadcast, a second user, or the signature. Materialized element-wise
+//! nodes ("sinks") of one shape share a loop when nothing they read is
+//! produced later. Updates of leaves run last and write in place when no
+//! later kernel reads the old value; otherwise they go through scratch.
+
+use super::{CodegenError, Signature};
+use crate::graph::{Dim, Graph, LeafKind, NodeId, Op, Shape};
+use std::collections::{HashMap, HashSet};
+
+/// Where a buffer's memory comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BufKind {
+    /// `call`'s `inputs[i]`.
+    Input(usize),
+    /// `call`'s `states[i]` (an updated leaf).
+    State(usize),
+    /// `call`'s `outputs[i]`.
+    Output(usize),
+    /// Workspace owned by the compiled function.
+    Work,
+}
+
+/// One buffer of the pointer table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Buf {
+    pub kind: BufKind,
+    pub len: usize,
+}
+
+/// How a fused loop at row `r`, column `c` reads a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Index {
+    /// Element `r*cols + c`: same shape as the loop.
+    Identity,
+    /// Element `c`: a row vector broadcast down the rows.
+    Col,
+    /// Element `r`: a column broadcast across the columns.
+    Row,
+    /// Element 0: a scalar broadcast everywhere.
+    Scalar,
+}
+
+/// A fused element-wise loop over `rows × cols`.
+#[derive(Clone, Debug)]
+pub(crate) struct Fused {
+    pub rows: usize,
+    pub cols: usize,
+    pub rank: usize,
+    /// Nodes computed and stored, with their buffers.
+    pub sinks: Vec<(NodeId, usize)>,
+    /// Buffers read, and how (sinks of this loop excluded).
+    pub loads: Vec<(usize, Index)>,
+}
+
+/// A matrix operand: a buffer, read transposed or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct View {
+    pub buf: usize,
+    pub transposed: bool,
+}
+
+/// One step of the compiled function.
+#[derive(Clone, Debug)]
+pub(crate) enum Kernel {
+    /// Element-wise loop.
+    Fused(Fused),
+    /// `c[m,n] = a[m,k] · b[k,n]`.
+    MatMul {
+        a: View,
+        b: View,
+        c: usize,
+        m: usize,
+        k: usize,
+        n: usize,
+    },
+    /// `dst[cols,rows] = src[rows,cols]ᵀ`.
+    Transpose {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        cols: usize,
+    },
+    /// Sum of `src[rows,cols]` over rows and/or columns.
+    Sum {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        cols: usize,
+        over_rows: bool,
+        over_cols: bool,
+    },
+    /// Softmax of each row.
+    Softmax {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        cols: usize,
+    },
+    /// `log Σ exp` of each row.
+    LogSumExp {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        cols: usize,
+    },
+    /// Index of the first largest element of each row.
+    ArgMax {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        cols: usize,
+    },
+    /// Class indices to one-hot rows.
+    OneHot {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        k: usize,
+    },
+    /// `dst = src`.
+    Copy { src: usize, dst: usize, len: usize },
+}
+
+impl Kernel {
+    /// Buffers this kernel reads.
+    pub fn reads(&self) -> Vec<(usize, Index)> {
+        match self {
+            Kernel::Fused(f) => f.loads.clone(),
+            Kernel::MatMul { a, b, .. } => vec![(a.buf, Index::Identity), (b.buf, Index::Identity)],
+            Kernel::Transpose { src, .. }
+            | Kernel::Sum { src, .. }
+            | Kernel::Softmax { src, .. }
+            | Kernel::LogSumExp { src, .. }
+            | Kernel::ArgMax { src, .. }
+            | Kernel::OneHot { src, .. }
+            | Kernel::Copy { src, .. } => vec![(*src, Index::Identity)],
+        }
+    }
+
+    /// Buffers this kernel writes.
+    pub fn writes(&self) -> Vec<usize> {
+        match self {
+            Kernel::Fused(f) => f.sinks.iter().map(|s| s.1).collect(),
+            Kernel::MatMul { c, .. } => vec![*c],
+            Kernel::Transpose { dst, .. }
+            | Kernel::Sum { dst, .. }
+            | Kernel::Softmax { dst, .. }
+            | Kernel::LogSumExp { dst, .. }
+            | Kernel::ArgMax { dst, .. }
+            | Kernel::OneHot { dst, .. }
+            | Kernel::Copy { dst, .. } => vec![*dst],
+        }
+    }
+}
+
+/// The whole schedule.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    pub bufs: Vec<Buf>,
+    pub kernels: Vec<Kernel>,
+    /// The buffer holding each materialized node (lookups only; never iterated).
+    pub buf_of: HashMap<NodeId, usize>,
+    pub batch: usize,
+}
+
+/// The sizes of a shape with the batch substituted.
+pub(crate) fn dims(shape: &Shape, batch: usize) -> Vec<usize> {
+    shape
+        .0
+        .iter()
+        .map(|d| match d {
+            Dim::Batch => batch,
+            Dim::Fixed(n) => *n,
+        })
+        .collect()
+}
+
+/// The value of a node that is the same scalar everywhere (a constant, the
+/// batch size, or a broadcast of one), known at compile time.
+pub(crate) fn const_value(graph: &Graph, n: NodeId, batch: usize) -> Option<f64> {
+    match graph.node(n).op {
+        Op::Const(c) => Some(c.value()),
+        Op::BatchSize => Some(batch as f64),
+        Op::Broadcast(_) => const_value(graph, graph.node(n).args[0], batch),
+        _ => None,
+    }
+}
+
+/// How a broadcast along `axes` into a loop of `rank` reads its operand.
+pub(crate) fn broadcast_index(axes: u8, rank: usize) -> Index {
+    match (rank, axes) {
+        (_, 0) => Index::Identity,
+        (2, 0b01) => Index::Col,
+        (2, 0b10) => Index::Row,
+        _ => Index::Scalar,
+    }
+}
+
+/// Rows and columns of a loop over a tensor of these sizes.
+fn rows_cols(d: &[usize]) -> (usize, usize) {
+    match d {
+        [] => (1, 1),
+        [n] => (1, *n),
+        [r, c] => (*r, *c),
+        _ => (1, d.iter().product()),
+    }
+}
+
+struct Planner<'g> {
+    graph: &'g Graph,
+    batch: usize,
+    users: HashMap<NodeId, Vec<NodeId>>,
+    roots: HashSet<NodeId>,
+    bufs: Vec<Buf>,
+    buf_of: HashMap<NodeId, usize>,
+    kernels: Vec<Option<Kernel>>,
+    /// The kernel that writes each buffer.
+    producer: HashMap<usize, usize>,
+    /// The kernel of each fused sink.
+    kernel_of: HashMap<NodeId, usize>,
+}
+
+/// Builds the schedule of `sig` over `graph` for `batch` rows.
+pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan, CodegenError> {
+    if batch == 0 {
+        return Err(CodegenError::ZeroBatch);
+    }
+    let bad = |m: String| Err(CodegenError::Signature(m));
+    let all: Vec<NodeId> = sig
+        .inputs
+        .iter()
+        .chain(&sig.outputs)
+        .chain(sig.updates.iter().flat_map(|(l, v)| [l, v]))
+        .copied()
+        .collect();
+    if let Some(n) = all.iter().find(|n| !graph.dag.contains_node(**n)) {
+        return bad(format!("node {n:?} is not in the graph"));
+    }
+    let leaf_name = |n: NodeId| match graph.node(n).op {
+        Op::Leaf(id) => Some(graph.leaf_info(id).name.clone()),
+        _ => None,
+    };
+    let mut seen = HashSet::new();
+    for &n in sig.inputs.iter().chain(sig.updates.iter().map(|(l, _)| l)) {
+        let Some(name) = leaf_name(n) else {
+            return bad(format!(
+                "{:?} ({}) is not a leaf",
+                n,
+                graph.node(n).op.name()
+            ));
+        };
+        if !seen.insert(n) {
+            return bad(format!(
+                "leaf `{name}` is given twice (as input or updated state)"
+            ));
+        }
+    }
+    let mut roots_list: Vec<NodeId> = sig.outputs.clone();
+    roots_list.extend(sig.updates.iter().map(|u| u.1));
+    let order = graph.topo_order(&roots_list);
+    let mut p = Planner {
+        graph,
+        batch,
+        users: HashMap::new(),
+        roots: roots_list.iter().copied().collect(),
+        bufs: Vec::new(),
+        buf_of: HashMap::new(),
+        kernels: Vec::new(),
+        producer: HashMap::new(),
+        kernel_of: HashMap::new(),
+    };
+    for &n in &order {
+        let mut args = graph.node(n).args.clone();
+        args.dedup();
+        for a in args {
+            let us = p.users.entry(a).or_default();
+            if !us.contains(&n) {
+                us.push(n);
+            }
+        }
+    }
+    // Buffers of the signature, in the pointer table's order.
+    let len_of = |n: NodeId| dims(&graph.node(n).shape, batch).iter().product::<usize>();
+    for (i, &n) in sig.inputs.iter().enumerate() {
+        p.new_buf(n, BufKind::Input(i), len_of(n));
+    }
+    for (i, (l, _)) in sig.updates.iter().enumerate() {
+        p.new_buf(*l, BufKind::State(i), len_of(*l));
+    }
+    for &n in &order {
+        if let Op::Leaf(id) = graph.node(n).op
+            && !p.buf_of.contains_key(&n)
+        {
+            let leaf = graph.leaf_info(id);
+            let hint = match leaf.kind {
+                LeafKind::Param | LeafKind::State => "pass it as an input or update it",
+                LeafKind::Input | LeafKind::Target | LeafKind::Scalar => "pass it as an input",
+            };
+            return bad(format!(
+                "leaf `{}` is read but not given; {hint}",
+                leaf.name
+            ));
+        }
+    }
+    let mut late_copies = Vec::new();
+    let mut early_copies = Vec::new();
+    for (i, &n) in sig.outputs.iter().enumerate() {
+        let len = len_of(n);
+        let b = p.push_buf(BufKind::Output(i), len);
+        match p.buf_of.get(&n) {
+            Some(&src) if matches!(graph.node(n).op, Op::Leaf(_)) => {
+                early_copies.push(Kernel::Copy { src, dst: b, len })
+            }
+            Some(&src) => late_copies.push(Kernel::Copy { src, dst: b, len }),
+            None => {
+                p.buf_of.insert(n, b);
+            }
+        }
+    }
+    for k in early_copies {
+        p.push_kernel(k);
+    }
+    // Updates and everything computed from them run after the rest.
+    let updates: HashSet<NodeId> = sig.updates.iter().map(|u| u.1).collect();
+    let mut deferred: HashSet<NodeId> = HashSet::new();
+    for &n in &order {
+        if updates.contains(&n) || graph.node(n).args.iter().any(|a| deferred.contains(a)) {
+            deferred.insert(n);
+        }
+    }
+    let phase2_start_marker = usize::MAX;
+    let mut phase2_start = phase2_start_marker;
+    for pass in 0..2 {
+        if pass == 1 {
+            phase2_start = p.kernels.len();
+        }
+        for &n in &order {
+            if deferred.contains(&n) != (pass == 1) || !p.materialized(n) {
+                continue;
+            }
+            if matches!(graph.node(n).op, Op::Leaf(_)) {
+                continue;
+            }
+            if !p.buf_of.contains_key(&n) {
+                p.new_buf(n, BufKind::Work, len_of(n));
+            }
+            let floor = if pass == 1 { phase2_start } else { 0 };
+            p.schedule(n, floor)?;
+        }
+    }
+    for k in late_copies {
+        p.push_kernel(k);
+    }
+    let mut update_copies = Vec::new();
+    for (l, v) in &sig.updates {
+        if l != v {
+            let dst = p.buf_of[l];
+            let src = p.buf_of[v];
+            update_copies.push((p.kernels.len(), *l, *v));
+            p.push_kernel(Kernel::Copy {
+                src,
+                dst,
+                len: len_of(*l),
+            });
+        }
+    }
+    for (copy_idx, l, v) in update_copies {
+        p.try_in_place(copy_idx, l, v);
+    }
+    Ok(Plan {
+        bufs: p.bufs,
+        kernels: p.kernels.into_iter().flatten().collect(),
+        buf_of: p.buf_of,
+        batch,
+    })
+}
+
+impl Planner<'_> {
+    fn push_buf(&mut self, kind: BufKind, len: usize) -> usize {
+        self.bufs.push(Buf { kind, len });
+        self.bufs.len() - 1
+    }
+
+    fn new_buf(&mut self, n: NodeId, kind: BufKind, len: usize) -> usize {
+        let b = self.push_buf(kind, len);
+        self.buf_of.insert(n, b);
+        b
+    }
+
+    fn push_kernel(&mut self, k: Kernel) -> usize {
+        let i = self.kernels.len();
+        for w in k.writes() {
+            self.producer.insert(w, i);
+        }
+        self.kernels.push(Some(k));
+        i
+    }
+
+    fn users(&self, n: NodeId) -> &[NodeId] {
+        self.users.get(&n).map_or(&[], |v| v.as_slice())
+    }
+
+    /// True when `n` gets a buffer (see the module docs).
+    fn materialized(&self, n: NodeId) -> bool {
+        let op = self.graph.node(n).op;
+        let root = self.roots.contains(&n);
+        match op {
+            Op::Leaf(_)
+            | Op::MatMul
+            | Op::Sum(_)
+            | Op::Softmax
+            | Op::LogSumExp
+            | Op::OneHot(_)
+            | Op::ArgMax => true,
+            Op::Transpose => {
+                root || self
+                    .users(n)
+                    .iter()
+                    .any(|&u| self.graph.node(u).op != Op::MatMul)
+            }
+            _ => {
+                let constant = const_value(self.graph, n, self.batch).is_some();
+                let needed_by = |u: NodeId| {
+                    let uop = self.graph.node(u).op;
+                    match uop {
+                        Op::Broadcast(_) => !constant,
+                        _ => !uop.is_elementwise(),
+                    }
+                };
+                root || self.users(n).iter().any(|&u| needed_by(u))
+                    || (self.users(n).len() >= 2 && !constant && !matches!(op, Op::Broadcast(_)))
+            }
+        }
+    }
+
+    /// The buffer and orientation of a matrix operand, looking through
+    /// transposes that were folded away.
+    fn view(&self, mut n: NodeId) -> View {
+        let mut transposed = false;
+        while !self.buf_of.contains_key(&n) && self.graph.node(n).op == Op::Transpose {
+            transposed = !transposed;
+            n = self.graph.node(n).args[0];
+        }
+        View {
+            buf: self.buf_of[&n],
+            transposed,
+        }
+    }
+
+    fn dims(&self, n: NodeId) -> Vec<usize> {
+        dims(&self.graph.node(n).shape, self.batch)
+    }
+
+    /// Adds the kernel that computes the materialized node `n`.
+    fn schedule(&mut self, n: NodeId, floor: usize) -> Result<(), CodegenError> {
+        let node = self.graph.node(n);
+        let dst = self.buf_of[&n];
+        let arg = |i: usize| node.args[i];
+        let kernel = match node.op {
+            Op::MatMul => {
+                let (a, b) = (self.view(arg(0)), self.view(arg(1)));
+                let (ad, bd) = (self.dims(arg(0)), self.dims(arg(1)));
+                Kernel::MatMul {
+                    a,
+                    b,
+                    c: dst,
+                    m: ad[0],
+                    k: ad[1],
+                    n: bd[1],
+                }
+            }
+            Op::Transpose => {
+                let v = self.view(arg(0));
+                let d = self.dims(arg(0));
+                if v.transposed {
+                    Kernel::Copy {
+                        src: v.buf,
+                        dst,
+                        len: d.iter().product(),
+                    }
+                } else {
+                    Kernel::Transpose {
+                        src: v.buf,
+                        dst,
+                        rows: d[0],
+                        cols: d[1],
+                    }
+                }
+            }
+            Op::Sum(axes) => {
+                let d = self.dims(arg(0));
+                let src = self.buf_of[&arg(0)];
+                match d.len() {
+                    0 => Kernel::Copy { src, dst, len: 1 },
+                    1 => Kernel::Sum {
+                        src,
+                        dst,
+                        rows: 1,
+                        cols: d[0],
+                        over_rows: false,
+                        over_cols: axes.0 & 1 != 0,
+                    },
+                    _ => Kernel::Sum {
+                        src,
+                        dst,
+                        rows: d[0],
+                        cols: d[1],
+                        over_rows: axes.0 & 1 != 0,
+                        over_cols: axes.0 & 2 != 0,
+                    },
+                }
+            }
+            Op::Softmax | Op::LogSumExp | Op::ArgMax => {
+                let (rows, cols) = rows_cols(&self.dims(arg(0)));
+                let src = self.buf_of[&arg(0)];
+                match node.op {
+                    Op::Softmax => Kernel::Softmax {
+                        src,
+                        dst,
+                        rows,
+                        cols,
+                    },
+                    Op::LogSumExp => Kernel::LogSumExp {
+                        src,
+                        dst,
+                        rows,
+                        cols,
+                    },
+                    _ => Kernel::ArgMax {
+                        src,
+                        dst,
+                        rows,
+                        cols,
+                    },
+                }
+            }
+            Op::OneHot(k) => {
+                let rows = self.dims(arg(0))[0];
+                Kernel::OneHot {
+                    src: self.buf_of[&arg(0)],
+                    dst,
+                    rows,
+                    k: k as usize,
+                }
+            }
+            Op::Leaf(_) => return Ok(()),
+            Op::Const(_)
+            | Op::BatchSize
+            | Op::Broadcast(_)
+            | Op::Neg
+            | Op::Recip
+            | Op::Exp
+            | Op::Log
+            | Op::Sqrt
+            | Op::Abs
+            | Op::Sin
+            | Op::Cos
+            | Op::Tanh
+            | Op::Sigmoid
+            | Op::Relu
+            | Op::Softplus
+            | Op::Add
+            | Op::Mul
+            | Op::Pow
+            | Op::Max
+            | Op::Min
+            | Op::Lt
+            | Op::Le
+            | Op::Gt
+            | Op::Ge
+            | Op::Eq
+            | Op::Where => {
+                self.schedule_fused(n, dst, floor);
+                return Ok(());
+            }
+        };
+        self.push_kernel(kernel);
+        Ok(())
+    }
+
+    /// The buffers a fused sink reads (with how), walking through the
+    /// element-wise nodes it computes inline.
+    fn sink_loads(&self, sink: NodeId) -> Vec<(NodeId, usize, Index)> {
+        let rank = self.graph.node(sink).shape.0.len();
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack = vec![sink];
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            if n != sink
+                && let Some(&b) = self.buf_of.get(&n)
+            {
+                out.push((n, b, Index::Identity));
+                continue;
+            }
+            let node = self.graph.node(n);
+            match node.op {
+                Op::Broadcast(axes) => {
+                    let a = node.args[0];
+                    if const_value(self.graph, a, self.batch).is_none() {
+                        out.push((a, self.buf_of[&a], broadcast_index(axes.0, rank)));
+                    }
+                }
+                _ => stack.extend(node.args.iter().copied()),
+            }
+        }
+        out.sort_by_key(|l| (l.1, l.2));
+        out.dedup();
+        out
+    }
+
+    /// Puts the sink `n` into the earliest compatible fused loop at or after
+    /// `floor`, or into a new one at the end.
+    fn schedule_fused(&mut self, n: NodeId, buf: usize, floor: usize) {
+        let d = self.dims(n);
+        let rank = d.len();
+        let (rows, cols) = rows_cols(&d);
+        let loads = self.sink_loads(n);
+        let mut chosen = None;
+        for (ki, k) in self.kernels.iter().enumerate().skip(floor) {
+            let Some(Kernel::Fused(f)) = k else { continue };
+            if (f.rows, f.cols, f.rank) != (rows, cols, rank) {
+                continue;
+            }
+            let ok = loads
+                .iter()
+                .all(|&(node, b, index)| match self.producer.get(&b) {
+                    None => true,
+                    Some(&p) if p == ki => {
+                        index == Index::Identity && self.kernel_of.get(&node) == Some(&ki)
+                    }
+                    Some(&p) => p < ki,
+                });
+            if ok {
+                chosen = Some(ki);
+                break;
+            }
+        }
+        let ki = match chosen {
+            Some(ki) => ki,
+            None => self.push_kernel(Kernel::Fused(Fused {
+                rows,
+                cols,
+                rank,
+                sinks: Vec::new(),
+                loads: Vec::new(),
+            })),
+        };
+        let Some(Kernel::Fused(f)) = &mut self.kernels[ki] else {
+            unreachable!("kernel {ki} was chosen or created as a fused loop")
+        };
+        f.sinks.push((n, buf));
+        let own: HashSet<usize> = f.sinks.iter().map(|s| s.1).collect();
+        for (_, b, index) in loads {
+            if !f.loads.contains(&(b, index)) {
+                f.loads.push((b, index));
+            }
+        }
+        f.loads.retain(|(b, _)| !own.contains(b));
+        self.producer.insert(buf, ki);
+        self.kernel_of.insert(n, ki);
+    }
+
+    /// Makes the update `l := v` write straight into `l` when no later
+    /// kernel reads the old value, dropping the copy at `copy_idx`.
+    fn try_in_place(&mut self, copy_idx: usize, l: NodeId, v: NodeId) {
+        let (lb, vb) = (self.buf_of[&l], self.buf_of[&v]);
+        if self.bufs[vb].kind != BufKind::Work || !self.users(v).is_empty() {
+            return;
+        }
+        let Some(&ki) = self.kernel_of.get(&v) else {
+            return;
+        };
+        let later_reads = self.kernels[ki + 1..]
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| ki + 1 + j != copy_idx)
+            .filter_map(|(_, k)| k.as_ref())
+            .any(|k| k.reads().iter().any(|r| r.0 == lb || r.0 == vb));
+        let Some(Kernel::Fused(f)) = &self.kernels[ki] else {
+            return;
+        };
+        let odd_reads = f
+            .loads
+            .iter()
+            .any(|&(b, index)| b == lb && index != Index::Identity);
+        if later_reads || odd_reads {
+            return;
+        }
+        let Some(Kernel::Fused(f)) = &mut self.kernels[ki] else {
+            return;
+        };
+        for s in &mut f.sinks {
+            if s.0 == v {
+                s.1 = lb;
+            }
+        }
+        self.kernels[copy_idx] = None;
+        self.buf_of.insert(v, lb);
+    }
+}

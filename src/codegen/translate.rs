@@ -1,0 +1,367 @@
+//! The translator: one Cranelift function per kernel. This file holds the
+//! shared loop helpers and the fused element-wise loop, whose expression
+//! translator has one arm per [`Op`].
+
+use super::math::Vx;
+use super::schedule::{Fused, Index, Plan, broadcast_index, const_value};
+use crate::graph::{Graph, NodeId, Op};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
+use std::collections::{HashMap, HashSet};
+
+/// Memory flags for tensor loads and stores: cannot trap (buffer lengths
+/// are checked before the call), not necessarily aligned.
+pub(crate) fn mem() -> MemFlagsData {
+    let mut f = MemFlagsData::new();
+    f.set_notrap();
+    f
+}
+
+/// Emits `for i in (0..end).step_by(step) { body(i) }` with `end > 0`
+/// known at compile time (so the test sits at the bottom).
+pub(crate) fn for_range(
+    vx: &mut Vx,
+    end: usize,
+    step: usize,
+    mut body: impl FnMut(&mut Vx, Value),
+) {
+    if end == 0 {
+        return;
+    }
+    if end <= step {
+        let zero = vx.b.ins().iconst(types::I64, 0);
+        body(vx, zero);
+        return;
+    }
+    let var = vx.b.declare_var(types::I64);
+    let zero = vx.b.ins().iconst(types::I64, 0);
+    vx.b.def_var(var, zero);
+    let head = vx.b.create_block();
+    let exit = vx.b.create_block();
+    vx.b.ins().jump(head, &[]);
+    vx.b.switch_to_block(head);
+    let i = vx.b.use_var(var);
+    body(vx, i);
+    let i = vx.b.use_var(var);
+    let next = vx.b.ins().iadd_imm_s(i, step as i64);
+    vx.b.def_var(var, next);
+    let more =
+        vx.b.ins()
+            .icmp_imm_s(IntCC::SignedLessThan, next, end as i64);
+    vx.b.ins().brif(more, head, &[], exit, &[]);
+    vx.b.switch_to_block(exit);
+}
+
+/// Whether a value covers a whole vector or only lane 0 (the scalar tail).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Width {
+    /// All lanes are loaded and stored.
+    Vector,
+    /// Lane 0 is loaded (splat) and stored; used for tails.
+    Lane0,
+}
+
+/// Loads `width` elements at `addr + off` as a vector.
+pub(crate) fn load(vx: &mut Vx, addr: Value, off: i32, width: Width) -> Value {
+    match width {
+        Width::Vector => vx.b.ins().load(vx.vt, mem(), addr, off),
+        Width::Lane0 => {
+            let s = vx.b.ins().load(vx.st, mem(), addr, off);
+            vx.b.ins().splat(vx.vt, s)
+        }
+    }
+}
+
+/// Stores `width` elements of `v` at `addr + off`.
+pub(crate) fn store(vx: &mut Vx, v: Value, addr: Value, off: i32, width: Width) {
+    match width {
+        Width::Vector => {
+            vx.b.ins().store(mem(), v, addr, off);
+        }
+        Width::Lane0 => {
+            let s = vx.b.ins().extractlane(v, 0);
+            vx.b.ins().store(mem(), s, addr, off);
+        }
+    }
+}
+
+/// Vectors per iteration of a fused loop's main body: independent chains
+/// hide latency (worth 1.3–4× per the notes), more would spill.
+fn unroll(lanes: u8) -> usize {
+    if lanes == 4 { 4 } else { 2 }
+}
+
+/// Emits the loops of `sweep` over `cols` elements: `body(c, width, k)`
+/// handles `k` vectors at element `c` (a main loop of `k = unroll`, then
+/// single vectors, then lane-0 tails).
+pub(crate) fn sweep(
+    vx: &mut Vx,
+    cols: usize,
+    unrolled: usize,
+    mut body: impl FnMut(&mut Vx, Value, Width, usize),
+) {
+    let lanes = vx.lanes() as usize;
+    let group = lanes * unrolled;
+    let main = cols / group * group;
+    for_range(vx, main, group, |vx, c| {
+        body(vx, c, Width::Vector, unrolled)
+    });
+    let mut c = main;
+    while c + lanes <= cols {
+        let cv = vx.b.ins().iconst(types::I64, c as i64);
+        body(vx, cv, Width::Vector, 1);
+        c += lanes;
+    }
+    while c < cols {
+        let cv = vx.b.ins().iconst(types::I64, c as i64);
+        body(vx, cv, Width::Lane0, 1);
+        c += 1;
+    }
+}
+
+/// Everything the fused-loop translator needs.
+pub(crate) struct FusedCtx<'a> {
+    pub graph: &'a Graph,
+    pub plan: &'a Plan,
+    /// Base pointer of each buffer the kernel touches.
+    pub ptrs: &'a HashMap<usize, Value>,
+}
+
+/// Emits a fused element-wise loop.
+pub(crate) fn emit_fused(vx: &mut Vx, cx: &FusedCtx, f: &Fused) {
+    let flat = f
+        .loads
+        .iter()
+        .all(|l| matches!(l.1, Index::Identity | Index::Scalar));
+    let (rows, cols) = if flat {
+        (1, f.rows * f.cols)
+    } else {
+        (f.rows, f.cols)
+    };
+    let bytes = vx.st.bytes() as i64;
+    let sinks: HashSet<NodeId> = f.sinks.iter().map(|s| s.0).collect();
+    let lanes = vx.lanes() as usize;
+    for_range(vx, rows, 1, |vx, r| {
+        let row_bytes = vx.b.ins().imul_imm_s(r, cols as i64 * bytes);
+        sweep(vx, cols, unroll(vx.lanes()), |vx, c, width, k| {
+            let col_bytes = vx.b.ins().imul_imm_s(c, bytes);
+            let at = vx.b.ins().iadd(row_bytes, col_bytes);
+            for u in 0..k {
+                let mut ev = Eval {
+                    cx,
+                    sinks: &sinks,
+                    rank: f.rank,
+                    r,
+                    c,
+                    at,
+                    off: (u * lanes) as i32 * bytes as i32,
+                    width,
+                    cache: HashMap::new(),
+                };
+                // Every sink is computed before any is stored, so an update
+                // written in place never feeds a read of the same element.
+                let vals: Vec<Value> = f.sinks.iter().map(|s| ev.eval(vx, s.0)).collect();
+                for (s, v) in f.sinks.iter().zip(vals) {
+                    let base = cx.ptrs[&s.1];
+                    let addr = vx.b.ins().iadd(base, at);
+                    store(vx, v, addr, ev.off, width);
+                }
+            }
+        });
+    });
+}
+
+/// The translator of one vector's worth of a fused loop.
+struct Eval<'a, 'c> {
+    cx: &'a FusedCtx<'c>,
+    sinks: &'a HashSet<NodeId>,
+    rank: usize,
+    /// Row index (i64).
+    r: Value,
+    /// Column index (i64).
+    c: Value,
+    /// Byte offset of element (r, c) in a buffer of the loop's shape.
+    at: Value,
+    /// Extra byte offset of this vector within the unrolled group.
+    off: i32,
+    width: Width,
+    cache: HashMap<NodeId, Value>,
+}
+
+impl Eval<'_, '_> {
+    /// Loads buffer `buf` at the loop position, read as `index` says.
+    fn load(&mut self, vx: &mut Vx, buf: usize, index: Index) -> Value {
+        let base = self.cx.ptrs[&buf];
+        let bytes = vx.st.bytes() as i64;
+        match index {
+            Index::Identity => {
+                let addr = vx.b.ins().iadd(base, self.at);
+                load(vx, addr, self.off, self.width)
+            }
+            Index::Col => {
+                let cb = vx.b.ins().imul_imm_s(self.c, bytes);
+                let addr = vx.b.ins().iadd(base, cb);
+                load(vx, addr, self.off, self.width)
+            }
+            Index::Row => {
+                let rb = vx.b.ins().imul_imm_s(self.r, bytes);
+                let addr = vx.b.ins().iadd(base, rb);
+                load(vx, addr, 0, Width::Lane0)
+            }
+            Index::Scalar => load(vx, base, 0, Width::Lane0),
+        }
+    }
+
+    fn eval(&mut self, vx: &mut Vx, n: NodeId) -> Value {
+        if let Some(&v) = self.cache.get(&n) {
+            return v;
+        }
+        let v = match self.cx.plan.buf_of.get(&n) {
+            Some(&b) if !self.sinks.contains(&n) => self.load(vx, b, Index::Identity),
+            _ => self.compute(vx, n),
+        };
+        self.cache.insert(n, v);
+        v
+    }
+
+    fn args(&mut self, vx: &mut Vx, n: NodeId) -> Vec<Value> {
+        let args = self.cx.graph.node(n).args.clone();
+        args.into_iter().map(|a| self.eval(vx, a)).collect()
+    }
+
+    fn compute(&mut self, vx: &mut Vx, n: NodeId) -> Value {
+        let node = self.cx.graph.node(n);
+        let batch = self.cx.plan.batch;
+        let cmp = |vx: &mut Vx, cc: FloatCC, a: &[Value]| {
+            let m = vx.cmp(cc, a[0], a[1]);
+            vx.mask_to_one(m)
+        };
+        match node.op {
+            Op::Const(c) => vx.splat(c.value()),
+            Op::BatchSize => vx.splat(batch as f64),
+            Op::Broadcast(axes) => {
+                let a = node.args[0];
+                match const_value(self.cx.graph, a, batch) {
+                    Some(v) => vx.splat(v),
+                    None => {
+                        let b = self.cx.plan.buf_of[&a];
+                        self.load(vx, b, broadcast_index(axes.0, self.rank))
+                    }
+                }
+            }
+            Op::Leaf(_)
+            | Op::MatMul
+            | Op::Transpose
+            | Op::Sum(_)
+            | Op::Softmax
+            | Op::LogSumExp
+            | Op::OneHot(_)
+            | Op::ArgMax => {
+                let b = *self
+                    .cx
+                    .plan
+                    .buf_of
+                    .get(&n)
+                    .expect("non-element-wise nodes are always materialized");
+                self.load(vx, b, Index::Identity)
+            }
+            Op::Neg => {
+                let a = self.args(vx, n);
+                vx.b.ins().fneg(a[0])
+            }
+            Op::Recip => {
+                let a = self.args(vx, n);
+                let one = vx.splat(1.0);
+                vx.div(one, a[0])
+            }
+            Op::Exp => {
+                let a = self.args(vx, n);
+                vx.exp(a[0])
+            }
+            Op::Log => {
+                let a = self.args(vx, n);
+                vx.log(a[0])
+            }
+            Op::Sqrt => {
+                let a = self.args(vx, n);
+                vx.b.ins().sqrt(a[0])
+            }
+            Op::Abs => {
+                let a = self.args(vx, n);
+                vx.b.ins().fabs(a[0])
+            }
+            Op::Sin => {
+                let a = self.args(vx, n);
+                vx.sin(a[0])
+            }
+            Op::Cos => {
+                let a = self.args(vx, n);
+                vx.cos(a[0])
+            }
+            Op::Tanh => {
+                let a = self.args(vx, n);
+                vx.tanh(a[0])
+            }
+            Op::Sigmoid => {
+                let a = self.args(vx, n);
+                vx.sigmoid(a[0])
+            }
+            Op::Relu => {
+                let a = self.args(vx, n);
+                let zero = vx.splat(0.0);
+                vx.max(a[0], zero)
+            }
+            Op::Softplus => {
+                let a = self.args(vx, n);
+                vx.softplus(a[0])
+            }
+            Op::Add => {
+                let a = self.args(vx, n);
+                a[1..].iter().fold(a[0], |acc, &x| vx.add(acc, x))
+            }
+            Op::Mul => {
+                let a = self.args(vx, n);
+                a[1..].iter().fold(a[0], |acc, &x| vx.mul(acc, x))
+            }
+            Op::Pow => {
+                let a = self.args(vx, n);
+                let k = const_value(self.cx.graph, node.args[1], batch);
+                vx.pow(a[0], a[1], k)
+            }
+            Op::Max => {
+                let a = self.args(vx, n);
+                vx.max(a[0], a[1])
+            }
+            Op::Min => {
+                let a = self.args(vx, n);
+                vx.min(a[0], a[1])
+            }
+            Op::Lt => {
+                let a = self.args(vx, n);
+                cmp(vx, FloatCC::LessThan, &a)
+            }
+            Op::Le => {
+                let a = self.args(vx, n);
+                cmp(vx, FloatCC::LessThanOrEqual, &a)
+            }
+            Op::Gt => {
+                let a = self.args(vx, n);
+                cmp(vx, FloatCC::GreaterThan, &a)
+            }
+            Op::Ge => {
+                let a = self.args(vx, n);
+                cmp(vx, FloatCC::GreaterThanOrEqual, &a)
+            }
+            Op::Eq => {
+                let a = self.args(vx, n);
+                cmp(vx, FloatCC::Equal, &a)
+            }
+            Op::Where => {
+                let a = self.args(vx, n);
+                let zero = vx.splat(0.0);
+                let m = vx.cmp(FloatCC::NotEqual, a[0], zero);
+                vx.select(m, a[1], a[2])
+            }
+        }
+    }
+}
