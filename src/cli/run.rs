@@ -66,7 +66,6 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
 
 /// Runs `slope grad FILE --weights W --data D --out G` (the numeric
 /// gradient); `slope grad` calls this when `--weights` is given.
-#[allow(dead_code)] // Called from `symbolic::grad` (the printer's file) once wired.
 pub fn grad_numeric(
     file: &std::path::Path,
     model: Option<&str>,
@@ -75,12 +74,4 @@ pub fn grad_numeric(
     out: Option<&std::path::Path>,
 ) -> Result<ExitCode, Failure> {
     super::run_cmd::grad_numeric(file, model, weights, data, out)
-}
-
-/// Runs `slope grad FILE --weights W --data D --out G` (numeric mode).
-/// A stub: the codegen teammate replaces it with the JIT-compiled gradient.
-pub fn grad_numeric(_args: super::symbolic::GradArgs) -> Result<ExitCode, Failure> {
-    Err(Failure::Input(
-        "error: `slope grad --weights` is not built yet\n".into(),
-    ))
 }

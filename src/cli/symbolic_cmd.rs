@@ -126,8 +126,14 @@ fn derivation(
 
 /// Runs `slope grad FILE` in equations mode (the numeric mode is `run::grad_numeric`).
 pub fn grad(args: GradArgs) -> Result<ExitCode, Failure> {
-    if args.weights.is_some() {
-        return super::run::grad_numeric(args);
+    if let Some(weights) = &args.weights {
+        return super::run::grad_numeric(
+            &args.file,
+            args.model.as_deref(),
+            weights,
+            args.data.as_deref(),
+            args.out.as_deref(),
+        );
     }
     let loaded = load_program(&args.file, args.model.as_deref())?;
     let net = lower::lower_model(&loaded.program, loaded.model())
