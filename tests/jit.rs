@@ -409,8 +409,15 @@ fn clif_of_a_small_fused_kernel() {
     let bb = g.broadcast(b, Axes(0b01), full).expect("bias");
     let z = g.add(Op::Add, &[x, bb]).expect("z");
     let y = g.add(Op::Relu, &[z]).expect("y");
-    let sig = Signature { inputs: vec![x, b], outputs: vec![y], updates: vec![] };
-    let clif = Jit::new(1).expect("jit").clif::<f32>(&g, &sig, 2).expect("translates");
+    let sig = Signature {
+        inputs: vec![x, b],
+        outputs: vec![y],
+        updates: vec![],
+    };
+    let clif = Jit::new(1)
+        .expect("jit")
+        .clif::<f32>(&g, &sig, 2)
+        .expect("translates");
     assert_eq!(clif.len(), 1, "one fused kernel");
     insta::assert_snapshot!(clif[0]);
 }

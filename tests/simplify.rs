@@ -79,7 +79,10 @@ fn every_rule_in_the_table_has_an_example() {
     let missing: Vec<&str> = RULES
         .iter()
         .map(|r| r.name)
-        .filter(|n| !covered.contains(n) && !["broadcast-const", "broadcast-mul", "transpose-twice"].contains(n))
+        .filter(|n| {
+            !covered.contains(n)
+                && !["broadcast-const", "broadcast-mul", "transpose-twice"].contains(n)
+        })
         .collect();
     assert!(missing.is_empty(), "rules without an example: {missing:?}");
 }

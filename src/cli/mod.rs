@@ -3,12 +3,12 @@
 
 mod check_cmd;
 pub mod common;
-mod fmt_cmd;
 mod equations;
+mod fmt_cmd;
 mod frontend;
 mod run;
-pub mod source;
 mod run_cmd;
+pub mod source;
 mod symbolic;
 mod symbolic_cmd;
 mod train;

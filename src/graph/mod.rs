@@ -6,9 +6,9 @@
 //! and codegen can therefore be tested from graphs built by hand.
 
 pub mod build;
+pub mod dot;
 pub mod eval;
 pub mod op;
-pub mod dot;
 pub mod print;
 pub mod verify;
 
