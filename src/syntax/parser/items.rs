@@ -172,16 +172,24 @@ impl<'a> Parser<'a> {
     /// The shared body of the formula items; the formula ends at the end of
     /// its line unless a bracket is open or the line ends with an operator.
     fn func_def(&mut self, keyword: Ident, i: &'a str, example: &str) -> PResult<'a, FuncDef> {
-        let kw = keyword.name.clone();
-        let form = format!("{kw} NAME({example}) = EXPR");
+        // Only errors need these texts; build them lazily.
+        let kw = keyword.name.as_str();
+        let form = || format!("{kw} NAME({example}) = EXPR");
         let r = self.blanks(i);
-        let (r, name) = self
-            .ident(r, &format!("expected a name after '{kw}'"))
-            .map_err(|d| d.with_help_boxed(format!("write '{form}'")))?;
+        let Ok((r, name)) = lex::ident_text(r).map(|(rest, n)| (rest, (n, self.span(r, rest))))
+        else {
+            return Err(self
+                .expected(r, &format!("expected a name after '{kw}'"))
+                .with_help_boxed(format!("write '{}'", form())));
+        };
+        let name = Ident {
+            name: name.0.to_string(),
+            span: name.1,
+        };
         let r = self.blanks(r);
         if !r.starts_with('(') {
             let mut d = self.expected(r, &format!("expected '(' after the {kw} name"));
-            d = d.with_help_boxed(format!("a '{kw}' item defines a formula: '{form}'"));
+            d = d.with_help_boxed(format!("a '{kw}' item defines a formula: '{}'", form()));
             if kw == "loss" {
                 d = d.with_note_boxed(format!(
                     "to pick a loss for a model, write 'loss {}' inside the model block",
@@ -195,7 +203,7 @@ impl<'a> Parser<'a> {
         let Some(r) = r.strip_prefix('=') else {
             return Err(self
                 .expected(r, "expected '=' after the parameters")
-                .with_help_boxed(format!("write '{form}'")));
+                .with_help_boxed(format!("write '{}'", form())));
         };
         let eq = Span::new(self.off(r) - 1, self.off(r));
         let r = self.blanks(r);
