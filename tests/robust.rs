@@ -280,3 +280,51 @@ mod cli {
         );
     }
 }
+
+/// An in-process fuzz loop (cargo-fuzz needs nightly): random mutations of
+/// the seed files, each checked like the proptests. Runs 2,000 inputs by
+/// default; `SLOPE_STRESS_SECS=600` runs for ten minutes and prints the count.
+#[test]
+fn stress_mutations() {
+    let seconds: u64 = std::env::var("SLOPE_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let seeds = seed_files();
+    let alphabet: Vec<char> = "()[]{}=,;#\"\\\n -+*/^<>.0123456789eExmodelatrinsvu_\u{0}é"
+        .chars()
+        .collect();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: usize| {
+        // xorshift64*: deterministic, dependency-free.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
+    };
+    let mut runs = 0u64;
+    while runs < 2_000 || std::time::Instant::now() < deadline {
+        let mut chars: Vec<char> = seeds[next(seeds.len())].chars().collect();
+        for _ in 0..1 + next(6) {
+            let at = next(chars.len() + 1);
+            let c = alphabet[next(alphabet.len())];
+            match next(4) {
+                0 => chars.insert(at, c),
+                1 if at < chars.len() => {
+                    chars.remove(at);
+                }
+                2 if at < chars.len() => chars[at] = c,
+                _ => {
+                    // Duplicate a slice: grows nesting and repetition.
+                    let end = (at + next(40)).min(chars.len());
+                    let piece: Vec<char> = chars[at..end].to_vec();
+                    chars.splice(at..at, piece);
+                }
+            }
+        }
+        parse_ok(&chars.into_iter().collect::<String>());
+        runs += 1;
+    }
+    println!("stress_mutations: {runs} inputs, no failure");
+}

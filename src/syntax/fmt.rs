@@ -100,7 +100,8 @@ impl Writer<'_> {
         let close = Span::new(b.span.end.saturating_sub(1), b.span.end);
         let has_inner_comments = self.comments[self.next_comment..]
             .iter()
-            .any(|c| c.span.start > brace && c.span.start < close.start);
+            .take_while(|c| c.span.start < close.start)
+            .any(|c| c.span.start > brace);
         if b.stmts.is_empty() && !has_inner_comments {
             header.push_str(" {}");
             self.unit(Span::new(b.keyword.span.start, b.span.end), &header, "", "");

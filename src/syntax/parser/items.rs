@@ -57,9 +57,9 @@ impl<'a> Parser<'a> {
     }
 
     /// Recovery: skips to the first line after `i`'s line whose first token
-    /// starts an item, or to the end. Braces on the skipped lines are counted
-    /// so that a `loss NAME` statement inside a skipped block is not taken
-    /// for a `loss` item; `activation`, `model` and `train` always stop.
+    /// starts an item, or to the end. Braces on the skipped lines are counted:
+    /// outside braces any item keyword stops; inside them (a skipped block)
+    /// only a whole item header does, so `loss mse` there is not a `loss` item.
     fn skip_to_item(&self, i: &'a str) -> &'a str {
         // Every byte looked at is ASCII, so each index is a char boundary.
         let bytes = i.as_bytes();
@@ -90,8 +90,9 @@ impl<'a> Parser<'a> {
                 b'}' => depth = depth.saturating_sub(1),
                 b'\n' => {
                     let line = lex::skip_blanks(&i[k + 1..], false);
-                    let bare_loss = lex::ident_text(line).is_ok_and(|(_, w)| w == "loss");
-                    if self.starts_item(line) || (depth == 0 && bare_loss) {
+                    let keyword =
+                        lex::ident_text(line).is_ok_and(|(_, w)| ITEM_KEYWORDS.contains(&w));
+                    if self.starts_item(line) || (depth == 0 && keyword) {
                         return line;
                     }
                 }
@@ -102,18 +103,23 @@ impl<'a> Parser<'a> {
         &i[i.len()..]
     }
 
-    /// True if `i` starts an item: `activation`, `model` or `train`, or
-    /// `loss NAME(` (a bare `loss NAME` is the model statement).
+    /// True if `i` starts an item header: `activation NAME(`, `loss NAME(`,
+    /// `model NAME {` or `train {`. None of these is a valid statement
+    /// (`(` and `{` are not values), so inside a block such a line means the
+    /// block's `}` is missing, while `loss mse` or `model name=x` stay
+    /// statements: keywords are not reserved.
     pub(super) fn starts_item(&self, i: &str) -> bool {
         let Ok((rest, word)) = lex::ident_text(i) else {
             return false;
         };
+        let after_name = |open: char| {
+            let r = lex::skip_blanks(rest, false);
+            lex::ident_text(r).is_ok_and(|(r, _)| lex::skip_blanks(r, false).starts_with(open))
+        };
         match word {
-            "activation" | "model" | "train" => true,
-            "loss" => {
-                let r = lex::skip_blanks(rest, false);
-                lex::ident_text(r).is_ok_and(|(r, _)| lex::skip_blanks(r, false).starts_with('('))
-            }
+            "activation" | "loss" => after_name('('),
+            "model" => after_name('{'),
+            "train" => lex::skip_blanks(rest, false).starts_with('{'),
             _ => false,
         }
     }
@@ -172,16 +178,24 @@ impl<'a> Parser<'a> {
     /// The shared body of the formula items; the formula ends at the end of
     /// its line unless a bracket is open or the line ends with an operator.
     fn func_def(&mut self, keyword: Ident, i: &'a str, example: &str) -> PResult<'a, FuncDef> {
-        let kw = keyword.name.clone();
-        let form = format!("{kw} NAME({example}) = EXPR");
+        // Only errors need these texts; build them lazily.
+        let kw = keyword.name.as_str();
+        let form = || format!("{kw} NAME({example}) = EXPR");
         let r = self.blanks(i);
-        let (r, name) = self
-            .ident(r, &format!("expected a name after '{kw}'"))
-            .map_err(|d| d.with_help_boxed(format!("write '{form}'")))?;
+        let Ok((r, name)) = lex::ident_text(r).map(|(rest, n)| (rest, (n, self.span(r, rest))))
+        else {
+            return Err(self
+                .expected(r, &format!("expected a name after '{kw}'"))
+                .with_help_boxed(format!("write '{}'", form())));
+        };
+        let name = Ident {
+            name: name.0.to_string(),
+            span: name.1,
+        };
         let r = self.blanks(r);
         if !r.starts_with('(') {
             let mut d = self.expected(r, &format!("expected '(' after the {kw} name"));
-            d = d.with_help_boxed(format!("a '{kw}' item defines a formula: '{form}'"));
+            d = d.with_help_boxed(format!("a '{kw}' item defines a formula: '{}'", form()));
             if kw == "loss" {
                 d = d.with_note_boxed(format!(
                     "to pick a loss for a model, write 'loss {}' inside the model block",
@@ -195,7 +209,7 @@ impl<'a> Parser<'a> {
         let Some(r) = r.strip_prefix('=') else {
             return Err(self
                 .expected(r, "expected '=' after the parameters")
-                .with_help_boxed(format!("write '{form}'")));
+                .with_help_boxed(format!("write '{}'", form())));
         };
         let eq = Span::new(self.off(r) - 1, self.off(r));
         let r = self.blanks(r);
