@@ -169,7 +169,8 @@ fn nary(g: &mut Graph, op: Op, items: Vec<NodeId>, shape: &Shape) -> Option<Node
             flat.push(id);
         }
     }
-    if op == Op::Mul && acc == 0.0 {
+    // `0*x` is 0 only for a bounded x; otherwise `mul-zero` decides, in context.
+    if op == Op::Mul && acc == 0.0 && flat.iter().all(|&f| bounded(g, f)) {
         return Some(constant(g, 0.0, shape));
     }
     if acc != unit || flat.is_empty() {
