@@ -43,6 +43,10 @@ fn diff_steps() {
         "x*exp(x)",
         "log(x)/x",
         "tanh(2*x) + 0*x",
+        "x*log(x) - x",
+        "leaky_relu(x)",
+        "swish(x)",
+        "(2*x + 1)^3",
     ] {
         let (out, err, code) = slope(&["diff", e, "--steps"]);
         assert_eq!(code, 0, "{err}");
