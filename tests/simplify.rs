@@ -48,6 +48,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("where-add",         "(add (where (gt x 0) 0 0.01) (where (gt x 0) 1 0))", "where(x > 0, 1, 0.01)"),
     ("factor-common",     "(add (sigmoid x) (mul x (sigmoid x) y))",  "sigmoid(x)*(1 + x*y)"),
     ("factor-common",     "(add (mul 2 x y) (mul 3 x (sin y)))",      "x*(2*y + 3*sin(y))"),
+    ("factor-common",     "(add (mul 0.5 y) (mul -0.5 x))",           "(y - x)/2"),
     ("abs-sign",          "(mul y x (where (gt x 0) 1 (where (lt x 0) -1 0)))", "y*abs(x)"),
     ("div-self",          "(mul x (recip x))",                        "1"),
     ("exp-log",           "(add 1 (exp (log x)))",                    "1 + x"),

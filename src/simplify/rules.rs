@@ -833,7 +833,9 @@ fn factor_common(g: &mut Graph, id: NodeId) -> Option<NodeId> {
             }
         }
     }
-    let (_, f) = best?;
+    let Some((_, f)) = best else {
+        return factor_constant(g, id, &a);
+    };
     let s = shape(g, id);
     let mut inside = Vec::new();
     let mut outside = Vec::new();
@@ -856,6 +858,34 @@ fn factor_common(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     let sum = add(g, inside, &s)?;
     outside.push(mul(g, vec![f, sum], &s)?);
     add(g, outside, &s)
+}
+
+/// `c*a + c*b = c*(a + b)` for one constant `c` (not ±1) shared by every term.
+fn factor_constant(g: &mut Graph, id: NodeId, terms: &[NodeId]) -> Option<NodeId> {
+    let mut common: Option<f64> = None;
+    let mut rests = Vec::new();
+    for &t in terms {
+        let (c, rest) = coefficient(g, t)?;
+        match common {
+            None => common = Some(c.abs()),
+            Some(k) if k == c.abs() => {}
+            Some(_) => return None,
+        }
+        rests.push((c.signum(), rest));
+    }
+    let k = common?;
+    if k == 1.0 || k == 0.0 {
+        return None;
+    }
+    let s = shape(g, id);
+    let mut inner = Vec::new();
+    for (sign, rest) in rests {
+        let c = constant(g, sign, &s);
+        inner.push(mul(g, vec![c, rest], &s)?);
+    }
+    let sum = add(g, inner, &s)?;
+    let kc = constant(g, k, &s);
+    mul(g, vec![kc, sum], &s)
 }
 
 /// True when `s` is `where(x > 0, 1, where(x < 0, -1, 0))`, the sign of `x`.
