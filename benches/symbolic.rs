@@ -16,7 +16,15 @@ use slope::{check, diff, lower, simplify, syntax};
 use std::hint::black_box;
 
 const ACTIVATIONS: &[&str] = &[
-    "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "swish", "gelu",
+    "identity",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "softplus",
+    "swish",
+    "gelu",
 ];
 
 /// The printed derivative of `f(x)`, from source text to text.

@@ -105,7 +105,10 @@ fn division_by_a_possibly_zero_value_is_not_cancelled_where_nan_is_absorbed() {
     for (src, want) in [
         ("(gt (mul x (recip x)) 0.5)", "x/x > 0.5"),
         ("(max (mul x (recip x)) 0)", "max(x/x, 0)"),
-        ("(where (gt (mul x (recip x)) 0.5) y 2)", "where(x/x > 0.5, y, 2)"),
+        (
+            "(where (gt (mul x (recip x)) 0.5) y 2)",
+            "where(x/x > 0.5, y, 2)",
+        ),
         ("(gt (exp (log x)) 0.5)", "exp(log(x)) > 0.5"),
         ("(where (gt x 0) (mul x (recip x)) 2)", "where(x > 0, 1, 2)"),
         ("(sin (mul 3 x (recip x)))", "sin(3)"),
@@ -160,7 +163,8 @@ fn expr() -> impl Strategy<Value = String> {
                 .clone()
                 .prop_map(|a| format!("(mul {a} (where (gt {a} 0) 1 (where (lt {a} 0) -1 0)))")),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("(mul {a} {b} (recip {a}))")),
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("(gt (mul {a} (recip {a})) {b})")),
+            (inner.clone(), inner.clone())
+                .prop_map(|(a, b)| format!("(gt (mul {a} (recip {a})) {b})")),
         ]
     })
 }

@@ -102,7 +102,9 @@ fn model_file(name: &str, src: &str) -> String {
     std::fs::create_dir_all(&dir).expect("the temporary directory is writable");
     let path = dir.join(name);
     std::fs::write(&path, src).expect("the temporary directory is writable");
-    path.to_str().expect("temporary paths are UTF-8").to_string()
+    path.to_str()
+        .expect("temporary paths are UTF-8")
+        .to_string()
 }
 
 #[test]
@@ -110,16 +112,19 @@ fn grad_json_has_every_section_and_parses() {
     let (out, err, code) = slope(&["grad", "examples/xor.nn", "--json"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("grad --json prints JSON");
-    for key in ["forward", "activation_derivatives", "backprop", "notes", "legend"] {
+    for key in [
+        "forward",
+        "activation_derivatives",
+        "backprop",
+        "notes",
+        "legend",
+    ] {
         assert!(v.get(key).is_some(), "missing {key}: {out}");
     }
     let backprop = v["backprop"].as_array().expect("backprop is a list");
     assert_eq!(backprop[0]["lhs"], "δ2 = ∂ℓ/∂z2");
     assert_eq!(backprop[0]["rhs"], "y - t");
-    assert_eq!(
-        v["activation_derivatives"][0]["rhs"], "1 - a1^2",
-        "{out}"
-    );
+    assert_eq!(v["activation_derivatives"][0]["rhs"], "1 - a1^2", "{out}");
 }
 
 /// With K > 1 outputs the loss is a mean over B·K elements: δ_L carries the
@@ -158,7 +163,9 @@ fn batch_note_states_the_scaling_for_k_outputs() {
         assert!(out.contains("each gradient is the mean of the per-sample gradients"));
     }
     let (out, _, _) = slope(&["grad", "examples/xor.nn"]);
-    assert!(out.contains("# for a batch of B rows, each gradient is the mean of the per-sample gradients"));
+    assert!(out.contains(
+        "# for a batch of B rows, each gradient is the mean of the per-sample gradients"
+    ));
 }
 
 /// Every element-wise right-hand side of `slope grad` (activation
@@ -178,7 +185,9 @@ fn grad_elementwise_parts_paste_back() {
         for section in ["activation_derivatives", "backprop", "forward"] {
             for eq in v[section].as_array().expect("sections are lists") {
                 let rhs = eq["rhs"].as_str().expect("rhs is a string");
-                let matrix = ["·", "⊙", "ᵀ", "onehot", "mean(", "δ"].iter().any(|m| rhs.contains(m));
+                let matrix = ["·", "⊙", "ᵀ", "onehot", "mean(", "δ"]
+                    .iter()
+                    .any(|m| rhs.contains(m));
                 if !matrix {
                     slope::syntax::parse_expr(rhs)
                         .unwrap_or_else(|d| panic!("{file}: {rhs} does not parse: {d:?}"));

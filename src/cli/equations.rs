@@ -222,7 +222,13 @@ pub fn derive(net: Network, model: &Model) -> Equations {
     let mut notes = Vec::new();
     if let Some(Some(d)) = deltas.last() {
         let per_row = matches!(model.loss, Loss::CrossEntropy);
-        notes.push(batch_note(g, s.get(*d), model.output_width(), per_row, n_layers));
+        notes.push(batch_note(
+            g,
+            s.get(*d),
+            model.output_width(),
+            per_row,
+            n_layers,
+        ));
     }
     Equations {
         graph,

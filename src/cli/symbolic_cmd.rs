@@ -118,7 +118,10 @@ fn derivation(
             let local = simplify::simplify(g, &[local]).roots[0];
             let leaf = matches!(g.node(step.operand).op, Op::Leaf(_));
             let chain = !leaf
-                && !matches!(step.rule, Rule::Sum | Rule::Product | Rule::ConstantMultiple);
+                && !matches!(
+                    step.rule,
+                    Rule::Sum | Rule::Product | Rule::ConstantMultiple
+                );
             if !rules.contains(&step.rule.name()) {
                 rules.push(step.rule.name());
             }
@@ -156,7 +159,11 @@ fn derivation(
             }
         }
         let f = p.root(node);
-        let f = if is_product_safe(&f) { f } else { format!("({f})") };
+        let f = if is_product_safe(&f) {
+            f
+        } else {
+            format!("({f})")
+        };
         lines.push(format!(
             "{:>2}. {}: d/d{wrt} {f} = {rhs}",
             lines.len() + 1,
