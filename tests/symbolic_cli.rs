@@ -43,6 +43,10 @@ fn diff_steps() {
         "x*exp(x)",
         "log(x)/x",
         "tanh(2*x) + 0*x",
+        "x*log(x) - x",
+        "leaky_relu(x)",
+        "swish(x)",
+        "(2*x + 1)^3",
     ] {
         let (out, err, code) = slope(&["diff", e, "--steps"]);
         assert_eq!(code, 0, "{err}");
@@ -90,4 +94,107 @@ fn graph_is_deterministic_dot() {
     assert!(a.starts_with("digraph slope {"));
     let (out, _, _) = slope(&["graph", "examples/xor.nn"]);
     insta::assert_snapshot!(out);
+}
+
+/// Writes `src` to a fresh `.nn` file in the temporary directory.
+fn model_file(name: &str, src: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("slope-symbolic-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("the temporary directory is writable");
+    let path = dir.join(name);
+    std::fs::write(&path, src).expect("the temporary directory is writable");
+    path.to_str()
+        .expect("temporary paths are UTF-8")
+        .to_string()
+}
+
+#[test]
+fn grad_json_has_every_section_and_parses() {
+    let (out, err, code) = slope(&["grad", "examples/xor.nn", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("grad --json prints JSON");
+    for key in [
+        "forward",
+        "activation_derivatives",
+        "backprop",
+        "notes",
+        "legend",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {out}");
+    }
+    let backprop = v["backprop"].as_array().expect("backprop is a list");
+    assert_eq!(backprop[0]["lhs"], "δ2 = ∂ℓ/∂z2");
+    assert_eq!(backprop[0]["rhs"], "y - t");
+    assert_eq!(v["activation_derivatives"][0]["rhs"], "1 - a1^2", "{out}");
+}
+
+/// With K > 1 outputs the loss is a mean over B·K elements: δ_L carries the
+/// 1/K of one row's mean over its outputs, and the note says so.
+/// By hand: d/dz (1/K)·Σ_k (y_k - t_k)^2 = (2/K)·(y - t) for identity outputs;
+/// with sigmoid outputs the chain rule adds y*(1 - y); bce from the logits
+/// gives (y - t)/K.
+#[test]
+fn batch_note_states_the_scaling_for_k_outputs() {
+    let cases = [
+        (
+            "mse3.nn",
+            "model m {\n input 2\n dense 4 tanh\n dense 3\n loss mse\n}\n",
+            "δ2 = ∂ℓ/∂z2 = 2*(y - t)/3",
+            "B·K = B·3 elements",
+        ),
+        (
+            "custom3.nn",
+            "loss sq(y, t) = (y - t)^2\nmodel m {\n input 2\n dense 3 sigmoid\n loss sq\n}\n",
+            "δ1 = ∂ℓ/∂z1 = 2*y*(1 - y)*(y - t)/3",
+            "(the 1/3 is in δ1)",
+        ),
+        (
+            "bce2.nn",
+            "model m {\n input 2\n dense 2 sigmoid\n loss bce\n}\n",
+            "δ1 = ∂ℓ/∂z1 = (y - t)/2",
+            "K = 2 outputs",
+        ),
+    ];
+    for (name, src, delta, note) in cases {
+        let path = model_file(name, src);
+        let (out, err, code) = slope(&["grad", &path]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(delta), "{name}: {out}");
+        assert!(out.contains(note), "{name}: {out}");
+        assert!(out.contains("each gradient is the mean of the per-sample gradients"));
+    }
+    let (out, _, _) = slope(&["grad", "examples/xor.nn"]);
+    assert!(out.contains(
+        "# for a batch of B rows, each gradient is the mean of the per-sample gradients"
+    ));
+}
+
+/// Every element-wise right-hand side of `slope grad` (activation
+/// derivatives, and any equation without matrix notation) is `.nn` syntax.
+#[test]
+fn grad_elementwise_parts_paste_back() {
+    for file in [
+        "examples/xor.nn",
+        "examples/custom.nn",
+        "examples/iris.nn",
+        "examples/digits.nn",
+    ] {
+        let (out, err, code) = slope(&["grad", file, "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("grad --json prints JSON");
+        let mut checked = 0;
+        for section in ["activation_derivatives", "backprop", "forward"] {
+            for eq in v[section].as_array().expect("sections are lists") {
+                let rhs = eq["rhs"].as_str().expect("rhs is a string");
+                let matrix = ["·", "⊙", "ᵀ", "onehot", "mean(", "δ"]
+                    .iter()
+                    .any(|m| rhs.contains(m));
+                if !matrix {
+                    slope::syntax::parse_expr(rhs)
+                        .unwrap_or_else(|d| panic!("{file}: {rhs} does not parse: {d:?}"));
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 0, "{file}");
+    }
 }

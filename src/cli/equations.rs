@@ -221,7 +221,14 @@ pub fn derive(net: Network, model: &Model) -> Equations {
 
     let mut notes = Vec::new();
     if let Some(Some(d)) = deltas.last() {
-        notes.push(batch_note(g, s.get(*d)));
+        let per_row = matches!(model.loss, Loss::CrossEntropy);
+        notes.push(batch_note(
+            g,
+            s.get(*d),
+            model.output_width(),
+            per_row,
+            n_layers,
+        ));
     }
     Equations {
         graph,
@@ -248,8 +255,12 @@ fn line(lhs: &str, rhs: NodeId, note: Option<String>) -> Line {
 }
 
 /// How the batch mean scales the per-sample gradients, read from the scale
-/// factor that the mean left in the last layer's `δ`.
-fn batch_note(g: &Graph, delta: NodeId) -> String {
+/// factor that the mean left in the last layer's `δ`. With `K > 1` outputs
+/// and a per-element loss (mse, bce, a `loss` item) the loss is a mean over
+/// B·K elements, `ℓ = (1/B)·Σ_rows (1/K)·Σ_k loss(y_k, t_k)`: the printed
+/// per-sample equations are the gradients of one row's mean over its K
+/// outputs (the `1/K` is in `δ_L`), and the batch takes the mean over rows.
+fn batch_note(g: &Graph, delta: NodeId, k: usize, per_row: bool, last: usize) -> String {
     let p = Printer::new(g, Style::Text);
     let scale = g
         .topo_order(&[delta])
@@ -260,8 +271,15 @@ fn batch_note(g: &Graph, delta: NodeId) -> String {
     match scale.as_str() {
         "" => "the equations are per sample; a batch's gradient is the sum of its rows' gradients"
             .to_string(),
-        "1/B" => "for a batch of B rows, each gradient is the mean of the per-sample gradients"
-            .to_string(),
+        "1/B" if per_row || k == 1 => {
+            "for a batch of B rows, each gradient is the mean of the per-sample gradients"
+                .to_string()
+        }
+        "1/B" => format!(
+            "the loss is the mean over all B·K = B·{k} elements: the equations are per sample, for \
+             that row's mean over its K = {k} outputs (the 1/{k} is in δ{last}); for a batch of B rows, \
+             each gradient is the mean of the per-sample gradients"
+        ),
         s => format!(
             "for a batch of B rows, each gradient is the sum of the per-sample gradients times {s} \
              (the loss is the mean over all B·K elements)"

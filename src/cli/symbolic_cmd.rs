@@ -55,7 +55,7 @@ pub fn diff(args: DiffArgs) -> Result<ExitCode, Failure> {
 
     let mut steps = Vec::new();
     if args.steps {
-        steps = derivation(&mut g, &grads, &simplified);
+        steps = derivation(&mut g, &grads, &simplified, &args.wrt);
     }
     if args.json {
         let mut out = format!(
@@ -82,29 +82,92 @@ pub fn diff(args: DiffArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line per derivative-rule application, then one per simplification.
+/// One line per node the derivative rules visited, root first, in the
+/// form `rule: d/dx N = Σ (local derivative)*d/dx(operand)` (the `d/dx`
+/// of the variable itself is 1 and left out), then one line per named
+/// simplification (`mul-one: x*1 → x`); canonical reorderings are hidden.
 fn derivation(
     g: &mut Graph,
     grads: &diff::Gradients,
     simplified: &simplify::Simplified,
+    wrt: &str,
 ) -> Vec<String> {
+    use crate::graph::{Op, Rule};
     let mut lines = Vec::new();
-    for (i, step) in grads.steps.iter().enumerate() {
-        let chain = if matches!(g.node(step.operand).op, crate::graph::Op::Leaf(_)) {
-            ""
-        } else {
-            " + chain rule"
-        };
-        // Each contribution is shown in simplified form: the raw one carries `1*`s.
-        let produced = simplify::simplify(g, &[step.produced]).roots[0];
+    let mut nodes: Vec<NodeId> = Vec::new();
+    for step in &grads.steps {
+        if !nodes.contains(&step.node) {
+            nodes.push(step.node);
+        }
+    }
+    for &node in &nodes {
+        let steps: Vec<&diff::Step> = grads.steps.iter().filter(|s| s.node == node).collect();
+        let op = g.node(node).op;
+        let one = g.constant(1.0);
+        let mut rules: Vec<&str> = Vec::new();
+        let mut terms = Vec::new();
+        for step in &steps {
+            let mut wanted = vec![false; g.node(node).args.len()];
+            wanted[step.slot] = true;
+            // The local derivative ∂node/∂operand: the rule with a unit adjoint.
+            let local = op
+                .derivative(g, node, one, &wanted)
+                .first()
+                .map(|c| c.value)
+                .unwrap_or_else(|| g.constant(0.0));
+            let local = simplify::simplify(g, &[local]).roots[0];
+            let leaf = matches!(g.node(step.operand).op, Op::Leaf(_));
+            let chain = !leaf
+                && !matches!(
+                    step.rule,
+                    Rule::Sum | Rule::Product | Rule::ConstantMultiple
+                );
+            if !rules.contains(&step.rule.name()) {
+                rules.push(step.rule.name());
+            }
+            if chain && !rules.contains(&"chain rule") {
+                rules.push("chain rule");
+            }
+            let p = Printer::new(g, Style::Text).with_names(false);
+            let inner = if leaf {
+                None
+            } else {
+                Some(format!("d/d{wrt}({})", p.root(step.operand)))
+            };
+            let factor = p.root(local);
+            terms.push(match (factor.as_str(), inner) {
+                (f, None) => f.to_string(),
+                ("1", Some(i)) => i,
+                ("-1", Some(i)) => format!("-{i}"),
+                (_, Some(i)) => {
+                    let f = if is_product_safe(&factor) {
+                        factor
+                    } else {
+                        format!("({factor})")
+                    };
+                    format!("{f}*{i}")
+                }
+            });
+        }
         let p = Printer::new(g, Style::Text).with_names(false);
+        let mut rhs = String::new();
+        for (i, t) in terms.iter().enumerate() {
+            match (i, t.strip_prefix('-')) {
+                (0, _) => rhs += t,
+                (_, Some(rest)) => rhs += &format!(" - {rest}"),
+                (_, None) => rhs += &format!(" + {t}"),
+            }
+        }
+        let f = p.root(node);
+        let f = if is_product_safe(&f) {
+            f
+        } else {
+            format!("({f})")
+        };
         lines.push(format!(
-            "{:>2}. {}{chain}: d({}) → {}: {}",
-            i + 1,
-            step.rule.name(),
-            p.root(step.node),
-            p.root(step.operand),
-            p.root(produced)
+            "{:>2}. {}: d/d{wrt} {f} = {rhs}",
+            lines.len() + 1,
+            rules.join(" + "),
         ));
     }
     let p = Printer::new(g, Style::Text).with_names(false);
@@ -112,16 +175,32 @@ fn derivation(
         .applied
         .iter()
         .filter(|a| !simplify::rules::CANONICAL.contains(&a.rule));
-    for (i, a) in shown.enumerate() {
+    for a in shown {
         lines.push(format!(
-            "{:>2}. {}: {} ⇒ {}",
-            i + 1,
+            "{:>2}. {}: {} → {}",
+            lines.len() + 1,
             a.rule,
             p.root(a.before),
             p.root(a.after)
         ));
     }
     lines
+}
+
+/// True when printed text `s` can be a factor of a product as it is: no
+/// top-level `+`, `-` (after the first character) or comparison.
+fn is_product_safe(s: &str) -> bool {
+    let mut depth = 0i32;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '+' | '<' | '>' if depth == 0 => return false,
+            '-' if depth == 0 && i > 0 => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Runs `slope grad FILE` in equations mode (the numeric mode is `run::grad_numeric`).

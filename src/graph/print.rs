@@ -481,6 +481,10 @@ impl<'g> Printer<'g> {
             let inv = 1.0 / coef;
             if coef < 1.0 && inv.fract() == 0.0 && 1.0 / inv == coef && inv < 1e15 {
                 den.insert(0, self.number(inv));
+            } else if let Some((p, q)) = small_fraction(coef) {
+                // 2/3 reads better than 0.6666666666666666.
+                num.insert(0, self.number(p).0);
+                den.insert(0, self.number(q));
             } else {
                 num.insert(0, self.number(coef).0);
             }
@@ -542,6 +546,19 @@ impl<'g> Printer<'g> {
                 Op::MatMul | Op::Transpose | Op::Sum(_) | Op::OneHot(_)
             )
     }
+}
+
+/// `v = p/q` with a small denominator `q` (2..=12) that is not a power of
+/// two (those print exactly as decimals), when `p/q` is exactly `v`.
+fn small_fraction(v: f64) -> Option<(f64, f64)> {
+    if v.fract() == 0.0 {
+        return None;
+    }
+    (3..=12).map(f64::from).find_map(|q: f64| {
+        let p = (v * q).round();
+        let exact = p / q == v && p.fract() == 0.0 && p.abs() < 1e6;
+        (exact && !(q as u32).is_power_of_two() && (v * q - p).abs() < 1e-9).then_some((p, q))
+    })
 }
 
 /// The constant value of a node: a scalar constant, or a broadcast of one.

@@ -20,7 +20,7 @@
 pub mod rules;
 
 use crate::graph::{Graph, NodeId, Op};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// Bounds on one run.
@@ -148,9 +148,13 @@ fn pass(
     applied: &mut Vec<Applied>,
 ) -> (Vec<NodeId>, HashMap<NodeId, NodeId>, bool) {
     let order = graph.topo_order(roots);
+    let absorbed = absorbed(graph, &order);
     let mut memo: HashMap<NodeId, NodeId> = HashMap::with_capacity(order.len());
     let mut fired = false;
     for old in order {
+        let cx = rules::Context {
+            strict: !absorbed.contains(&old),
+        };
         let node = graph.node(old).clone();
         let args: Vec<NodeId> = node.args.iter().map(|a| memo[a]).collect();
         let mut cur = if args == node.args {
@@ -162,7 +166,7 @@ fn pass(
         for _ in 0..MAX_REWRITES_PER_NODE {
             let hit = rules::RULES
                 .iter()
-                .find_map(|rule| (rule.apply)(graph, cur).map(|to| (rule.name, to)));
+                .find_map(|rule| (rule.apply)(graph, cur, cx).map(|to| (rule.name, to)));
             match hit {
                 Some((rule, to)) if to != cur => {
                     applied.push(Applied {
@@ -183,6 +187,22 @@ fn pass(
     }
     let new_roots = roots.iter().map(|r| memo[r]).collect();
     (new_roots, memo, fired)
+}
+
+/// The nodes of `order` (operands before users) that some root reaches
+/// through an operand slot that does not propagate NaN
+/// ([`rules::propagates`]), directly or further up.
+fn absorbed(graph: &Graph, order: &[NodeId]) -> HashSet<NodeId> {
+    let mut out = HashSet::new();
+    for &user in order.iter().rev() {
+        let hidden = out.contains(&user);
+        for (slot, &a) in graph.node(user).args.iter().enumerate() {
+            if hidden || !rules::propagates(graph, user, slot) {
+                out.insert(a);
+            }
+        }
+    }
+    out
 }
 
 /// The node `old` with its operands replaced by `args`.

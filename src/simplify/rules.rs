@@ -2,10 +2,17 @@
 //! looks at one node (whose operands are already simplified) and returns its
 //! replacement, or `None` when it does not apply.
 //!
-//! Every rule preserves the value wherever the original is defined; rules
-//! that could divide by zero (`div-self`, `exp-log`) demand a proof that the
-//! operand is non-zero or positive. `tests/simplify.rs` checks each rule on
-//! random inputs against the f64 interpreter.
+//! **Soundness policy.** A rewrite must leave every root's value unchanged
+//! wherever that value is a number (not NaN or ±inf). Most rules are plain
+//! identities. Two (`div-self`: `x/x = 1`, `exp-log`: `exp(log(x)) = x`)
+//! change a value only where the node was NaN (`0/0`, `log(-1)`). They fire
+//! when the operand is provably non-zero (positive), or when the node is in
+//! a *strict* [`Context`]: every path from a root to it propagates NaN, so
+//! each root that depends on it was NaN at those points anyway. That is
+//! why `d/dx x*log(x)` prints `log(x) + 1` (the derivative is only stated
+//! where it, and `log(x)`, is defined) while `x/x > 0.5` keeps its `x/x`: a
+//! comparison turns NaN into 0, a defined value. `tests/simplify.rs` checks
+//! each rule on random inputs against the f64 interpreter.
 
 use crate::graph::{Axes, Dim, Graph, NodeId, Op, Shape};
 use std::cmp::Ordering;
@@ -15,16 +22,57 @@ pub struct Rule {
     /// The egg-style name printed by `--steps`.
     pub name: &'static str,
     /// Returns the replacement of the node, if the rule applies.
-    pub apply: fn(&mut Graph, NodeId) -> Option<NodeId>,
+    pub apply: fn(&mut Graph, NodeId, Context) -> Option<NodeId>,
+}
+
+/// What the runner knows about the position of the node being rewritten.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// True when every path from a root to the node passes only through
+    /// operand slots that propagate NaN (see [`propagates`]): a NaN here
+    /// makes every root that uses it NaN (or is not selected by a `where`).
+    /// Rules that only turn NaN into a number (`x/x = 1`) may fire then.
+    pub strict: bool,
 }
 
 macro_rules! rule {
     ($name:literal, $f:ident) => {
         Rule {
             name: $name,
+            apply: |g, id, _| $f(g, id),
+        }
+    };
+    ($name:literal, $f:ident, ctx) => {
+        Rule {
+            name: $name,
             apply: $f,
         }
     };
+}
+
+/// True when operand `slot` of `node` passes a NaN on to the node's value
+/// (wherever the value is used): arithmetic and the math functions do, and
+/// so do the branches of `where`; comparisons, `max`, `min`, `relu`, a
+/// `where`'s condition, arg-max and one-hot absorb it (`NaN > 0` is 0), and
+/// so does a power's exponent or a base raised to a possibly-zero exponent
+/// (`NaN^0 = 1`).
+pub fn propagates(g: &Graph, node: NodeId, slot: usize) -> bool {
+    let n = g.node(node);
+    match n.op {
+        Op::Where => slot != 0,
+        Op::Pow => slot == 0 && const_value(g, n.args[1]).is_some_and(|k| k != 0.0),
+        Op::Max
+        | Op::Min
+        | Op::Relu
+        | Op::Lt
+        | Op::Le
+        | Op::Gt
+        | Op::Ge
+        | Op::Eq
+        | Op::ArgMax
+        | Op::OneHot(_) => false,
+        _ => true,
+    }
 }
 
 /// Rules that only restore the canonical form; `--steps` may hide them.
@@ -48,7 +96,7 @@ pub const RULES: &[Rule] = &[
     rule!("flatten-add",       flatten_add),         // a + (b + c) = a + b + c
     rule!("flatten-mul",       flatten_mul),         // a*(b*c) = a*b*c
     rule!("add-zero",          add_zero),            // x + 0 = x
-    rule!("mul-zero",          mul_zero),            // x*0 = 0
+    rule!("mul-zero",          mul_zero, ctx),       // x*0 = 0, x bounded or a strict context
     rule!("mul-one",           mul_one),             // x*1 = x
     rule!("fold-consts",       fold_consts),         // 2 + x + 3 = 5 + x
     rule!("pow-one",           pow_one),             // x^1 = x
@@ -57,14 +105,18 @@ pub const RULES: &[Rule] = &[
     rule!("recip-pow",         recip_pow),           // x^-1 = 1/x, 1/x^a = x^-a
     rule!("recip-recip",       recip_recip),         // 1/(1/x) = x
     rule!("recip-mul",         recip_mul),           // 1/(a*b) = (1/a)*(1/b)
-    rule!("div-self",          div_self),            // x/x = 1, x provably non-zero
-    rule!("collect-terms",     collect_terms),       // 2*x + 3*x = 5*x
+    rule!("div-self",          div_self, ctx),       // x/x = 1, x non-zero or a strict context
+    rule!("collect-terms",     collect_terms, ctx),  // 2*x + 3*x = 5*x (x - x = 0 as mul-zero)
     rule!("collect-powers",    collect_powers),      // x*x^2 = x^3
     rule!("sqrt-square",       sqrt_square),         // sqrt(x)^2 = x
     rule!("log-exp",           log_exp),             // log(exp(x)) = x
-    rule!("exp-log",           exp_log),             // exp(log(x)) = x, x provably positive
+    rule!("exp-log",           exp_log, ctx),        // exp(log(x)) = x, x positive or a strict context
     rule!("where-same",        where_same),          // where(c, a, a) = a
     rule!("where-const",       where_const),         // where(1, a, b) = a
+    rule!("where-mul",         where_mul, ctx),      // c*where(p, 0, 1) = where(p, 0, c) (as mul-zero)
+    rule!("where-add",         where_add),           // where(p, a, b) + where(p, c, d) = where(p, a + c, b + d)
+    rule!("factor-common",     factor_common),       // a*b + a*c = a*(b + c)
+    rule!("abs-sign",          abs_sign),            // x*where(x > 0, 1, where(x < 0, -1, 0)) = abs(x)
     rule!("transpose-twice",   transpose_twice),     // (aᵀ)ᵀ = a
     rule!("sort-operands",     sort_operands),       // canonical order of + and * operands
 ];
@@ -117,7 +169,8 @@ fn nary(g: &mut Graph, op: Op, items: Vec<NodeId>, shape: &Shape) -> Option<Node
             flat.push(id);
         }
     }
-    if op == Op::Mul && acc == 0.0 {
+    // `0*x` is 0 only for a bounded x; otherwise `mul-zero` decides, in context.
+    if op == Op::Mul && acc == 0.0 && flat.iter().all(|&f| bounded(g, f)) {
         return Some(constant(g, 0.0, shape));
     }
     if acc != unit || flat.is_empty() {
@@ -194,9 +247,27 @@ fn positive(g: &Graph, id: NodeId) -> bool {
                 && const_value(g, m.args[0]) == Some(-1.0)
                 && g.node(m.args[1]).op == Op::Sigmoid
         }
-        Op::Add | Op::Mul => n.args.iter().all(|&a| positive(g, a)),
+        // A positive term plus non-negative ones (`1 + abs(x)`).
+        Op::Add => {
+            n.args.iter().all(|&a| nonnegative(g, a)) && n.args.iter().any(|&a| positive(g, a))
+        }
+        Op::Mul => n.args.iter().all(|&a| positive(g, a)),
         Op::Recip | Op::Sqrt => positive(g, n.args[0]),
         _ => false,
+    }
+}
+
+/// True when the node's value is never negative (where it is defined).
+fn nonnegative(g: &Graph, id: NodeId) -> bool {
+    if let Some(c) = const_value(g, id) {
+        return c >= 0.0;
+    }
+    let n = g.node(id);
+    match n.op {
+        Op::Abs | Op::Relu | Op::Sqrt => true,
+        Op::Pow => const_value(g, n.args[1]).is_some_and(|k| k % 2.0 == 0.0),
+        Op::Add | Op::Mul => n.args.iter().all(|&a| nonnegative(g, a)),
+        _ => positive(g, id),
     }
 }
 
@@ -355,9 +426,31 @@ fn mul_one(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     drop_unit(g, id, Op::Mul, 1.0)
 }
 
-fn mul_zero(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+/// True when the node's value is a number wherever its leaves are: made of
+/// bounded functions, so `0*x` is 0 (not `0*inf` = NaN).
+fn bounded(g: &Graph, id: NodeId) -> bool {
+    let n = g.node(id);
+    match n.op {
+        Op::Const(c) => c.value().is_finite(),
+        Op::Leaf(_) | Op::BatchSize => true,
+        Op::Sin | Op::Cos | Op::Tanh | Op::Sigmoid | Op::Abs | Op::Relu => {
+            n.args.iter().all(|&a| bounded(g, a))
+        }
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq => true,
+        Op::Add | Op::Mul | Op::Where | Op::Max | Op::Min | Op::Broadcast(_) => {
+            n.args.iter().all(|&a| bounded(g, a))
+        }
+        _ => false,
+    }
+}
+
+fn mul_zero(g: &mut Graph, id: NodeId, cx: Context) -> Option<NodeId> {
     let a = args(g, id);
     if !is(g, id, Op::Mul) || !a.iter().any(|&x| const_value(g, x) == Some(0.0)) {
+        return None;
+    }
+    // 0*x differs from 0 only where x is NaN or ±inf.
+    if !cx.strict && !a.iter().all(|&x| bounded(g, x)) {
         return None;
     }
     Some(constant(g, 0.0, &shape(g, id)))
@@ -445,7 +538,7 @@ fn recip_mul(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     mul(g, factors, &s)
 }
 
-fn div_self(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+fn div_self(g: &mut Graph, id: NodeId, cx: Context) -> Option<NodeId> {
     if !is(g, id, Op::Mul) {
         return None;
     }
@@ -455,8 +548,10 @@ fn div_self(g: &mut Graph, id: NodeId) -> Option<NodeId> {
             continue;
         }
         let x = args(g, f)[0];
+        // x*(1/x) differs from 1 only where it is NaN (x = 0 or ±inf), so
+        // in a strict context the cancellation changes no defined value.
         if let Some(j) = a.iter().position(|&y| y == x)
-            && nonzero(g, x)
+            && (cx.strict || (nonzero(g, x) && bounded(g, x)))
         {
             let rest: Vec<NodeId> = a
                 .iter()
@@ -488,7 +583,7 @@ fn coefficient(g: &mut Graph, id: NodeId) -> Option<(f64, NodeId)> {
     Some((1.0, id))
 }
 
-fn collect_terms(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+fn collect_terms(g: &mut Graph, id: NodeId, cx: Context) -> Option<NodeId> {
     if !is(g, id, Op::Add) {
         return None;
     }
@@ -508,6 +603,10 @@ fn collect_terms(g: &mut Graph, id: NodeId) -> Option<NodeId> {
         }
     }
     if groups.iter().all(|grp| grp.2 == 1) {
+        return None;
+    }
+    // `x - x = 0` is `mul-zero` in disguise (NaN at x = inf).
+    if !cx.strict && groups.iter().any(|grp| grp.1 == 0.0 && !bounded(g, grp.0)) {
         return None;
     }
     let s = shape(g, id);
@@ -596,13 +695,15 @@ fn log_exp(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     (is(g, id, Op::Log) && is(g, a[0], Op::Exp)).then(|| args(g, a[0])[0])
 }
 
-fn exp_log(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+fn exp_log(g: &mut Graph, id: NodeId, cx: Context) -> Option<NodeId> {
     let a = args(g, id);
     if !is(g, id, Op::Exp) || !is(g, a[0], Op::Log) {
         return None;
     }
     let x = args(g, a[0])[0];
-    positive(g, x).then_some(x)
+    // exp(log(x)) differs from x only where log(x) is NaN (x < 0); at
+    // x = 0 both are 0.
+    (cx.strict || positive(g, x)).then_some(x)
 }
 
 fn where_same(g: &mut Graph, id: NodeId) -> Option<NodeId> {
@@ -617,6 +718,213 @@ fn where_const(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     }
     let c = const_value(g, a[0])?;
     Some(if c != 0.0 { a[1] } else { a[2] })
+}
+
+/// For an unnamed `where(p, a, b)`: whether a branch is the constant 0,
+/// and whether both branches are constants.
+fn where_kind(g: &Graph, id: NodeId) -> Option<(bool, bool)> {
+    let n = g.node(id);
+    if n.op != Op::Where || g.names.contains_key(&id) {
+        return None;
+    }
+    let (a, b) = (const_value(g, n.args[1]), const_value(g, n.args[2]));
+    Some((a == Some(0.0) || b == Some(0.0), a.is_some() && b.is_some()))
+}
+
+fn where_mul(g: &mut Graph, id: NodeId, cx: Context) -> Option<NodeId> {
+    if !is(g, id, Op::Mul) {
+        return None;
+    }
+    let a = args(g, id);
+    let all_const = |g: &Graph, skip: usize| {
+        a.iter()
+            .enumerate()
+            .all(|(k, &f)| k == skip || const_value(g, f).is_some())
+    };
+    // An indicator (one branch 0) takes the other factors in whole; a
+    // where of two non-zero constants only takes constants, so no factor is
+    // written twice.
+    let i = a.iter().enumerate().position(|(i, &f)| {
+        where_kind(g, f).is_some_and(|(zero, consts)| zero || (consts && all_const(g, i)))
+    })?;
+    // The zero branch drops the other factors, like `mul-zero`.
+    if !cx.strict && !a.iter().all(|&f| bounded(g, f)) {
+        return None;
+    }
+    let w = args(g, a[i]);
+    let s = shape(g, id);
+    let others: Vec<NodeId> = a
+        .iter()
+        .enumerate()
+        .filter(|&(k, _)| k != i)
+        .map(|(_, &f)| f)
+        .collect();
+    let mut yes = others.clone();
+    yes.push(w[1]);
+    let mut no = others;
+    no.push(w[2]);
+    let (yes, no) = (mul(g, yes, &s)?, mul(g, no, &s)?);
+    g.add(Op::Where, &[w[0], yes, no]).ok()
+}
+
+fn where_add(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    if !is(g, id, Op::Add) {
+        return None;
+    }
+    let a = args(g, id);
+    let unnamed_where = |g: &Graph, t: NodeId| is(g, t, Op::Where) && !g.names.contains_key(&t);
+    for i in 0..a.len() {
+        if !unnamed_where(g, a[i]) {
+            continue;
+        }
+        let p = args(g, a[i])[0];
+        let same: Vec<usize> = (0..a.len())
+            .filter(|&k| unnamed_where(g, a[k]) && args(g, a[k])[0] == p)
+            .collect();
+        if same.len() < 2 {
+            continue;
+        }
+        let s = shape(g, id);
+        let yes: Vec<NodeId> = same.iter().map(|&k| args(g, a[k])[1]).collect();
+        let no: Vec<NodeId> = same.iter().map(|&k| args(g, a[k])[2]).collect();
+        let (yes, no) = (add(g, yes, &s)?, add(g, no, &s)?);
+        let merged = g.add(Op::Where, &[p, yes, no]).ok()?;
+        let mut terms: Vec<NodeId> = (0..a.len())
+            .filter(|k| !same.contains(k))
+            .map(|k| a[k])
+            .collect();
+        terms.push(merged);
+        return add(g, terms, &s);
+    }
+    None
+}
+
+/// The non-constant factors of a term (`3*x*y` has `x` and `y`).
+fn factors(g: &Graph, t: NodeId) -> Vec<NodeId> {
+    if is(g, t, Op::Mul) && !g.names.contains_key(&t) {
+        args(g, t)
+            .into_iter()
+            .filter(|&f| const_value(g, f).is_none())
+            .collect()
+    } else if const_value(g, t).is_some() {
+        vec![]
+    } else {
+        vec![t]
+    }
+}
+
+fn factor_common(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    if !is(g, id, Op::Add) {
+        return None;
+    }
+    let a = args(g, id);
+    let lists: Vec<Vec<NodeId>> = a.iter().map(|&t| factors(g, t)).collect();
+    // The factor shared by the most terms; ties go to the canonical order.
+    let mut best: Option<(usize, NodeId)> = None;
+    for list in &lists {
+        for &f in list {
+            let count = lists.iter().filter(|l| l.contains(&f)).count();
+            let better = match best {
+                None => true,
+                Some((c, b)) => count > c || (count == c && order(g, f, b) == Ordering::Less),
+            };
+            if count >= 2 && better {
+                best = Some((count, f));
+            }
+        }
+    }
+    let Some((_, f)) = best else {
+        return factor_constant(g, id, &a);
+    };
+    let s = shape(g, id);
+    let mut inside = Vec::new();
+    let mut outside = Vec::new();
+    for (&t, list) in a.iter().zip(&lists) {
+        if !list.contains(&f) {
+            outside.push(t);
+            continue;
+        }
+        // The term without one occurrence of `f` (a term that is `f` alone leaves 1).
+        let mut rest: Vec<NodeId> = if factors(g, t) == vec![t] {
+            vec![]
+        } else {
+            args(g, t)
+        };
+        if let Some(k) = rest.iter().position(|&x| x == f) {
+            rest.remove(k);
+        }
+        inside.push(mul(g, rest, &s)?);
+    }
+    let sum = add(g, inside, &s)?;
+    outside.push(mul(g, vec![f, sum], &s)?);
+    add(g, outside, &s)
+}
+
+/// `c*a + c*b = c*(a + b)` for one constant `c` (not ±1) shared by every term.
+fn factor_constant(g: &mut Graph, id: NodeId, terms: &[NodeId]) -> Option<NodeId> {
+    let mut common: Option<f64> = None;
+    let mut rests = Vec::new();
+    for &t in terms {
+        let (c, rest) = coefficient(g, t)?;
+        match common {
+            None => common = Some(c.abs()),
+            Some(k) if k == c.abs() => {}
+            Some(_) => return None,
+        }
+        rests.push((c.signum(), rest));
+    }
+    let k = common?;
+    if k == 1.0 || k == 0.0 {
+        return None;
+    }
+    let s = shape(g, id);
+    let mut inner = Vec::new();
+    for (sign, rest) in rests {
+        let c = constant(g, sign, &s);
+        inner.push(mul(g, vec![c, rest], &s)?);
+    }
+    let sum = add(g, inner, &s)?;
+    let kc = constant(g, k, &s);
+    mul(g, vec![kc, sum], &s)
+}
+
+/// True when `s` is `where(x > 0, 1, where(x < 0, -1, 0))`, the sign of `x`.
+fn is_sign_of(g: &Graph, s: NodeId, x: NodeId) -> bool {
+    let cmp = |g: &Graph, c: NodeId, op: Op| {
+        is(g, c, op) && g.node(c).args[0] == x && const_value(g, g.node(c).args[1]) == Some(0.0)
+    };
+    if !is(g, s, Op::Where) {
+        return false;
+    }
+    let a = args(g, s);
+    if !cmp(g, a[0], Op::Gt) || const_value(g, a[1]) != Some(1.0) || !is(g, a[2], Op::Where) {
+        return false;
+    }
+    let b = args(g, a[2]);
+    cmp(g, b[0], Op::Lt) && const_value(g, b[1]) == Some(-1.0) && const_value(g, b[2]) == Some(0.0)
+}
+
+fn abs_sign(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    if !is(g, id, Op::Mul) {
+        return None;
+    }
+    let a = args(g, id);
+    for (i, &s) in a.iter().enumerate() {
+        let Some(j) = a.iter().position(|&x| x != s && is_sign_of(g, s, x)) else {
+            continue;
+        };
+        let abs = g.add(Op::Abs, &[a[j]]).ok()?;
+        let mut rest: Vec<NodeId> = a
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| k != i && k != j)
+            .map(|(_, &f)| f)
+            .collect();
+        rest.push(abs);
+        let sh = shape(g, id);
+        return mul(g, rest, &sh);
+    }
+    None
 }
 
 fn transpose_twice(g: &mut Graph, id: NodeId) -> Option<NodeId> {
