@@ -13,7 +13,10 @@ fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("slope-cmds-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir is writable");
-    for e in std::fs::read_dir(FIXTURES).expect("fixtures exist").flatten() {
+    for e in std::fs::read_dir(FIXTURES)
+        .expect("fixtures exist")
+        .flatten()
+    {
         std::fs::copy(e.path(), dir.join(e.file_name())).expect("fixture copies");
     }
     dir
@@ -34,7 +37,11 @@ fn run_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
         !stderr.contains("panicked") && !stderr.contains("stack overflow"),
         "slope {args:?} crashed: {stderr}"
     );
-    (code, String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    (
+        code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
 }
 
 /// The sorted names of the files in `dir`.
@@ -50,7 +57,10 @@ fn listing(dir: &Path) -> Vec<String> {
 
 /// Trains xor once so later commands have weights: `w.safetensors`.
 fn weights(dir: &Path) {
-    let (code, _, err) = run_in(dir, &["train", "xor.nn", "--quiet", "--out", "w.safetensors"]);
+    let (code, _, err) = run_in(
+        dir,
+        &["train", "xor.nn", "--quiet", "--out", "w.safetensors"],
+    );
     assert_eq!(code, 0, "{err}");
 }
 
@@ -85,7 +95,14 @@ fn usage_errors_exit_2() {
         &["grad", "xor.nn", "--data", "xor.csv"],
         &["grad", "xor.nn", "--out", "g.safetensors"],
         &["grad", "xor.nn", "--weights", "w.safetensors"],
-        &["grad", "xor.nn", "--weights", "w.safetensors", "--data", "xor.csv"],
+        &[
+            "grad",
+            "xor.nn",
+            "--weights",
+            "w.safetensors",
+            "--data",
+            "xor.csv",
+        ],
         &[
             "grad",
             "xor.nn",
@@ -110,7 +127,10 @@ fn usage_errors_exit_2() {
             "slope {args:?} says why: {err}"
         );
     }
-    assert!(!dir.join("g.safetensors").exists(), "usage errors write nothing");
+    assert!(
+        !dir.join("g.safetensors").exists(),
+        "usage errors write nothing"
+    );
 }
 
 #[test]
@@ -128,17 +148,65 @@ fn bad_input_exits_1_naming_the_file() {
         (&["fmt", "."], "'.'"),
         (&["check", "empty.nn"], "empty.nn"),
         (&["train", "empty.nn"], "empty.nn"),
-        (&["train", "xor.nn", "--init", "random.safetensors"], "random.safetensors"),
+        (
+            &["train", "xor.nn", "--init", "random.safetensors"],
+            "random.safetensors",
+        ),
         (&["train", "xor.nn", "--init", "."], "'.'"),
         (&["train", "xor.nn", "--out", "."], "'.'"),
-        (&["train", "xor.nn", "--out", "no/such/dir/w.st"], "no/such/dir"),
-        (&["predict", "xor.nn", "--weights", w, "--data", "header_only.csv"], "header_only.csv"),
-        (&["predict", "xor.nn", "--weights", w, "--data", "ragged.csv"], "ragged.csv:3:1"),
-        (&["predict", "xor.nn", "--weights", w, "--data", "nan_cell.csv"], "nan_cell.csv:2:1"),
-        (&["predict", "xor.nn", "--weights", w, "--data", "latin1.csv"], "latin1.csv:2:3"),
-        (&["predict", "xor.nn", "--weights", w, "--data", "nope.csv"], "nope.csv"),
-        (&["predict", "xor.nn", "--weights", "random.safetensors", "--data", "xor.csv"], "random.safetensors"),
-        (&["gradcheck", "xor.nn", "--weights", "random.safetensors"], "random.safetensors"),
+        (
+            &["train", "xor.nn", "--out", "no/such/dir/w.st"],
+            "no/such/dir",
+        ),
+        (
+            &[
+                "predict",
+                "xor.nn",
+                "--weights",
+                w,
+                "--data",
+                "header_only.csv",
+            ],
+            "header_only.csv",
+        ),
+        (
+            &["predict", "xor.nn", "--weights", w, "--data", "ragged.csv"],
+            "ragged.csv:3:1",
+        ),
+        (
+            &[
+                "predict",
+                "xor.nn",
+                "--weights",
+                w,
+                "--data",
+                "nan_cell.csv",
+            ],
+            "nan_cell.csv:2:1",
+        ),
+        (
+            &["predict", "xor.nn", "--weights", w, "--data", "latin1.csv"],
+            "latin1.csv:2:3",
+        ),
+        (
+            &["predict", "xor.nn", "--weights", w, "--data", "nope.csv"],
+            "nope.csv",
+        ),
+        (
+            &[
+                "predict",
+                "xor.nn",
+                "--weights",
+                "random.safetensors",
+                "--data",
+                "xor.csv",
+            ],
+            "random.safetensors",
+        ),
+        (
+            &["gradcheck", "xor.nn", "--weights", "random.safetensors"],
+            "random.safetensors",
+        ),
         (&["bench", "missing.nn"], "missing.nn"),
         (&["diff", "foo(x)"], "<expr>:1:1"),
         (&["diff", "max(x)"], "<expr>:1:1"),
@@ -171,13 +239,55 @@ fn every_command_succeeds_on_good_input() {
         &["grad", "xor.nn", "--json"],
         &["graph", "xor.nn", "--grad"],
         &["graph", "two_models.nn", "--model", "b"],
-        &["grad", "xor.nn", "--weights", w, "--data", "quoted.csv", "--out", "g.st"],
-        &["predict", "xor.nn", "--weights", w, "--data", "bom_crlf.csv"],
-        &["predict", "xor.nn", "--weights", w, "--data", "xor.csv", "--json"],
+        &[
+            "grad",
+            "xor.nn",
+            "--weights",
+            w,
+            "--data",
+            "quoted.csv",
+            "--out",
+            "g.st",
+        ],
+        &[
+            "predict",
+            "xor.nn",
+            "--weights",
+            w,
+            "--data",
+            "bom_crlf.csv",
+        ],
+        &[
+            "predict",
+            "xor.nn",
+            "--weights",
+            w,
+            "--data",
+            "xor.csv",
+            "--json",
+        ],
         &["gradcheck", "xor.nn"],
         &["gradcheck", "xor.nn", "--weights", w],
-        &["train", "xor.nn", "--quiet", "--epochs", "1", "--batch", "99999999", "--threads", "64"],
-        &["train", "xor.nn", "--json", "--lr", "0.1", "--seed", "18446744073709551615"],
+        &[
+            "train",
+            "xor.nn",
+            "--quiet",
+            "--epochs",
+            "1",
+            "--batch",
+            "99999999",
+            "--threads",
+            "64",
+        ],
+        &[
+            "train",
+            "xor.nn",
+            "--json",
+            "--lr",
+            "0.1",
+            "--seed",
+            "18446744073709551615",
+        ],
         &["train", "const_act.nn", "--quiet"],
         &["grad", "const_act.nn"],
         &["graph", "const_act.nn", "--grad"],
@@ -205,16 +315,46 @@ fn failed_runs_leave_weights_unchanged_and_no_temp_files() {
     let failing: &[&[&str]] = &[
         // Divergence: the loss becomes NaN in the second epoch.
         &["train", "xor.nn", "--quiet", "--lr", "1e308"],
-        &["train", "xor.nn", "--quiet", "--lr", "1e308", "--out", "out.st"],
+        &[
+            "train", "xor.nn", "--quiet", "--lr", "1e308", "--out", "out.st",
+        ],
         // Bad initial weights.
         &["train", "xor.nn", "--quiet", "--init", "random.st"],
-        &["train", "xor.nn", "--quiet", "--init", "random.st", "--out", "out.st"],
+        &[
+            "train",
+            "xor.nn",
+            "--quiet",
+            "--init",
+            "random.st",
+            "--out",
+            "out.st",
+        ],
         // Bad flags.
-        &["train", "xor.nn", "--quiet", "--batch", "0", "--out", "out.st"],
+        &[
+            "train", "xor.nn", "--quiet", "--batch", "0", "--out", "out.st",
+        ],
         &["train", "xor.nn", "--quiet", "--lr", "nan"],
         // Bad weights and bad data for the numeric gradient.
-        &["grad", "xor.nn", "--weights", "random.st", "--data", "xor.csv", "--out", "g.st"],
-        &["grad", "xor.nn", "--weights", "xor.safetensors", "--data", "xor.csv", "--out", "g.st"],
+        &[
+            "grad",
+            "xor.nn",
+            "--weights",
+            "random.st",
+            "--data",
+            "xor.csv",
+            "--out",
+            "g.st",
+        ],
+        &[
+            "grad",
+            "xor.nn",
+            "--weights",
+            "xor.safetensors",
+            "--data",
+            "xor.csv",
+            "--out",
+            "g.st",
+        ],
     ];
     for args in failing {
         let (code, _, err) = run_in(&dir, args);
@@ -233,7 +373,10 @@ fn failed_runs_leave_weights_unchanged_and_no_temp_files() {
     let (code, _, err) = run_in(&dir, &["train", "xor.nn", "--quiet"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("xor.csv:3:1"), "{err}");
-    assert_eq!(std::fs::read(dir.join("xor.safetensors")).expect("read"), old);
+    assert_eq!(
+        std::fs::read(dir.join("xor.safetensors")).expect("read"),
+        old
+    );
     assert_eq!(listing(&dir), before);
 }
 
@@ -245,7 +388,10 @@ fn successful_train_replaces_the_file_and_leaves_no_temp_files() {
     let before = listing(&dir);
     let (code, _, err) = run_in(&dir, &["train", "xor.nn", "--quiet"]);
     assert_eq!(code, 0, "{err}");
-    assert_ne!(std::fs::read(dir.join("xor.safetensors")).expect("read"), b"old");
+    assert_ne!(
+        std::fs::read(dir.join("xor.safetensors")).expect("read"),
+        b"old"
+    );
     assert_eq!(listing(&dir), before);
 }
 
@@ -258,7 +404,9 @@ fn outputs_are_deterministic() {
         for o in [out, extra] {
             let (code, _, err) = run_in(
                 &dir,
-                &["train", "xor.nn", "--quiet", "--epochs", "7", "--seed", "11", "--out", o],
+                &[
+                    "train", "xor.nn", "--quiet", "--epochs", "7", "--seed", "11", "--out", o,
+                ],
             );
             assert_eq!(code, 0, "{err}");
         }

@@ -38,7 +38,11 @@ fn run(dir: &Path, args: &[&str], secs: u64) -> (i32, String, String) {
         code <= 2 && !stderr.contains("panicked") && !stderr.contains("overflow"),
         "slope {shown:?} crashed with {code}: {stderr}"
     );
-    (code, String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    (
+        code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
 }
 
 /// Writes `text` to `dir/name` and returns the name.
@@ -80,17 +84,36 @@ fn activation_chains_are_bounded_diagnostics() {
         s
     };
     let cases = [
-        ("deep.nn", chain(1000, &|p| format!("tanh(a{p}(x))")), "levels deep"),
-        ("double.nn", chain(500, &|p| format!("a{p}(a{p}(x))")), "levels deep"),
-        ("wide.nn", chain(500, &|p| format!("a{p}(x) + a{p}(x)*x")), "operations"),
-        ("gelu.nn", chain(12, &|p| format!("gelu(a{p}(x))")), "operations"),
+        (
+            "deep.nn",
+            chain(1000, &|p| format!("tanh(a{p}(x))")),
+            "levels deep",
+        ),
+        (
+            "double.nn",
+            chain(500, &|p| format!("a{p}(a{p}(x))")),
+            "levels deep",
+        ),
+        (
+            "wide.nn",
+            chain(500, &|p| format!("a{p}(x) + a{p}(x)*x")),
+            "operations",
+        ),
+        (
+            "gelu.nn",
+            chain(12, &|p| format!("gelu(a{p}(x))")),
+            "operations",
+        ),
     ];
     for (name, text, message) in &cases {
         let nn = file(&dir, name, text);
         for (code, err) in symbolic_commands(&dir, nn) {
             assert_eq!(code, 1, "{name}: {err}");
             assert!(err.contains(message), "{name}: {err}");
-            assert!(err.contains(&format!("{name}:")), "{name} names FILE:LINE:COL: {err}");
+            assert!(
+                err.contains(&format!("{name}:")),
+                "{name} names FILE:LINE:COL: {err}"
+            );
         }
         let (code, _, err) = run(&dir, &["train", nn, "--quiet"], 30);
         assert_eq!(code, 1, "{err}");
@@ -133,10 +156,17 @@ fn huge_numbers_in_files_are_diagnostics() {
     for (i, text) in cases.iter().enumerate() {
         let name = format!("n{i}.nn");
         let nn = file(&dir, &name, text);
-        for args in [vec!["check", nn], vec!["train", nn, "--quiet"], vec!["bench", nn]] {
+        for args in [
+            vec!["check", nn],
+            vec!["train", nn, "--quiet"],
+            vec!["bench", nn],
+        ] {
             let (code, _, err) = run(&dir, &args, 30);
             assert_eq!(code, 1, "{text}: {err}");
-            assert!(err.contains(&format!("{name}:1:")) || err.contains(&format!("{name}:2:")), "{text}: {err}");
+            assert!(
+                err.contains(&format!("{name}:1:")) || err.contains(&format!("{name}:2:")),
+                "{text}: {err}"
+            );
         }
     }
     assert!(!dir.join("m.safetensors").exists());
@@ -148,14 +178,34 @@ fn hostile_bytes_in_source_files() {
     // binary garbage reach every command as exit-1 diagnostics.
     let dir = scratch("bytes");
     std::fs::write(dir.join("nul.nn"), b"model m {\n input 2\0\n}\n").expect("write");
-    std::fs::write(dir.join("latin1.nn"), b"# caf\xe9\nmodel m { input 2; dense 1; loss mse }\n")
-        .expect("write");
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(
+        dir.join("latin1.nn"),
+        b"# caf\xe9\nmodel m { input 2; dense 1; loss mse }\n",
+    )
+    .expect("write");
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(dir.join("garbage.nn"), garbage).expect("write");
     std::fs::write(dir.join("empty.nn"), b"").expect("write");
     std::fs::create_dir_all(dir.join("dir.nn")).expect("mkdir");
-    for nn in ["nul.nn", "latin1.nn", "garbage.nn", "empty.nn", "dir.nn", "missing.nn"] {
-        for cmd in ["check", "fmt", "grad", "graph", "train", "gradcheck", "bench"] {
+    for nn in [
+        "nul.nn",
+        "latin1.nn",
+        "garbage.nn",
+        "empty.nn",
+        "dir.nn",
+        "missing.nn",
+    ] {
+        for cmd in [
+            "check",
+            "fmt",
+            "grad",
+            "graph",
+            "train",
+            "gradcheck",
+            "bench",
+        ] {
             if (cmd, nn) == ("fmt", "empty.nn") {
                 // An empty file is a valid, already formatted file.
                 assert_eq!(run(&dir, &[cmd, nn], 30).0, 0);
@@ -206,7 +256,11 @@ fn hostile_csv_files() {
             let cmd = args[0];
             let (code, _, err) = run(&dir, &args, 30);
             assert_eq!(code, 1, "{cmd} {:?}: {err}", String::from_utf8_lossy(csv));
-            assert!(err.contains(place), "{cmd} {:?} names {place}: {err}", String::from_utf8_lossy(csv));
+            assert!(
+                err.contains(place),
+                "{cmd} {:?} names {place}: {err}",
+                String::from_utf8_lossy(csv)
+            );
         }
     }
     let good: &[&[u8]] = &[
@@ -222,7 +276,10 @@ fn hostile_csv_files() {
         assert_eq!(code, 0, "{:?}: {err}", String::from_utf8_lossy(csv));
     }
     // A wide CSV (100,000 columns) is read and rejected quickly.
-    let mut wide = (0..100_000).map(|i| format!("c{i}")).collect::<Vec<_>>().join(",");
+    let mut wide = (0..100_000)
+        .map(|i| format!("c{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
     wide.push_str(",y\n");
     wide.push_str(&"0,".repeat(100_000));
     wide.push_str("1\n");
@@ -237,13 +294,25 @@ fn hostile_weights_files() {
     // Guards: weights of another model, truncated, random, wrong dtype,
     // extra or missing tensors, NaN inside, absurd header length.
     let dir = scratch("weights");
-    let nn = file(&dir, "m.nn", "model m { input 2; dense 4 tanh; dense 1 sigmoid; loss bce }\n\
-        train { data \"xor.csv\" target=y; epochs 2 }\n");
-    file(&dir, "other.nn", "model o { input 2; dense 3 tanh; dense 1 sigmoid; loss bce }\n\
-        train { data \"xor.csv\" target=y; epochs 2 }\n");
+    let nn = file(
+        &dir,
+        "m.nn",
+        "model m { input 2; dense 4 tanh; dense 1 sigmoid; loss bce }\n\
+        train { data \"xor.csv\" target=y; epochs 2 }\n",
+    );
+    file(
+        &dir,
+        "other.nn",
+        "model o { input 2; dense 3 tanh; dense 1 sigmoid; loss bce }\n\
+        train { data \"xor.csv\" target=y; epochs 2 }\n",
+    );
     let (code, _, err) = run(&dir, &["train", "m.nn", "--quiet", "--out", "good.st"], 30);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run(&dir, &["train", "other.nn", "--quiet", "--out", "other.st"], 30);
+    let (code, _, err) = run(
+        &dir,
+        &["train", "other.nn", "--quiet", "--out", "other.st"],
+        30,
+    );
     assert_eq!(code, 0, "{err}");
     let good = std::fs::read(dir.join("good.st")).expect("read");
     let header_len = u64::from_le_bytes(good[..8].try_into().expect("8 bytes")) as usize;
@@ -251,13 +320,21 @@ fn hostile_weights_files() {
     let mut variants: Vec<(&str, Vec<u8>, &str)> = vec![
         ("truncated", good[..good.len() - 3].to_vec(), "truncated.st"),
         ("short", good[..5].to_vec(), "short.st"),
-        ("random", (0..500u32).map(|i| (i * 7919 % 251) as u8).collect(), "random.st"),
+        (
+            "random",
+            (0..500u32).map(|i| (i * 7919 % 251) as u8).collect(),
+            "random.st",
+        ),
         ("empty", Vec::new(), "empty.st"),
-        ("huge_header", {
-            let mut v = (u64::MAX / 2).to_le_bytes().to_vec();
-            v.extend(b"{}");
-            v
-        }, "huge_header.st"),
+        (
+            "huge_header",
+            {
+                let mut v = (u64::MAX / 2).to_le_bytes().to_vec();
+                v.extend(b"{}");
+                v
+            },
+            "huge_header.st",
+        ),
     ];
     // Same layout, but dtype F64, then a NaN in the first weight.
     let f64_header = header.replacen("\"F32\"", "\"F64\"", 1);
@@ -269,14 +346,27 @@ fn hostile_weights_files() {
     // The first tensor in data order starts right after the header.
     nan[8 + header_len..8 + header_len + 4].copy_from_slice(&f32::NAN.to_le_bytes());
     variants.push(("nan", nan, "nan.st"));
-    variants.push(("other", std::fs::read(dir.join("other.st")).expect("read"), "other.st"));
+    variants.push((
+        "other",
+        std::fs::read(dir.join("other.st")).expect("read"),
+        "other.st",
+    ));
     for (what, bytes, name) in &variants {
         std::fs::write(dir.join(name), bytes).expect("write");
         let cases: [&[&str]; 4] = [
             &["predict", nn, "--weights", name, "--data", "xor.csv"],
             &["gradcheck", nn, "--weights", name],
             &["train", nn, "--quiet", "--init", name, "--out", "t.st"],
-            &["grad", nn, "--weights", name, "--data", "xor.csv", "--out", "g.st"],
+            &[
+                "grad",
+                nn,
+                "--weights",
+                name,
+                "--data",
+                "xor.csv",
+                "--out",
+                "g.st",
+            ],
         ];
         for args in cases {
             let (code, _, err) = run(&dir, args, 30);
@@ -315,14 +405,23 @@ fn huge_and_deep_expressions_in_diff() {
         vec!["x"; 40].join("^"),
         format!("{}x{}", "sin(".repeat(250), ")".repeat(250)),
         format!("{}x{}", "tanh(".repeat(250), ")".repeat(250)),
-        (0..200).map(|i| format!("x^{i}")).collect::<Vec<_>>().join("+"),
+        (0..200)
+            .map(|i| format!("x^{i}"))
+            .collect::<Vec<_>>()
+            .join("+"),
     ];
     for expr in &ok {
         let (code, _, err) = run(&dir, &["diff", expr], 30);
         assert_eq!(code, 0, "{err}");
     }
     // Unknown functions, wrong arity, and a variable that is absent.
-    for (expr, code) in [("foo(x)", 1), ("max(x)", 1), ("where(x, 1)", 1), ("sin(x, y)", 1), ("1e400*x", 1)] {
+    for (expr, code) in [
+        ("foo(x)", 1),
+        ("max(x)", 1),
+        ("where(x, 1)", 1),
+        ("sin(x, y)", 1),
+        ("1e400*x", 1),
+    ] {
         assert_eq!(run(&dir, &["diff", expr], 30).0, code, "{expr}");
     }
     let (code, out, _) = run(&dir, &["diff", "y^2 + sin(z)", "--wrt", "x"], 30);

@@ -43,7 +43,7 @@ pub(super) fn is_word_char(c: char) -> bool {
 /// line breaks too. Comments are collected separately by [`comments`].
 pub(in crate::syntax) fn skip_blanks(mut i: &str, newlines: bool) -> &str {
     loop {
-        let trimmed = i.trim_start_matches(|c| c == ' ' || c == '\t' || c == '\r');
+        let trimmed = i.trim_start_matches([' ', '\t', '\r']);
         i = trimmed;
         if let Some(rest) = i.strip_prefix('#') {
             i = &rest[rest.find('\n').unwrap_or(rest.len())..];
@@ -133,9 +133,9 @@ mod tests {
     #[test]
     fn numbers_as_in_the_spec() {
         for n in ["2", "0.5", ".5", "1e-3", "2.5E+4"] {
-            assert_eq!(number_text(n).map(|(r, t)| (r, t)), Ok(("", n)));
+            assert_eq!(number_text(n), Ok(("", n)));
         }
-        assert_eq!(number_text("1e").map(|(r, t)| (r, t)), Ok(("e", "1")));
+        assert_eq!(number_text("1e"), Ok(("e", "1")));
         assert!(number_text("e1").is_err());
     }
 
