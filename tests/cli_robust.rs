@@ -400,6 +400,17 @@ fn huge_and_deep_expressions_in_diff() {
             assert!(err.contains("<expr>:1:"), "{err}");
         }
     }
+    // Built-in activations that use their argument several times multiply
+    // the size when nested: gelu nested ten deep printed for hours.
+    for f in ["gelu", "elu", "leaky_relu"] {
+        let expr = format!("{}x{}", format!("{f}(").repeat(10), ")".repeat(10));
+        let (code, _, err) = run(&dir, &["diff", &expr, "--steps"], 30);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("operations once built-in activations"),
+            "{err}"
+        );
+    }
     // Allowed depths finish in seconds.
     let ok = [
         vec!["x"; 40].join("^"),

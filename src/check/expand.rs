@@ -313,3 +313,40 @@ fn shown(n: u64) -> String {
     }
     out
 }
+
+/// The size `slope diff` accepts for one expression once built-in
+/// activations are expanded: larger than [`MAX_EXPANDED_SIZE`] so printed
+/// derivatives can be pasted back, small enough that `gelu(gelu(...))`
+/// nested seven deep (about 20,000 operations; its derivative printed for
+/// minutes) is refused. Five deep (2,179) prints in a fraction of a second.
+pub const MAX_EXPRESSION_SIZE: u64 = 5_000;
+
+/// Checks one standalone expression (variables are leaves) against
+/// [`MAX_EXPRESSION_SIZE`] and [`MAX_EXPANDED_DEPTH`]; the diagnostic points
+/// at the whole expression.
+pub fn check_expression(expr: &Expr) -> Option<Diagnostic> {
+    let builtins = builtin_measures();
+    let m = measure_expr(expr, &[], &[], &[], &builtins);
+    let what = if m.depth > MAX_EXPANDED_DEPTH {
+        format!(
+            "the expression nests more than {MAX_EXPANDED_DEPTH} levels deep once built-in activations are expanded"
+        )
+    } else if m.size > MAX_EXPRESSION_SIZE {
+        format!(
+            "the expression has more than {} operations once built-in activations are expanded",
+            shown(MAX_EXPRESSION_SIZE)
+        )
+    } else {
+        return None;
+    };
+    Some(
+        Diagnostic::error(what, expr.span)
+            .with_label(format!(
+                "{} operations, {} levels deep",
+                shown(m.size),
+                shown(m.depth)
+            ))
+            .with_note("leaky_relu, elu, swish and gelu use their argument several times, so nesting them multiplies the size")
+            .with_help("nest fewer of them"),
+    )
+}

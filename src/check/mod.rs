@@ -28,7 +28,7 @@ mod model_block;
 mod train_block;
 mod values;
 
-pub use expand::{MAX_EXPANDED_DEPTH, MAX_EXPANDED_SIZE};
+pub use expand::{MAX_EXPANDED_DEPTH, MAX_EXPANDED_SIZE, MAX_EXPRESSION_SIZE, check_expression};
 pub use model_block::{MAX_PARAMETERS, MAX_WIDTH};
 
 use crate::diag::Diagnostic;
