@@ -426,7 +426,11 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
                     ));
                 };
                 let mut l = Lowerer::new(&mut g, Some(program));
-                l.inline(f, &[z], layer.span)?
+                let a = l.inline(f, &[z], layer.span)?;
+                // A formula that ignores x (`f(x) = pi`) is a scalar: it is
+                // the same at every element of the layer.
+                let zshape = g.node(z).shape.clone();
+                g.splat(a, &zshape)
             }
         };
         let n = i + 1;

@@ -50,7 +50,16 @@ pub(super) fn check_items(file: &ast::File, diags: &mut Vec<Diagnostic>) -> Item
         check_params(def, "loss", 2, diags);
         check_body(def, "loss", &names, diags);
     }
+    let before = diags.len();
     report_cycles(&act_names, &calls, diags);
+    if diags.len() == before {
+        // Without cycles, every activation and loss can be measured inlined.
+        let callees: Vec<Vec<usize>> = calls
+            .iter()
+            .map(|c| c.iter().map(|(i, _)| *i).collect())
+            .collect();
+        super::expand::check_sizes(&acts, &losses, &callees, diags);
+    }
 
     let to_fn = |d: &&FuncDef| Function {
         name: d.name.name.clone(),

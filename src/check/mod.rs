@@ -21,12 +21,14 @@
 //! - `target=` accepts names or quoted strings, so a column header with a
 //!   space can be a target.
 
+mod expand;
 mod items;
 pub mod model;
 mod model_block;
 mod train_block;
 mod values;
 
+pub use expand::{MAX_EXPANDED_DEPTH, MAX_EXPANDED_SIZE, MAX_EXPRESSION_SIZE, check_expression};
 pub use model_block::{MAX_PARAMETERS, MAX_WIDTH};
 
 use crate::diag::Diagnostic;

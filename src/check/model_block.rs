@@ -10,8 +10,12 @@ use crate::syntax::ast::{Block, Stmt, Value, ValueKind};
 /// The widest layer (and largest input) accepted.
 pub const MAX_WIDTH: u64 = 1_000_000;
 
-/// The most trainable scalars a model may have (4 GiB of float32 weights).
-pub const MAX_PARAMETERS: usize = 1 << 30;
+/// The most trainable scalars a model may have: 2^26, 256 MiB of float32
+/// weights. Training holds several copies (weights, gradients, optimizer
+/// state, the f64 gradcheck), so 2^30 (4 GiB each) ran out of memory and
+/// aborted instead of reporting; a CPU trainer of small networks needs far
+/// less.
+pub const MAX_PARAMETERS: usize = 1 << 26;
 
 const DENSE_USAGE: &str =
     "dense N [ACTIVATION] [init=glorot|he|zeros] [bias=true|false] [name=NAME]";

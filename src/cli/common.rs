@@ -192,7 +192,13 @@ pub fn load_data_file(loaded: &Loaded, path: &Path, for_predict: bool) -> Result
     let bytes = std::fs::read(path).map_err(|e| {
         Failure::Input(format!("error: cannot read '{name}': {}\n", io_message(&e)))
     })?;
-    load_bytes(loaded, spec, bytes, &name, for_predict)
+    // Messages name the file given on the command line, not the one the
+    // data statement names (it only describes the columns).
+    let spec = model::DataSpec {
+        path: name.clone(),
+        ..spec.clone()
+    };
+    load_bytes(loaded, &spec, bytes, &name, for_predict)
 }
 
 fn load_bytes(

@@ -332,12 +332,28 @@ fn median_secs(n: usize, mut f: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
+/// The largest batch `slope bench` times.
+const BENCH_MAX_BATCH: usize = 4096;
+
 /// Runs `slope bench`.
 pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
+    if args.threads == Some(0) {
+        return Err(Failure::Usage(
+            "error: invalid value for '--threads': must be at least 1\n".into(),
+        ));
+    }
     let threads = args.threads.unwrap_or(1);
     let loaded: Loaded = common::load_program(&args.file, args.model.as_deref())?;
     let model = loaded.model().clone();
-    let batch = loaded.program.train.as_ref().map_or(32, |t| t.batch.value);
+    // The file's batch may be far larger than any data set (training then
+    // uses all rows per step); the benchmark's made-up rows are capped so
+    // `batch 4000000000` does not allocate terabytes.
+    let batch = loaded
+        .program
+        .train
+        .as_ref()
+        .map_or(32, |t| t.batch.value)
+        .min(BENCH_MAX_BATCH);
     let reps = 20;
     let parse = median_secs(reps, || {
         std::hint::black_box(syntax::parse(&loaded.text));

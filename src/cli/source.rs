@@ -10,8 +10,10 @@ use std::path::Path;
 /// (the path as typed) and the text.
 pub fn read_source(path: &Path) -> Result<(String, String), Failure> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path)
-        .map_err(|e| Failure::Input(format!("error: cannot read '{name}': {e}\n")))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        let e = super::common::io_message(&e);
+        Failure::Input(format!("error: cannot read '{name}': {e}\n"))
+    })?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {

@@ -39,13 +39,13 @@ pub struct GradArgs {
     #[arg(long)]
     pub json: bool,
     /// Weights (safetensors): compute a numeric gradient instead of equations.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["latex", "json"])]
     pub weights: Option<PathArg>,
     /// The data set (CSV) for the numeric gradient.
-    #[arg(long)]
+    #[arg(long, requires = "weights")]
     pub data: Option<PathArg>,
     /// Where to write the numeric gradient (safetensors).
-    #[arg(long)]
+    #[arg(long, requires = "weights")]
     pub out: Option<PathArg>,
 }
 

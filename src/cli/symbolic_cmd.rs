@@ -21,6 +21,9 @@ pub fn diff(args: DiffArgs) -> Result<ExitCode, Failure> {
     sources.add(EXPR_FILE, args.expr.clone());
     let expr =
         syntax::parse_expr(&args.expr).map_err(|d| Failure::Input(diag::render(&d, &sources)))?;
+    if let Some(d) = crate::check::check_expression(&expr) {
+        return Err(Failure::Input(diag::render(&[d], &sources)));
+    }
     if !is_identifier(&args.wrt) || args.wrt == "e" || args.wrt == "pi" {
         return Err(Failure::Usage(format!(
             "error: --wrt needs a variable name, got '{}'\n",
