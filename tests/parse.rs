@@ -182,8 +182,8 @@ fn code_blocks(md: &str) -> Vec<String> {
 
 #[test]
 fn every_code_block_of_the_spec_parses() {
-    let spec =
-        std::fs::read_to_string("grammar/spec.md").expect("grammar/spec.md is the product contract");
+    let spec = std::fs::read_to_string("grammar/spec.md")
+        .expect("grammar/spec.md is the product contract");
     let blocks = code_blocks(&spec);
     assert!(!blocks.is_empty());
     for block in &blocks {
@@ -197,8 +197,8 @@ fn every_code_block_of_the_spec_parses() {
 
 #[test]
 fn inline_code_of_the_spec_parses() {
-    let spec =
-        std::fs::read_to_string("grammar/spec.md").expect("grammar/spec.md is the product contract");
+    let spec = std::fs::read_to_string("grammar/spec.md")
+        .expect("grammar/spec.md is the product contract");
     let files = ["model m { input 2; dense 1 }"];
     let exprs = [
         ("-x^2", "(neg (^ x 2))"),

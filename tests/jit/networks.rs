@@ -149,7 +149,7 @@ fn gradcheck(name: &str, net: &Network, env: &Env, batch: usize) {
     let loss = jit_loss(&mut fl, &order, env);
     assert!(loss.is_finite(), "{name}: loss {loss}");
     for (p, got) in net.params.iter().zip(&outs) {
-        for i in 0..got.len() {
+        for (i, &analytic) in got.iter().enumerate() {
             let h = 1e-6;
             let mut e = env.clone();
             let v = e.get_mut(&p.name).expect("param value");
@@ -159,9 +159,9 @@ fn gradcheck(name: &str, net: &Network, env: &Env, batch: usize) {
             v.data[i] -= 2.0 * h;
             let down = jit_loss(&mut fl, &order, &e);
             let fd = (up - down) / (2.0 * h);
-            let err = (fd - got[i]).abs() / (1e-6 + fd.abs().max(got[i].abs()));
+            let err = (fd - analytic).abs() / (1e-6 + fd.abs().max(analytic.abs()));
             assert!(
-                got[i].is_finite() && err < 1e-5,
+                analytic.is_finite() && err < 1e-5,
                 "{name}: {}[{i}]: JIT {} vs finite difference {fd}",
                 p.name,
                 got[i]
