@@ -164,7 +164,7 @@ fn gradcheck(name: &str, net: &Network, env: &Env, batch: usize) {
                 analytic.is_finite() && err < 1e-5,
                 "{name}: {}[{i}]: JIT {} vs finite difference {fd}",
                 p.name,
-                got[i]
+                analytic
             );
         }
     }
