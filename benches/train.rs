@@ -15,8 +15,8 @@ use slope::check::model::{Activation, Builtin, Init, Layer, Loss, Model, Optimiz
 use slope::data::Dataset;
 use slope::diag::Span;
 use slope::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape};
+use slope::train::weights;
 use slope::train::{self, Network, Settings};
-use slope::weights;
 
 /// A dense network with `hidden` activations on all but the last layer,
 /// softmax + cross-entropy on class indices, and its hand-written gradient.

@@ -21,4 +21,3 @@ pub mod lower;
 pub mod simplify;
 pub mod syntax;
 pub mod train;
-pub mod weights;

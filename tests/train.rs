@@ -3,7 +3,7 @@
 //! trajectory, determinism, atomic checkpoints and the NaN guard.
 
 use assert_cmd::Command;
-use slope::weights::{Tensor, Weights};
+use slope::train::weights::{Tensor, Weights};
 use std::path::{Path, PathBuf};
 
 fn examples() -> PathBuf {
@@ -183,7 +183,7 @@ fn linear_model(dir: &Path, optimizer: &str) -> PathBuf {
     };
     std::fs::write(
         dir.join("init.safetensors"),
-        slope::weights::to_safetensors(&init),
+        slope::train::weights::to_safetensors(&init),
     )
     .unwrap();
     path
@@ -256,7 +256,7 @@ fn check_trajectory(dir: &Path, optimizer: &str, p: [f64; 3], losses: &[f64]) {
         input_span: Default::default(),
         loss_span: Default::default(),
     };
-    let w = slope::weights::from_safetensors(&std::fs::read(&out).unwrap(), &model).unwrap();
+    let w = slope::train::weights::from_safetensors(&std::fs::read(&out).unwrap(), &model).unwrap();
     let got = [
         w.tensors[0].data[0],
         w.tensors[0].data[1],
@@ -360,7 +360,7 @@ fn weights_that_do_not_fit_are_rejected() {
             data: vec![0.0; 3],
         }],
     };
-    std::fs::write(&init, slope::weights::to_safetensors(&wrong)).unwrap();
+    std::fs::write(&init, slope::train::weights::to_safetensors(&wrong)).unwrap();
     let result = slope()
         .args([
             "train",

@@ -7,8 +7,8 @@ use slope::check::model::{Activation, Builtin, Init, Layer, Loss, Model, Optimiz
 use slope::data::Dataset;
 use slope::diag::Span;
 use slope::graph::{Axes, Dim, Graph, LeafKind, Op, Shape};
+use slope::train::weights::{Tensor, Weights};
 use slope::train::{self, Network, Settings, TrainError};
-use slope::weights::{Tensor, Weights};
 
 const X: [[f64; 2]; 3] = [[1.0, 2.0], [0.5, -1.0], [-1.5, 0.25]];
 const T: [f64; 3] = [1.0, 0.0, 2.0];
@@ -389,7 +389,7 @@ fn lowered_xor_trains_to_full_accuracy() {
     let mut s = settings(opt, 2000);
     s.batch = 4;
     s.seed = 1;
-    let w = slope::weights::init(&model, 1);
+    let w = slope::train::weights::init(&model, 1);
     let out = train::train(&model, net, &s, &data, w, &mut |_| {}).unwrap();
     let last = out.epochs.last().unwrap();
     assert_eq!(last.accuracy, Some(1.0), "{last:?}");

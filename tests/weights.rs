@@ -3,7 +3,7 @@
 
 use slope::check::model::{Activation, Builtin, Init, Layer, Loss, Model};
 use slope::diag::Span;
-use slope::weights::{self, Tensor, WeightsError};
+use slope::train::weights::{self, Tensor, WeightsError};
 use std::collections::HashMap;
 
 fn layer(name: &str, input_width: usize, width: usize, init: Init, bias: bool) -> Layer {

@@ -8,7 +8,7 @@ use super::{Failure, train_net};
 use crate::check::model::{Loss, Model};
 use crate::codegen::{Compiled, Element, Jit, Signature};
 use crate::graph::NodeId;
-use crate::weights::{self, Weights};
+use crate::train::weights::{self, Weights};
 use crate::{check, lower, syntax};
 use std::path::Path;
 use std::process::ExitCode;

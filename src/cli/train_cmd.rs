@@ -9,8 +9,8 @@ use super::common::{self, Loaded};
 use super::train::TrainArgs;
 use crate::check::model::{Activation, Loss, Model, Optimizer, Setting};
 use crate::diag::Diagnostic;
+use crate::train::weights;
 use crate::train::{self, EpochReport, Settings, TrainError};
-use crate::weights;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -288,7 +288,7 @@ fn train_failure(loaded: &Loaded, settings: &Settings, out: &Path, e: TrainError
     };
     match e {
         TrainError::Diverged(d) => {
-            let tensor_names = crate::weights::expected_shapes(model);
+            let tensor_names = crate::train::weights::expected_shapes(model);
             let head = if d.loss.is_finite() {
                 format!(
                     "training diverged: a gradient became NaN or infinite at epoch {}, batch {}",

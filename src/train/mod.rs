@@ -12,15 +12,16 @@
 pub mod batch;
 pub mod optim;
 pub mod rng;
+pub mod weights;
 
 use crate::check::model::{Model, Optimizer};
 use crate::codegen::{Compiled, Jit, Signature};
 use crate::data::Dataset;
 use crate::graph::{Axes, Graph, NodeId, Op};
-use crate::weights::Weights;
 use batch::{BatchBuf, SHUFFLE_STREAM, Split};
 use rng::Rng;
 use std::time::Instant;
+use weights::Weights;
 
 /// A network ready to be trained: its graph with the loss and gradients.
 #[derive(Clone, Debug)]

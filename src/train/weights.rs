@@ -6,8 +6,8 @@
 //! `NAME.bias` (`[out]`) when the layer has one. Everything downstream
 //! (training buffers, gradients, `predict`) relies on that order.
 
+use super::rng::Rng;
 use crate::check::model::{Init, Model};
-use crate::train::rng::Rng;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::fmt;
 use std::io::{self, Write};
