@@ -3,9 +3,10 @@
 //! [`Failure`] whose text names files as the user typed them.
 
 use super::Failure;
+use super::source::{decode, io_message, read_source};
 use crate::check::{self, model};
 use crate::data::{self, Dataset};
-use crate::diag::{self, Diagnostic, FileId, SourceMap, Span, suggest};
+use crate::diag::{self, Diagnostic, FileId, SourceMap, suggest};
 use crate::syntax;
 use std::path::{Path, PathBuf};
 
@@ -45,62 +46,11 @@ impl Loaded {
     }
 }
 
-/// Reads a source file as text. A file that cannot be read, holds a NUL
-/// byte, or is not UTF-8 is a [`Failure::Input`] with a rendered diagnostic.
-pub fn read_source(path: &Path) -> Result<String, Failure> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| {
-        Failure::Input(format!("error: cannot read '{name}': {}\n", io_message(&e)))
-    })?;
-    decode(bytes).map_err(|err| {
-        let (text, d) = *err;
-        let mut sources = SourceMap::new();
-        sources.add(name, text);
-        Failure::Input(diag::render(&[d], &sources))
-    })
-}
-
-/// Bytes to text, or the text to show (made printable) and the diagnostic.
-fn decode(bytes: Vec<u8>) -> Result<String, Box<(String, Diagnostic)>> {
-    let text = match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let shown = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            // The lossy text equals the original up to `at`; the bad byte
-            // shows as U+FFFD, three bytes long.
-            let d = Diagnostic::error("the file is not valid UTF-8", Span::new(at, at + 3))
-                .with_label("invalid byte")
-                .with_help("save the file as UTF-8 text");
-            return Err(Box::new((shown, d)));
-        }
-    };
-    if let Some(at) = text.find('\0') {
-        // Show NUL as the visible U+2400 symbol so the snippet prints cleanly.
-        let shown = text.replace('\0', "\u{2400}");
-        let d = Diagnostic::error("the file contains a NUL byte", Span::new(at, at + 3))
-            .with_label("NUL byte")
-            .with_help("is this a binary file? slope reads plain UTF-8 text");
-        return Err(Box::new((shown, d)));
-    }
-    Ok(text)
-}
-
-/// An I/O error's message without the `(os error N)` suffix.
-pub fn io_message(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
-
 /// Reads, parses and checks `path`, then picks the model: the only one, or
 /// the one named by `--model`. Bad input is exit 1; a missing or unknown
 /// `--model` is a usage error, exit 2.
 pub fn load_program(path: &Path, model: Option<&str>) -> Result<Loaded, Failure> {
-    let text = read_source(path)?;
-    let name = path.display().to_string();
+    let (name, text) = read_source(path)?;
     let mut sources = SourceMap::new();
     sources.add(name.clone(), text.clone());
     // Syntax errors come alone: checking a partly parsed file would report

@@ -24,7 +24,7 @@ fn read_weights(path: &Path, model: &Model) -> Result<Weights, Failure> {
         Failure::Input(format!(
             "error: cannot read weights '{}': {}\n",
             path.display(),
-            common::io_message(&e)
+            super::source::io_message(&e)
         ))
     })?;
     weights::from_safetensors(&bytes, model).map_err(|e| {
@@ -224,7 +224,7 @@ pub fn grad_numeric(
         Failure::Input(format!(
             "error: cannot write '{}': {}\n",
             out.display(),
-            common::io_message(&e)
+            super::source::io_message(&e)
         ))
     })?;
     Ok(ExitCode::SUCCESS)

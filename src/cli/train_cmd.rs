@@ -73,7 +73,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Failure> {
         Failure::Input(format!(
             "error: cannot write weights to '{}': {}\n",
             out_path.display(),
-            common::io_message(&e)
+            super::source::io_message(&e)
         ))
     })?;
 
@@ -176,7 +176,7 @@ fn read_weights(path: &Path, model: &Model) -> Result<weights::Weights, Failure>
         Failure::Input(format!(
             "error: cannot read weights '{}': {}\n",
             path.display(),
-            common::io_message(&e)
+            super::source::io_message(&e)
         ))
     })?;
     weights::from_safetensors(&bytes, model).map_err(|e| {
