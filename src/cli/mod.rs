@@ -1,18 +1,15 @@
 //! Stage 8: the `slope` command line. The only module that prints, reads
 //! files or uses `anyhow`; nothing imports it.
 
-mod check_cmd;
+mod check;
 pub mod common;
 mod equations;
-mod fmt_cmd;
-mod frontend;
+mod fmt;
 mod run;
 mod run_cmd;
 pub mod source;
 mod symbolic;
-mod symbolic_cmd;
 mod train;
-mod train_cmd;
 mod train_net;
 
 use clap::{Parser, Subcommand};
@@ -32,9 +29,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Parse and check a file; print a model summary.
-    Check(frontend::CheckArgs),
+    Check(check::CheckArgs),
     /// Print a file in canonical form (comments kept).
-    Fmt(frontend::FmtArgs),
+    Fmt(fmt::FmtArgs),
     /// Differentiate a scalar expression.
     Diff(symbolic::DiffArgs),
     /// Print the gradient equations, or (with --weights) write a numeric gradient.
@@ -78,15 +75,15 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Check(a) => frontend::check(a),
-        Command::Fmt(a) => frontend::fmt(a),
+        Command::Check(a) => check::run(a),
+        Command::Fmt(a) => fmt::run(a),
         Command::Diff(a) => symbolic::diff(a),
         Command::Grad(a) => symbolic::grad(a),
         Command::Graph(a) => symbolic::graph(a),
         Command::Predict(a) => run::predict(a),
         Command::Gradcheck(a) => run::gradcheck(a),
         Command::Bench(a) => run::bench(a),
-        Command::Train(a) => train::train(a),
+        Command::Train(a) => train::run(a),
     };
     match result {
         Ok(code) => code,

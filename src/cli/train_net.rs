@@ -1,6 +1,6 @@
 //! The bridge from a checked model to a trainable [`Network`]: lowering
 //! (`lower`), reverse-mode differentiation (`diff`) and simplification
-//! (`simplify`), kept in one small file so that `train_cmd` does not depend
+//! (`simplify`), kept in one small file so that `train` does not depend
 //! on those stages' exact types.
 
 use super::Failure;

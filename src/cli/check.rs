@@ -1,15 +1,28 @@
 //! `slope check FILE [--model NAME] [--json]`: parse, check, load the data,
 //! and print a Keras-style summary of the model.
 
-use super::Failure;
 use super::common::{self, Loaded, LoadedData};
-use super::frontend::CheckArgs;
+use super::{Failure, PathArg};
 use crate::check::model::{
     Activation, Function, Init, Loss, Model, Optimizer, Setting, TrainConfig,
 };
 use crate::data;
+use clap::Args;
 use serde_json::{Value, json};
 use std::process::ExitCode;
+
+/// Arguments of `slope check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The `.nn` file.
+    pub file: PathArg,
+    /// Which model, when the file has several.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Runs `slope check`: exit 0 with the summary on stdout, or a failure.
 pub fn run(args: CheckArgs) -> Result<ExitCode, Failure> {

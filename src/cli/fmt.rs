@@ -1,11 +1,21 @@
 //! `slope fmt FILE [--check]`: print the file in canonical form.
 
-use super::Failure;
-use super::frontend::FmtArgs;
 use super::source::{read_source, render_diagnostics};
+use super::{Failure, PathArg};
 use crate::syntax::{self, fmt, sexp};
+use clap::Args;
 use std::io::Write;
 use std::process::ExitCode;
+
+/// Arguments of `slope fmt`.
+#[derive(Args, Debug)]
+pub struct FmtArgs {
+    /// The `.nn` file.
+    pub file: PathArg,
+    /// Exit 1 if the file is not in canonical form; print nothing else.
+    #[arg(long)]
+    pub check: bool,
+}
 
 /// Runs `slope fmt`. With syntax errors it prints them and nothing else.
 pub fn run(args: FmtArgs) -> Result<ExitCode, Failure> {
