@@ -255,6 +255,32 @@ impl GemmSet {
         GemmSet { gemms, bufs }
     }
 
+    /// The same products through slope's unpacked small kernels (falling
+    /// back to matrixmultiply where they do not apply).
+    fn run_small(&mut self) {
+        for (g, (a, b, c)) in self.gemms.iter().zip(&mut self.bufs) {
+            let (rsa, csa) = if g.a_t { (1, g.m) } else { (g.k, 1) };
+            let (rsb, csb) = if g.b_t { (1, g.k) } else { (g.n, 1) };
+            // SAFETY: as in `run`.
+            let done = unsafe {
+                slope::codegen::gemm::sgemm(
+                    g.m,
+                    g.k,
+                    g.n,
+                    a.as_ptr(),
+                    rsa as isize,
+                    csa as isize,
+                    b.as_ptr(),
+                    rsb as isize,
+                    csb as isize,
+                    c.as_mut_ptr(),
+                    g.n as isize,
+                )
+            };
+            assert!(done, "benchmarked layouts have a small kernel");
+        }
+    }
+
     fn run(&mut self) {
         for (g, (a, b, c)) in self.gemms.iter().zip(&mut self.bufs) {
             let (rsa, csa) = if g.a_t { (1, g.m) } else { (g.k, 1) };
@@ -414,6 +440,42 @@ fn main() {
             100.0 * tg.0 / tl.0
         ),
     );
+    if slope::codegen::gemm::has_avx512() {
+        println!(
+            "\n  GEMM crossover (m×k×n, layout): unpacked small kernels vs matrixmultiply, same run"
+        );
+        let shapes = [
+            (1, 64, 32, false, true),
+            (32, 64, 32, false, true),
+            (32, 32, 64, true, false),
+            (32, 32, 10, false, true),
+            (32, 10, 32, false, false),
+            (10, 32, 32, true, false),
+            (256, 64, 32, false, true),
+            (32, 256, 64, true, false),
+            (64, 64, 64, false, false),
+            (128, 128, 128, false, true),
+            (128, 128, 128, true, false),
+            (256, 512, 512, false, true),
+        ];
+        for (m, k, n, a_t, b_t) in shapes {
+            let mut set = GemmSet::new(vec![Gemm { m, k, n, a_t, b_t }]);
+            let small = timing(samples, per, || set.run_small());
+            let mm = timing(samples, per, || set.run());
+            let gf = |t: f64| 2.0 * (m * k * n) as f64 / t / 1e9;
+            println!(
+                "  {m:>4}×{k:>3}×{n:>3} {}{} ({:>8} MACs)  small {:>10} ({:6.1} GFLOP/s)  mm {:>10} ({:6.1} GFLOP/s)  small/mm {:.2}",
+                if a_t { "Aᵀ" } else { "A " },
+                if b_t { "Bᵀ" } else { "B " },
+                m * k * n,
+                fmt_time(small.0),
+                gf(small.0),
+                fmt_time(mm.0),
+                gf(mm.0),
+                small.0 / mm.0
+            );
+        }
+    }
     row(
         "w2 train step B=256",
         ts,

@@ -460,13 +460,6 @@ impl TrainStep {
             outputs,
         })
     }
-
-    fn run(&mut self) -> Result<(), Failure> {
-        let ins: Vec<&[f32]> = self.inputs.iter().map(Vec::as_slice).collect();
-        let mut st: Vec<&mut [f32]> = self.states.iter_mut().map(Vec::as_mut_slice).collect();
-        let mut out: Vec<&mut [f32]> = self.outputs.iter_mut().map(Vec::as_mut_slice).collect();
-        self.f.call(&ins, &mut st, &mut out).map_err(jit_failure)
-    }
 }
 
 /// Runs `slope bench`: every phase of the compiler, then the compiled loss +
@@ -538,16 +531,29 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let params = param_values::<f32>(&weights::init(&model, 1));
     let mut outs = lg.outputs();
     let mut failed = None;
-    let loss_grad = time_batched(|| {
-        if let Err(e) = lg.run(&params, &mut outs) {
-            failed = Some(e);
-        }
-    });
-    let step = time_batched(|| {
-        if let Err(e) = ts.run() {
-            failed = Some(e);
-        }
-    });
+    // The argument lists are built once, outside the timed calls, as the
+    // training loop does: per-call allocations would time the allocator
+    // (and leave freed chunks that make the GEMM's own allocation slower).
+    let loss_grad = {
+        let mut ins: Vec<&[f32]> = vec![&lg.x, &lg.t];
+        ins.extend(params.iter().map(|p| p.as_slice()));
+        let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+        time_batched(|| {
+            if let Err(e) = lg.f.call(&ins, &mut [], &mut refs) {
+                failed = Some(jit_failure(e));
+            }
+        })
+    };
+    let step = {
+        let ins: Vec<&[f32]> = ts.inputs.iter().map(Vec::as_slice).collect();
+        let mut st: Vec<&mut [f32]> = ts.states.iter_mut().map(Vec::as_mut_slice).collect();
+        let mut out: Vec<&mut [f32]> = ts.outputs.iter_mut().map(Vec::as_mut_slice).collect();
+        time_batched(|| {
+            if let Err(e) = ts.f.call(&ins, &mut st, &mut out) {
+                failed = Some(jit_failure(e));
+            }
+        })
+    };
     if let Some(e) = failed {
         return Err(e);
     }

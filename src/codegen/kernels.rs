@@ -28,15 +28,17 @@ fn hsum(vx: &mut Vx, v: Value) -> Value {
     s
 }
 
-/// The largest of a vector's lanes.
+/// The largest of a vector's lanes. Branch-free: every lane is broadcast
+/// and combined with vector max (`maxps`); a scalar `select` on floats
+/// lowers to a conditional jump on x86-64, which mispredicts on data.
 fn hmax(vx: &mut Vx, v: Value) -> Value {
-    let mut s = vx.b.ins().extractlane(v, 0);
+    let mut m = v;
     for lane in 1..vx.lanes() {
         let x = vx.b.ins().extractlane(v, lane);
-        let gt = vx.b.ins().fcmp(FloatCC::GreaterThan, x, s);
-        s = vx.b.ins().select(gt, x, s);
+        let x = vx.b.ins().splat(vx.vt, x);
+        m = vx.max(m, x);
     }
-    s
+    vx.b.ins().extractlane(m, 0)
 }
 
 /// `c = a · b` through the registered GEMM shim, strides folding transposes.
@@ -299,6 +301,11 @@ pub(crate) fn logsumexp(vx: &mut Vx, src: Value, dst: Value, rows: usize, cols: 
 /// The softmax and/or the log-sum-exp of each row in one pass over it:
 /// a cross-entropy loss needs both of the same logits (the loss and its
 /// gradient), and they share the max and the exponentials.
+///
+/// A row is one long dependency chain (max, exponentials, sum, log,
+/// reciprocal, scale). Short rows (a classifier's logits, whose code has no
+/// inner loop) are therefore emitted four at a time in one straight block,
+/// so the CPU overlaps four independent chains.
 pub(crate) fn softmax_lse(
     vx: &mut Vx,
     src: Value,
@@ -307,21 +314,58 @@ pub(crate) fn softmax_lse(
     rows: usize,
     cols: usize,
 ) {
+    let group = if cols <= 4 * vx.lanes() as usize && rows >= 4 {
+        4
+    } else {
+        1
+    };
+    let main = rows / group * group;
+    for_range(vx, main, group, |vx, r| {
+        softmax_lse_rows(vx, src, sm, lse, cols, r, group)
+    });
+    if main < rows {
+        for_range(vx, rows - main, 1, |vx, i| {
+            let r = vx.b.ins().iadd_imm_s(i, main as i64);
+            softmax_lse_rows(vx, src, sm, lse, cols, r, 1)
+        });
+    }
+}
+
+/// Rows `r .. r + n` of [`softmax_lse`], each phase for all `n` rows before
+/// the next phase.
+fn softmax_lse_rows(
+    vx: &mut Vx,
+    src: Value,
+    sm: Option<Value>,
+    lse: Option<Value>,
+    cols: usize,
+    r: Value,
+    n: usize,
+) {
     let e = bytes(vx);
-    for_range(vx, rows, 1, |vx, r| {
-        let row = at(vx, src, r, cols as i64 * e);
-        let out = sm.map(|sm| at(vx, sm, r, cols as i64 * e));
-        let m = row_max(vx, row, cols);
-        let s = row_sum_exp(vx, row, out, cols, m);
-        let sv = vx.b.ins().splat(vx.vt, s);
+    let rs: Vec<Value> = (0..n).map(|i| vx.b.ins().iadd_imm_s(r, i as i64)).collect();
+    let srcs: Vec<Value> = rs
+        .iter()
+        .map(|&r| at(vx, src, r, cols as i64 * e))
+        .collect();
+    let outs: Vec<Option<Value>> = rs
+        .iter()
+        .map(|&r| sm.map(|sm| at(vx, sm, r, cols as i64 * e)))
+        .collect();
+    let ms: Vec<Value> = srcs.iter().map(|&row| row_max(vx, row, cols)).collect();
+    let ss: Vec<Value> = (0..n)
+        .map(|i| row_sum_exp(vx, srcs[i], outs[i], cols, ms[i]))
+        .collect();
+    for i in 0..n {
+        let sv = vx.b.ins().splat(vx.vt, ss[i]);
         if let Some(lse) = lse {
             let l = vx.log(sv);
             let l = vx.b.ins().extractlane(l, 0);
-            let y = vx.b.ins().fadd(m, l);
-            let d = at(vx, lse, r, e);
+            let y = vx.b.ins().fadd(ms[i], l);
+            let d = at(vx, lse, rs[i], e);
             vx.b.ins().store(mem(), y, d, 0);
         }
-        if let Some(out) = out {
+        if let Some(out) = outs[i] {
             let one = vx.splat(1.0);
             let inv = vx.div(one, sv);
             sweep(vx, cols, 1, |vx, c, width, _| {
@@ -331,7 +375,7 @@ pub(crate) fn softmax_lse(
                 store(vx, z, q, 0, width);
             });
         }
-    });
+    }
 }
 
 /// The index (as a float) of the first largest element of each row.
