@@ -67,11 +67,12 @@ fn small_kernels_match_f64_on_every_layout_and_tail() {
                             rsc as isize,
                         )
                     };
-                    // B with unit column stride, or B with unit row stride
-                    // and A with unit column stride (so only Aᵀ·Bᵀ, which
-                    // the schedule never makes, has no kernel once sizes
-                    // exceed 1).
-                    let supported = gemm::has_avx512() && (sb.1 == 1 || (sb.0 == 1 && sa.1 == 1));
+                    // B with unit column stride (broadcast kernel); B with
+                    // unit row stride, copied into a panel from
+                    // PACK_MIN_ROWS rows of A on, or else read by the dot
+                    // kernel, which needs A's rows contiguous.
+                    let supported = gemm::has_avx512()
+                        && (sb.1 == 1 || (sb.0 == 1 && (m >= gemm::PACK_MIN_ROWS || sa.1 == 1)));
                     assert_eq!(done, supported, "m={m} k={k} n={n} at={at} bt={bt}");
                     if !done {
                         continue;

@@ -11,34 +11,54 @@
 //!   is eight 16-lane accumulators; per step of k one element of A per row
 //!   is broadcast against 32 consecutive elements of B. Column tails use
 //!   masked loads and stores.
-//! * `B` transposed with `A` row-major (the forward `a·Wᵀ`): each element of
-//!   `C` is a dot product of two contiguous rows; a 2×4 block keeps eight
-//!   16-lane accumulators and reduces them at the end. The k tail uses
-//!   masked (zeroing) loads.
+//! * `B` transposed (the forward `a·Wᵀ`): with fewer than
+//!   [`PACK_MIN_ROWS`] rows and `A` row-major, each element of `C` is a dot
+//!   product of two contiguous rows; a 2×4 block keeps eight 16-lane
+//!   accumulators and reduces them at the end (the k tail uses masked,
+//!   zeroing loads). With more rows, `B` is copied once into a row-major
+//!   panel for the broadcast kernel.
 //!
-//! Anything else, or a CPU without AVX-512F, goes to `matrixmultiply`.
+//! Anything else, or a CPU without AVX-512F, goes to `matrixmultiply`
+//! (f64 products always do). Both kernels accumulate over k in order, so
+//! results are deterministic.
 
-/// Products with B's rows contiguous and at most this many multiply-adds
-/// (`m·k·n`) use the broadcast kernel. Measured (`cargo bench --bench jit`,
-/// one thread, same run; time small/matrixmultiply): 0.28–0.35 at 10,240,
-/// 0.89 at 32·32·64, 0.78 at 64³, 0.88 at 32·256·64 = 524,288, but 1.18 at
-/// 128³ = 2,097,152, where matrixmultiply's cache blocking starts to pay.
-pub const BROADCAST_MAX_MACS: usize = 1 << 19;
+/// Products with at most this many multiply-adds (`m·k·n`) use the kernels
+/// here; larger ones go to `matrixmultiply`, whose cache blocking pays once
+/// the operands leave L1. Measured with `cargo bench --bench jit` (one
+/// thread, both in the same run; time here / time in matrixmultiply, over
+/// three runs on a shared machine):
+///
+/// | product | layout | MACs | ratio |
+/// |---|---|---|---|
+/// | 1·64·32 | a·bᵀ (dot) | 2,048 | 0.05–0.08 |
+/// | 32·10·32, 10·32·32 | a·b, aᵀ·b | 10,240 | 0.23–0.37 |
+/// | 32·32·10 | a·bᵀ (dot) | 10,240 | 0.42–0.51 |
+/// | 32·64·32 | a·bᵀ (dot) | 65,536 | 0.67–0.91 |
+/// | 32·32·64 | aᵀ·b | 65,536 | 0.81–0.89 |
+/// | 64·64·64 | a·b | 262,144 | 0.70–0.78 |
+/// | 256·64·32 | a·bᵀ (panel) | 524,288 | 0.66 |
+/// | 32·256·64 | aᵀ·b | 524,288 | 0.88–1.04 |
+/// | 128·128·128 | aᵀ·b | 2,097,152 | 1.12–1.45 |
+/// | 128·128·128 | a·bᵀ (panel) | 2,097,152 | 2.14 |
+pub const SMALL_MAX_MACS: usize = 1 << 19;
 
-/// Products `a·bᵀ` with at most this many multiply-adds use the dot-product
-/// kernel. Measured as above: 0.06 at 1·64·32, 0.51 at 32·32·10, 0.67 at
-/// 32·64·32 = 65,536, but 1.09 at 256·64·32 = 524,288 and 1.33 at 128³.
-pub const DOT_MAX_MACS: usize = 1 << 17;
+/// True when `c[m,n] = a·b` is faster here than in `matrixmultiply` (by
+/// the measured crossover above).
+pub fn preferred(m: usize, k: usize, n: usize) -> bool {
+    m.saturating_mul(k).saturating_mul(n) <= SMALL_MAX_MACS
+}
 
-/// True when `c[m,n] = a·b` with B's column stride `csb` is faster here
-/// than in `matrixmultiply` (by the measured crossovers above).
-pub fn preferred(m: usize, k: usize, n: usize, csb: isize) -> bool {
-    let macs = m.saturating_mul(k).saturating_mul(n);
-    macs <= if csb == 1 {
-        BROADCAST_MAX_MACS
-    } else {
-        DOT_MAX_MACS
-    }
+/// From this many rows of A on, a transposed B is copied into a panel for
+/// the broadcast kernel; below, the dot-product kernel reads it in place.
+/// The copy of a 32×64 weight costs about 1.3 µs, about what the dot
+/// kernel's horizontal sums cost over 40 rows (measured: at 32 rows the
+/// dot kernel is 1.3–1.6 µs against 1.6 µs with the copy; at 256 rows the
+/// copy wins, 6.1 µs against 11–12 µs).
+pub const PACK_MIN_ROWS: usize = 64;
+
+thread_local! {
+    /// Scratch panel for a transposed B, reused across calls (grows only).
+    static PANEL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// True when the host has AVX-512F (the standard library caches the check).
@@ -80,6 +100,30 @@ pub unsafe fn sgemm(
         if csb == 1 {
             // SAFETY: the caller's contract; AVX-512F is present.
             unsafe { avx512::broadcast(m, k, n, a, rsa, csa, b, rsb, c, rsc) };
+            return true;
+        }
+        if rsb == 1 && m >= PACK_MIN_ROWS {
+            // Copy bᵀ's rows into the columns of a row-major panel, then use
+            // the broadcast kernel: k·n copies buy a kernel without
+            // horizontal sums.
+            PANEL.with(|panel| {
+                let mut panel = panel.borrow_mut();
+                if panel.len() < k * n {
+                    panel.resize(k * n, 0.0);
+                }
+                for j in 0..n {
+                    // SAFETY: row j of bᵀ (column j of b) has k elements.
+                    let col = unsafe { std::slice::from_raw_parts(b.offset(j as isize * csb), k) };
+                    for (p, &x) in col.iter().enumerate() {
+                        panel[p * n + j] = x;
+                    }
+                }
+                // SAFETY: the panel is k×n row-major; the rest is the
+                // caller's contract; AVX-512F is present.
+                unsafe {
+                    avx512::broadcast(m, k, n, a, rsa, csa, panel.as_ptr(), n as isize, c, rsc)
+                };
+            });
             return true;
         }
         if rsb == 1 && csa == 1 {

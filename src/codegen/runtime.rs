@@ -231,7 +231,7 @@ pub(crate) extern "C" fn sgemm_shim(
     // of checked length, and `c` does not overlap `a` or `b` (a product
     // always gets its own buffer).
     unsafe {
-        let small = csc == 1 && super::gemm::preferred(m, k, n, csb);
+        let small = csc == 1 && super::gemm::preferred(m, k, n);
         if small && super::gemm::sgemm(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc) {
             return;
         }
