@@ -440,6 +440,15 @@ fn main() {
             100.0 * tg.0 / tl.0
         ),
     );
+    row(
+        "w2 train step B=256",
+        ts,
+        format!(
+            "{:.1} GFLOP/s = {:.0}% of ceiling",
+            f2 / ts.0 / 1e9,
+            100.0 * tg.0 / ts.0
+        ),
+    );
     if slope::codegen::gemm::has_avx512() {
         println!(
             "\n  GEMM crossover (m×k×n, layout): unpacked small kernels vs matrixmultiply, same run"
@@ -476,13 +485,4 @@ fn main() {
             );
         }
     }
-    row(
-        "w2 train step B=256",
-        ts,
-        format!(
-            "{:.1} GFLOP/s = {:.0}% of ceiling",
-            f2 / ts.0 / 1e9,
-            100.0 * tg.0 / ts.0
-        ),
-    );
 }
