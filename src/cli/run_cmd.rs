@@ -319,23 +319,156 @@ pub fn gradcheck(args: GradcheckArgs) -> Result<ExitCode, Failure> {
     }
 }
 
-/// The median of `f`'s wall time over `n` runs, in seconds.
-fn median_secs(n: usize, mut f: impl FnMut()) -> f64 {
-    let mut t: Vec<f64> = (0..n)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
+/// Wall-time statistics of repeated runs, in seconds.
+#[derive(Clone, Copy)]
+struct Stats {
+    median: f64,
+    q1: f64,
+    q3: f64,
 }
+
+impl Stats {
+    /// `median [q1–q3]` in the unit that fits.
+    fn show(&self) -> String {
+        let f = |s: f64| {
+            if s < 1e-3 {
+                format!("{:.2} µs", s * 1e6)
+            } else {
+                format!("{:.3} ms", s * 1e3)
+            }
+        };
+        format!(
+            "{:>10}  [IQR {} – {}]",
+            f(self.median),
+            f(self.q1),
+            f(self.q3)
+        )
+    }
+}
+
+/// Statistics of `samples` wall times, in seconds.
+fn stats(mut t: Vec<f64>) -> Stats {
+    t.sort_by(f64::total_cmp);
+    let q = |p: f64| t[((t.len() - 1) as f64 * p).round() as usize];
+    Stats {
+        median: q(0.5),
+        q1: q(0.25),
+        q3: q(0.75),
+    }
+}
+
+/// Times `f` over `n` single runs.
+fn time_each(n: usize, mut f: impl FnMut()) -> Stats {
+    stats(
+        (0..n)
+            .map(|_| {
+                let s = Instant::now();
+                f();
+                s.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+/// Times `f` in 21 samples of enough calls each to last about 25 ms (at
+/// least one), after a warm-up: per-call statistics.
+fn time_batched(mut f: impl FnMut()) -> Stats {
+    for _ in 0..3 {
+        f();
+    }
+    let s = Instant::now();
+    f();
+    let one = s.elapsed().as_secs_f64().max(1e-8);
+    let iters = ((0.025 / one) as usize).clamp(1, 100_000);
+    stats(
+        (0..21)
+            .map(|_| {
+                let s = Instant::now();
+                for _ in 0..iters {
+                    f();
+                }
+                s.elapsed().as_secs_f64() / iters as f64
+            })
+            .collect(),
+    )
+}
+
+/// The training step exactly as `slope train` compiles it (forward, loss,
+/// correct count, gradients, finiteness checks, the file's optimizer update
+/// in place), with buffers to call it on.
+struct TrainStep {
+    f: Compiled<f32>,
+    inputs: Vec<Vec<f32>>,
+    states: Vec<Vec<f32>>,
+    outputs: Vec<Vec<f32>>,
+}
+
+impl TrainStep {
+    fn new(
+        jit: &mut Jit,
+        net: &crate::train::Network,
+        model: &Model,
+        opt: &crate::check::model::Optimizer,
+        batch: usize,
+        x: Vec<f32>,
+        t: Vec<f32>,
+    ) -> Result<TrainStep, Failure> {
+        use crate::train::optim;
+        let mut g = net.graph.clone();
+        let pairs: Vec<(NodeId, NodeId)> =
+            net.params.iter().copied().zip(net.grads.clone()).collect();
+        let up = optim::build_updates(&mut g, &pairs, opt).map_err(jit_failure)?;
+        let mut outputs = vec![net.loss];
+        if let Some(c) = net.correct {
+            let rank = g.node(c).shape.0.len();
+            let c = if rank == 0 {
+                c
+            } else {
+                let axes = crate::graph::Axes(((1u16 << rank) - 1) as u8);
+                g.add(crate::graph::Op::Sum(axes), &[c])
+                    .map_err(jit_failure)?
+            };
+            outputs.push(c);
+        }
+        for &gr in &net.grads {
+            outputs.push(optim::finite_check(&mut g, gr).map_err(jit_failure)?);
+        }
+        let mut inputs = vec![net.x, net.t];
+        inputs.extend(&up.scalars);
+        let sig = Signature {
+            inputs,
+            outputs,
+            updates: up.updates.clone(),
+        };
+        let f = jit.compile::<f32>(&g, &sig, batch).map_err(jit_failure)?;
+        let mut ins = vec![x, t];
+        // Adam's bias corrections at a mid-run step: any value works for timing.
+        ins.extend(up.scalars.iter().map(|_| vec![1.0f32]));
+        let mut states: Vec<Vec<f32>> = weights::init(model, 1)
+            .tensors
+            .into_iter()
+            .map(|t| t.data)
+            .collect();
+        for &(_, p) in &up.states {
+            states.push(vec![0.0; states[p].len()]);
+        }
+        let outputs = f.output_lens().iter().map(|&n| vec![0.0; n]).collect();
+        Ok(TrainStep {
+            f,
+            inputs: ins,
+            states,
+            outputs,
+        })
+    }
+}
+
+/// Runs `slope bench`: every phase of the compiler, then the compiled loss +
+/// gradients and the whole training step at the file's batch size. Every
+/// figure is a median with its interquartile range.
 
 /// The largest batch `slope bench` times.
 const BENCH_MAX_BATCH: usize = 4096;
 
-/// Runs `slope bench`.
 pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     if args.threads == Some(0) {
         return Err(Failure::Usage(
@@ -345,35 +478,34 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let threads = args.threads.unwrap_or(1);
     let loaded: Loaded = common::load_program(&args.file, args.model.as_deref())?;
     let model = loaded.model().clone();
+    let train = loaded.program.train.as_ref();
     // The file's batch may be far larger than any data set (training then
     // uses all rows per step); the benchmark's made-up rows are capped so
     // `batch 4000000000` does not allocate terabytes.
-    let batch = loaded
-        .program
-        .train
-        .as_ref()
-        .map_or(32, |t| t.batch.value)
-        .min(BENCH_MAX_BATCH);
-    let reps = 20;
-    let parse = median_secs(reps, || {
+    let batch = train.map_or(32, |t| t.batch.value).min(BENCH_MAX_BATCH);
+    let opt = train.map_or(
+        crate::check::model::Optimizer::Sgd {
+            lr: crate::check::model::Setting::default(0.01),
+            momentum: crate::check::model::Setting::default(0.0),
+        },
+        |t| t.optimizer,
+    );
+    let reps = 21;
+    let parse = time_each(reps, || {
         std::hint::black_box(syntax::parse(&loaded.text));
     });
     let (file, _) = syntax::parse(&loaded.text);
-    let checkt = median_secs(reps, || {
+    let checkt = time_each(reps, || {
         std::hint::black_box(check::check(&file));
     });
-    let lowert = median_secs(reps, || {
-        std::hint::black_box(lower::lower_model(&loaded.program, &model).ok());
-    });
-    let mut diff_s = Vec::new();
-    let mut simp_s = Vec::new();
-    for _ in 0..5 {
+    let mut lower_diff = Vec::new();
+    let mut simp = Vec::new();
+    for _ in 0..reps {
         let (_, tm) = train_net::network(&loaded)?;
-        diff_s.push(tm.lower_diff - lowert);
-        simp_s.push(tm.simplify);
+        lower_diff.push(tm.lower_diff);
+        simp.push(tm.simplify);
     }
-    diff_s.sort_by(f64::total_cmp);
-    simp_s.sort_by(f64::total_cmp);
+    let (lower_diff, simp) = (stats(lower_diff), stats(simp));
     let (net, _) = train_net::network(&loaded)?;
     let mut jit = Jit::new(threads).map_err(jit_failure)?;
     let nx = model.input * batch;
@@ -382,14 +514,21 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     } else {
         model.output_width() * batch
     };
-    let x = vec![0.5f32; nx];
-    let t = vec![0.0f32; nt];
+    // Inputs in [0, 1) and valid class indices: any values time the same,
+    // but NaN-free ones keep the step's arithmetic representative.
+    let x: Vec<f32> = (0..nx)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+        .collect();
+    let k = model.output_width().max(1);
+    let t: Vec<f32> = if model.loss == Loss::CrossEntropy {
+        (0..nt).map(|i| (i % k) as f32).collect()
+    } else {
+        (0..nt).map(|i| (i % 2) as f32).collect()
+    };
     let mut outputs = vec![net.loss];
     outputs.extend(&net.grads);
-    let mut compile_times = Vec::new();
     let mut lg = None;
-    for _ in 0..5 {
-        let s = Instant::now();
+    let compile = time_each(5, || {
         lg = Some(LossGrad::<f32>::new(
             &mut jit,
             &net,
@@ -397,26 +536,36 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
             batch,
             x.clone(),
             t.clone(),
-        )?);
-        compile_times.push(s.elapsed().as_secs_f64());
-    }
-    compile_times.sort_by(f64::total_cmp);
-    let mut lg = lg.expect("compiled five times above");
+        ));
+    });
+    let mut lg = lg.expect("compiled five times above")?;
+    let mut ts = TrainStep::new(&mut jit, &net, &model, &opt, batch, x, t)?;
     let params = param_values::<f32>(&weights::init(&model, 1));
     let mut outs = lg.outputs();
     let mut failed = None;
-    let mut step = || {
-        if let Err(e) = lg.run(&params, &mut outs) {
-            failed = Some(e);
-        }
+    // The argument lists are built once, outside the timed calls, as the
+    // training loop does: per-call allocations would time the allocator
+    // (and leave freed chunks that make the GEMM's own allocation slower).
+    let loss_grad = {
+        let mut ins: Vec<&[f32]> = vec![&lg.x, &lg.t];
+        ins.extend(params.iter().map(|p| p.as_slice()));
+        let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+        time_batched(|| {
+            if let Err(e) = lg.f.call(&ins, &mut [], &mut refs) {
+                failed = Some(jit_failure(e));
+            }
+        })
     };
-    for _ in 0..10 {
-        step();
-    }
-    // Enough repetitions for about half a second.
-    let one = median_secs(5, &mut step).max(1e-7);
-    let n = ((0.5 / one) as usize).clamp(5, 20_000);
-    let per_step = median_secs(n, &mut step);
+    let step = {
+        let ins: Vec<&[f32]> = ts.inputs.iter().map(Vec::as_slice).collect();
+        let mut st: Vec<&mut [f32]> = ts.states.iter_mut().map(Vec::as_mut_slice).collect();
+        let mut out: Vec<&mut [f32]> = ts.outputs.iter_mut().map(Vec::as_mut_slice).collect();
+        time_batched(|| {
+            if let Err(e) = ts.f.call(&ins, &mut st, &mut out) {
+                failed = Some(jit_failure(e));
+            }
+        })
+    };
     if let Some(e) = failed {
         return Err(e);
     }
@@ -425,22 +574,28 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
         .iter()
         .map(|l| 6 * batch * l.input_width * l.width)
         .sum();
-    let ms = |s: f64| format!("{:.3} ms", s * 1e3);
+    let rate = |s: &Stats| {
+        format!(
+            "{:>9.0} steps/s  {:6.2} GFLOP/s",
+            1.0 / s.median,
+            flops as f64 / s.median / 1e9
+        )
+    };
     println!(
-        "bench {} (batch {batch}, {threads} thread(s), medians)",
+        "bench {} (batch {batch}, {threads} thread(s); median [interquartile range])",
         model.name
     );
-    println!("  parse            {}", ms(parse));
-    println!("  check            {}", ms(checkt));
-    println!("  lower            {}", ms(lowert));
-    println!("  diff             {}", ms(diff_s[2].max(0.0)));
-    println!("  simplify         {}", ms(simp_s[2]));
-    println!("  JIT compile      {}", ms(compile_times[2]));
+    println!("  parse            {}", parse.show());
+    println!("  check            {}", checkt.show());
+    println!("  lower+diff       {}", lower_diff.show());
+    println!("  simplify         {}", simp.show());
+    println!("  JIT compile      {}", compile.show());
     println!(
-        "  loss+grad step   {:.2} µs  {:.0} steps/s  {:.2} GFLOP/s (6·B·Σ in·out = {flops} flop)",
-        per_step * 1e6,
-        1.0 / per_step,
-        flops as f64 / per_step / 1e9
+        "  loss+grad        {}  {}",
+        loss_grad.show(),
+        rate(&loss_grad)
     );
+    println!("  train step       {}  {}", step.show(), rate(&step));
+    println!("  (GFLOP/s counts 6·B·Σ in·out = {flops} flop per step)");
     Ok(ExitCode::SUCCESS)
 }

@@ -352,6 +352,13 @@ fn emit(
             rows,
             cols,
         } => kernels::logsumexp(vx, p(src), p(dst), *rows, *cols),
+        Kernel::SoftmaxLse {
+            src,
+            sm,
+            lse,
+            rows,
+            cols,
+        } => kernels::softmax_lse(vx, p(src), Some(p(sm)), Some(p(lse)), *rows, *cols),
         Kernel::ArgMax {
             src,
             dst,

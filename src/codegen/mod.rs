@@ -30,6 +30,8 @@ pub struct Signature {
 }
 
 mod element;
+#[doc(hidden)]
+pub mod gemm;
 mod jit;
 mod kernels;
 pub mod math;

@@ -230,7 +230,13 @@ pub(crate) extern "C" fn sgemm_shim(
     // SAFETY: see the comment above: the strides and sizes describe buffers
     // of checked length, and `c` does not overlap `a` or `b` (a product
     // always gets its own buffer).
-    unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+    unsafe {
+        let small = csc == 1 && super::gemm::preferred(m, k, n);
+        if small && super::gemm::sgemm(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc) {
+            return;
+        }
+        matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc)
+    }
 }
 
 /// `c[m,n] = a[m,k] · b[k,n]` in f64 with element strides.

@@ -110,6 +110,14 @@ pub(crate) enum Kernel {
         rows: usize,
         cols: usize,
     },
+    /// Softmax and log-sum-exp of the same rows, in one pass.
+    SoftmaxLse {
+        src: usize,
+        sm: usize,
+        lse: usize,
+        rows: usize,
+        cols: usize,
+    },
     /// Index of the first largest element of each row.
     ArgMax {
         src: usize,
@@ -138,6 +146,7 @@ impl Kernel {
             | Kernel::Sum { src, .. }
             | Kernel::Softmax { src, .. }
             | Kernel::LogSumExp { src, .. }
+            | Kernel::SoftmaxLse { src, .. }
             | Kernel::ArgMax { src, .. }
             | Kernel::OneHot { src, .. }
             | Kernel::Copy { src, .. } => vec![(*src, Index::Identity)],
@@ -149,6 +158,7 @@ impl Kernel {
         match self {
             Kernel::Fused(f) => f.sinks.iter().map(|s| s.1).collect(),
             Kernel::MatMul { c, .. } => vec![*c],
+            Kernel::SoftmaxLse { sm, lse, .. } => vec![*sm, *lse],
             Kernel::Transpose { dst, .. }
             | Kernel::Sum { dst, .. }
             | Kernel::Softmax { dst, .. }
@@ -225,6 +235,8 @@ struct Planner<'g> {
     producer: HashMap<usize, usize>,
     /// The kernel of each fused sink.
     kernel_of: HashMap<NodeId, usize>,
+    /// Nodes already computed by a kernel scheduled for another node.
+    done: HashSet<NodeId>,
 }
 
 /// Builds the schedule of `sig` over `graph` for `batch` rows.
@@ -275,6 +287,7 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
         kernels: Vec::new(),
         producer: HashMap::new(),
         kernel_of: HashMap::new(),
+        done: HashSet::new(),
     };
     for &n in &order {
         let mut args = graph.node(n).args.clone();
@@ -520,6 +533,28 @@ impl Planner<'_> {
             Op::Softmax | Op::LogSumExp | Op::ArgMax => {
                 let (rows, cols) = rows_cols(&self.dims(arg(0)));
                 let src = self.buf_of[&arg(0)];
+                if self.done.contains(&n) {
+                    return Ok(());
+                }
+                if let Some((sm, lse)) = self.softmax_lse_pair(n) {
+                    // Both are materialized; the later one may not have its
+                    // buffer yet.
+                    for x in [sm, lse] {
+                        if !self.buf_of.contains_key(&x) {
+                            let len = self.dims(x).iter().product();
+                            self.new_buf(x, BufKind::Work, len);
+                        }
+                        self.done.insert(x);
+                    }
+                    self.push_kernel(Kernel::SoftmaxLse {
+                        src,
+                        sm: self.buf_of[&sm],
+                        lse: self.buf_of[&lse],
+                        rows,
+                        cols,
+                    });
+                    return Ok(());
+                }
                 match node.op {
                     Op::Softmax => Kernel::Softmax {
                         src,
@@ -583,6 +618,27 @@ impl Planner<'_> {
         };
         self.push_kernel(kernel);
         Ok(())
+    }
+
+    /// For a softmax or log-sum-exp node whose argument also has the other
+    /// one among its users: `(softmax, log-sum-exp)`.
+    fn softmax_lse_pair(&self, n: NodeId) -> Option<(NodeId, NodeId)> {
+        let op = self.graph.node(n).op;
+        let other = match op {
+            Op::Softmax => Op::LogSumExp,
+            Op::LogSumExp => Op::Softmax,
+            _ => return None,
+        };
+        let arg = self.graph.node(n).args[0];
+        let sib = *self
+            .users(arg)
+            .iter()
+            .find(|&&u| self.graph.node(u).op == other)?;
+        Some(if op == Op::Softmax {
+            (n, sib)
+        } else {
+            (sib, n)
+        })
     }
 
     /// The buffers a fused sink reads (with how), walking through the

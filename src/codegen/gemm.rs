@@ -1,0 +1,294 @@
+//! Unpacked AVX-512 kernels for the small matrix products of small
+//! networks, called from JIT code through the `slope_sgemm` shim.
+//!
+//! `matrixmultiply` packs both operands into panels on every call; for the
+//! products of a 64-32-10 network at batch 32 (at most 65,536 multiply-adds)
+//! its packing takes about as long as its arithmetic (perf: `pack_avx512`
+//! 20% of a `slope bench` run, its kernel 18%). The two layouts a dense
+//! layer produces need no packing at all:
+//!
+//! * `B` with contiguous rows (`dz·W`, `dzᵀ·a`): each 4×32 block of `C`
+//!   is eight 16-lane accumulators; per step of k one element of A per row
+//!   is broadcast against 32 consecutive elements of B. Column tails use
+//!   masked loads and stores.
+//! * `B` transposed (the forward `a·Wᵀ`): with fewer than
+//!   [`PACK_MIN_ROWS`] rows and `A` row-major, each element of `C` is a dot
+//!   product of two contiguous rows; a 2×4 block keeps eight 16-lane
+//!   accumulators and reduces them at the end (the k tail uses masked,
+//!   zeroing loads). With more rows, `B` is copied once into a row-major
+//!   panel for the broadcast kernel.
+//!
+//! Anything else, or a CPU without AVX-512F, goes to `matrixmultiply`
+//! (f64 products always do). Both kernels accumulate over k in order, so
+//! results are deterministic.
+
+/// Products with at most this many multiply-adds (`m·k·n`) use the kernels
+/// here; larger ones go to `matrixmultiply`, whose cache blocking pays once
+/// the operands leave L1. Measured with `cargo bench --bench jit` (one
+/// thread, both in the same run; time here / time in matrixmultiply, over
+/// three runs on a shared machine):
+///
+/// | product | layout | MACs | ratio |
+/// |---|---|---|---|
+/// | 1·64·32 | a·bᵀ (dot) | 2,048 | 0.05–0.08 |
+/// | 32·10·32, 10·32·32 | a·b, aᵀ·b | 10,240 | 0.23–0.37 |
+/// | 32·32·10 | a·bᵀ (dot) | 10,240 | 0.42–0.51 |
+/// | 32·64·32 | a·bᵀ (dot) | 65,536 | 0.67–0.91 |
+/// | 32·32·64 | aᵀ·b | 65,536 | 0.81–0.89 |
+/// | 64·64·64 | a·b | 262,144 | 0.70–0.78 |
+/// | 256·64·32 | a·bᵀ (panel) | 524,288 | 0.66 |
+/// | 32·256·64 | aᵀ·b | 524,288 | 0.88–1.04 |
+/// | 128·128·128 | aᵀ·b | 2,097,152 | 1.12–1.45 |
+/// | 128·128·128 | a·bᵀ (panel) | 2,097,152 | 2.14 |
+pub const SMALL_MAX_MACS: usize = 1 << 19;
+
+/// True when `c[m,n] = a·b` is faster here than in `matrixmultiply` (by
+/// the measured crossover above).
+pub fn preferred(m: usize, k: usize, n: usize) -> bool {
+    m.saturating_mul(k).saturating_mul(n) <= SMALL_MAX_MACS
+}
+
+/// From this many rows of A on, a transposed B is copied into a panel for
+/// the broadcast kernel; below, the dot-product kernel reads it in place.
+/// The copy of a 32×64 weight costs about 1.3 µs, about what the dot
+/// kernel's horizontal sums cost over 40 rows (measured: at 32 rows the
+/// dot kernel is 1.3–1.6 µs against 1.6 µs with the copy; at 256 rows the
+/// copy wins, 6.1 µs against 11–12 µs).
+pub const PACK_MIN_ROWS: usize = 64;
+
+thread_local! {
+    /// Scratch panel for a transposed B, reused across calls (grows only).
+    static PANEL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// True when the host has AVX-512F (the standard library caches the check).
+pub fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `c[m,n] = a[m,k] · b[k,n]` (strides in elements; `c` has contiguous
+/// columns and row stride `rsc`). Returns false, having done nothing, when
+/// no kernel here fits the layout or the host; the caller then uses
+/// `matrixmultiply`.
+///
+/// # Safety
+/// `a`, `b` and `c` must address `m×k`, `k×n` and `m×n` matrices with the
+/// given strides, all in bounds; `c` must not overlap `a` or `b`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    c: *mut f32,
+    rsc: isize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if m > 0 && n > 0 && k > 0 && has_avx512() {
+        if csb == 1 {
+            // SAFETY: the caller's contract; AVX-512F is present.
+            unsafe { avx512::broadcast(m, k, n, a, rsa, csa, b, rsb, c, rsc) };
+            return true;
+        }
+        if rsb == 1 && m >= PACK_MIN_ROWS {
+            // Copy bᵀ's rows into the columns of a row-major panel, then use
+            // the broadcast kernel: k·n copies buy a kernel without
+            // horizontal sums.
+            PANEL.with(|panel| {
+                let mut panel = panel.borrow_mut();
+                if panel.len() < k * n {
+                    panel.resize(k * n, 0.0);
+                }
+                for j in 0..n {
+                    // SAFETY: row j of bᵀ (column j of b) has k elements.
+                    let col = unsafe { std::slice::from_raw_parts(b.offset(j as isize * csb), k) };
+                    for (p, &x) in col.iter().enumerate() {
+                        panel[p * n + j] = x;
+                    }
+                }
+                // SAFETY: the panel is k×n row-major; the rest is the
+                // caller's contract; AVX-512F is present.
+                unsafe {
+                    avx512::broadcast(m, k, n, a, rsa, csa, panel.as_ptr(), n as isize, c, rsc)
+                };
+            });
+            return true;
+        }
+        if rsb == 1 && csa == 1 {
+            // SAFETY: as above; b's columns are a's rows' partners.
+            unsafe { avx512::dot(m, k, n, a, rsa, b, csb, c, rsc) };
+            return true;
+        }
+    }
+    let _ = (m, k, n, a, rsa, csa, b, rsb, csb, c, rsc);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// A mask of the low `w` (≤ 16) lanes.
+    fn lanes(w: usize) -> __mmask16 {
+        if w >= 16 { 0xffff } else { (1u16 << w) - 1 }
+    }
+
+    /// `c = a·b` for b with contiguous rows (row stride `ldb`).
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn broadcast(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        ldb: isize,
+        c: *mut f32,
+        rsc: isize,
+    ) {
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(4);
+            let ai = a.wrapping_offset(i as isize * rsa);
+            let ci = c.wrapping_offset(i as isize * rsc);
+            // SAFETY: rows i..i+rows of a and c exist (caller's contract).
+            unsafe {
+                match rows {
+                    4 => bblock::<4>(k, n, ai, rsa, csa, b, ldb, ci, rsc),
+                    3 => bblock::<3>(k, n, ai, rsa, csa, b, ldb, ci, rsc),
+                    2 => bblock::<2>(k, n, ai, rsa, csa, b, ldb, ci, rsc),
+                    _ => bblock::<1>(k, n, ai, rsa, csa, b, ldb, ci, rsc),
+                }
+            }
+            i += rows;
+        }
+    }
+
+    /// Rows `0..MR` of `c`, all columns, in blocks of 32.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn bblock<const MR: usize>(
+        k: usize,
+        n: usize,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        ldb: isize,
+        c: *mut f32,
+        rsc: isize,
+    ) {
+        let mut j = 0;
+        while j < n {
+            let (m0, m1) = (lanes(n - j), lanes((n - j).saturating_sub(16)));
+            let mut lo = [_mm512_setzero_ps(); MR];
+            let mut hi = [_mm512_setzero_ps(); MR];
+            // SAFETY: the masks keep every load and store inside columns
+            // j..n of rows that exist; a's rows 0..MR, columns 0..k exist.
+            unsafe {
+                for p in 0..k {
+                    let row = b.offset(p as isize * ldb).add(j);
+                    let b0 = _mm512_maskz_loadu_ps(m0, row);
+                    let b1 = _mm512_maskz_loadu_ps(m1, row.add(16));
+                    let ap = a.offset(p as isize * csa);
+                    for r in 0..MR {
+                        let x = _mm512_set1_ps(*ap.offset(r as isize * rsa));
+                        lo[r] = _mm512_fmadd_ps(x, b0, lo[r]);
+                        hi[r] = _mm512_fmadd_ps(x, b1, hi[r]);
+                    }
+                }
+                for r in 0..MR {
+                    let cr = c.offset(r as isize * rsc).add(j);
+                    _mm512_mask_storeu_ps(cr, m0, lo[r]);
+                    _mm512_mask_storeu_ps(cr.add(16), m1, hi[r]);
+                }
+            }
+            j += 32;
+        }
+    }
+
+    /// `c[i,j] = Σ_p a[i,p]·bt[j,p]` with a's and bt's rows contiguous
+    /// (row strides `rsa` and `ldbt`).
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn dot(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        rsa: isize,
+        bt: *const f32,
+        ldbt: isize,
+        c: *mut f32,
+        rsc: isize,
+    ) {
+        let tail = lanes(k % 16);
+        let whole = k / 16 * 16;
+        let mut i = 0;
+        while i < m {
+            // A second row past the end repeats the last one; its results
+            // are not stored.
+            let i1 = (i + 1).min(m - 1);
+            let a0 = a.wrapping_offset(i as isize * rsa);
+            let a1 = a.wrapping_offset(i1 as isize * rsa);
+            let mut j = 0;
+            while j < n {
+                let bj = |q: usize| bt.wrapping_offset((j + q).min(n - 1) as isize * ldbt);
+                let bs = [bj(0), bj(1), bj(2), bj(3)];
+                let mut acc = [[_mm512_setzero_ps(); 4]; 2];
+                // SAFETY: rows i, i1 of a and j.., clamped, of bt exist;
+                // loads stay in columns 0..k (the tail is masked).
+                unsafe {
+                    let mut p = 0;
+                    while p < whole {
+                        let x0 = _mm512_loadu_ps(a0.add(p));
+                        let x1 = _mm512_loadu_ps(a1.add(p));
+                        for q in 0..4 {
+                            let y = _mm512_loadu_ps(bs[q].add(p));
+                            acc[0][q] = _mm512_fmadd_ps(x0, y, acc[0][q]);
+                            acc[1][q] = _mm512_fmadd_ps(x1, y, acc[1][q]);
+                        }
+                        p += 16;
+                    }
+                    if whole < k {
+                        let x0 = _mm512_maskz_loadu_ps(tail, a0.add(p));
+                        let x1 = _mm512_maskz_loadu_ps(tail, a1.add(p));
+                        for q in 0..4 {
+                            let y = _mm512_maskz_loadu_ps(tail, bs[q].add(p));
+                            acc[0][q] = _mm512_fmadd_ps(x0, y, acc[0][q]);
+                            acc[1][q] = _mm512_fmadd_ps(x1, y, acc[1][q]);
+                        }
+                    }
+                    for (r, row) in acc.iter().enumerate() {
+                        if i + r >= m {
+                            break;
+                        }
+                        let cr = c.offset((i + r) as isize * rsc);
+                        for (q, v) in row.iter().enumerate() {
+                            if j + q < n {
+                                *cr.add(j + q) = _mm512_reduce_add_ps(*v);
+                            }
+                        }
+                    }
+                }
+                j += 4;
+            }
+            i += 2;
+        }
+    }
+}
