@@ -21,7 +21,8 @@ use slope::check::model::{Model, Optimizer, Program};
 use slope::codegen::{Compiled, Jit, Signature};
 use slope::graph::{Axes, NodeId, Op};
 use slope::train::optim;
-use slope::{check, diff, lower, simplify, syntax, weights};
+use slope::train::weights;
+use slope::{check, diff, lower, simplify, syntax};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

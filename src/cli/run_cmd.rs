@@ -462,13 +462,12 @@ impl TrainStep {
     }
 }
 
-/// Runs `slope bench`: every phase of the compiler, then the compiled loss +
-/// gradients and the whole training step at the file's batch size. Every
-/// figure is a median with its interquartile range.
-
 /// The largest batch `slope bench` times.
 const BENCH_MAX_BATCH: usize = 4096;
 
+/// Runs `slope bench`: every phase of the compiler, then the compiled loss +
+/// gradients and the whole training step at the file's batch size. Every
+/// figure is a median with its interquartile range.
 pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     if args.threads == Some(0) {
         return Err(Failure::Usage(
