@@ -133,7 +133,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Failure> {
             s.push_str(&format!("  final: {}\n", metrics(r)));
         }
         s.push_str(&format!(
-            "  phases: parse+check {}, lower+diff {}, simplify {}, JIT {}, train {}\n",
+            "  phases: read+parse+check (with the CSV) {}, lower+diff {}, simplify {}, JIT {}, train {}\n",
             ms(t_parse),
             ms(timings.lower_diff),
             ms(timings.simplify),
@@ -234,8 +234,13 @@ fn short(v: f64) -> String {
     }
 }
 
+/// A duration for people: microseconds below a millisecond, else milliseconds.
 fn ms(seconds: f64) -> String {
-    format!("{:.1} ms", seconds * 1e3)
+    if seconds < 1e-3 {
+        format!("{:.0} µs", seconds * 1e6)
+    } else {
+        format!("{:.1} ms", seconds * 1e3)
+    }
 }
 
 fn metrics(r: &EpochReport) -> String {
@@ -299,11 +304,11 @@ impl Progress {
             && (r.epoch == 1 || r.epoch == self.epochs || r.epoch.is_multiple_of(self.every))
         {
             eprintln!(
-                "epoch {}/{}: {} ({:.1} ms)",
+                "epoch {}/{}: {} ({})",
                 r.epoch,
                 self.epochs,
                 metrics(r),
-                r.seconds * 1e3
+                ms(r.seconds)
             );
         }
     }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Measures slope against the peers (NumPy, JAX) on the workloads of
+# ../../shared/peers in ONE run, so the ratios hold on a noisy machine.
+#
+#   PEERS=/path/to/shared/peers PY=/path/to/venv/bin/python benches/peers/run.sh
+#
+# Needs a release build (cargo build --release), python with numpy and jax
+# (see ../../shared/peers/README.md) and hyperfine. Prints one line per figure.
+set -u
+cd "$(dirname "$0")/../.."
+PEERS=${PEERS:-../shared/peers}
+PY=${PY:-python3}
+S=./target/release/slope
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MATMUL_NUM_THREADS=1
+export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+pin="taskset -c 0"
+peer() { # workload, peer script
+  PEER_RESULTS=/tmp/slope-peer-results $pin "$PY" "$PEERS/peer_$2.py" --workload "$1" --threads 1 2>/dev/null | tail -1
+}
+median_epoch() { # slope --json lines on stdin -> median epoch seconds
+  "$PY" -c 'import sys, json, statistics; print(statistics.median(json.loads(l)["seconds"] for l in sys.stdin))'
+}
+echo "== W1 digits-small: median epoch seconds (1 thread)"
+for round in 1 2 3; do
+  echo "slope  $($pin $S train benches/peers/w1.nn --json --quiet --threads 1 --out /tmp/slope-w1.safetensors | median_epoch)"
+  echo "numpy  $(peer W1 numpy)"
+  echo "jax    $(peer W1 jax)"
+done
+echo "== W3 xor: whole process, start to exit"
+hyperfine -N --warmup 3 --runs 30 --export-json /tmp/slope-w3.json \
+  "$pin $S train examples/xor.nn --quiet --out /tmp/slope-xor.safetensors" 2>/dev/null | grep -E "Time|Range"
+for p in numpy jax; do
+  hyperfine -N --warmup 1 --runs 5 "$pin $PY $PEERS/peer_$p.py --workload W3 --threads 1" 2>/dev/null | grep -E "Time|Range" | sed "s/^/$p /"
+done
+echo "== W4: one loss + all gradients of the W1 network (slope bench; peers print µs)"
+for b in 1 32 256; do
+  $pin $S bench benches/peers/w4_b$b.nn --threads 1 | grep -E "loss\+grad"
+done
+peer W4 numpy
+peer W4 jax
+echo "== W2 784-512-512-10 relu, batch 256: GFLOP/s"
+$pin $S bench benches/peers/w2.nn --threads 1 | grep -E "loss\+grad|train step"
+MATMUL_NUM_THREADS=2 $S bench benches/peers/w2.nn --threads 2 | grep -E "loss\+grad|train step"
+peer W2 jax
