@@ -254,6 +254,19 @@ fn to_codespan(diagnostic: &Diagnostic, sources: &SourceMap) -> cs::Diagnostic<u
         .with_notes(notes)
 }
 
+/// A count with thousands separators, for messages: `2410` as `2,410`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Edit-distance suggestion: the candidate closest to `name`, if it is close
 /// enough to be a plausible typo (distance at most a third of the length,
 /// and at least 1).

@@ -303,15 +303,7 @@ fn shown(n: u64) -> String {
     if n == u64::MAX {
         return "more than 10^19".to_string();
     }
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::diag::thousands(n)
 }
 
 /// The size `slope diff` accepts for one expression once built-in

@@ -4,7 +4,7 @@
 use super::model::{Activation, Builtin, Init, Layer, Loss, Model};
 use super::values::{Seen, boolean, choice, describe, options, positional, whole};
 use super::{BUILTIN_FUNCTIONS, BUILTIN_LOSSES, TRAIN_STATEMENTS};
-use crate::diag::{Diagnostic, Span, suggest};
+use crate::diag::{Diagnostic, Span, suggest, thousands};
 use crate::syntax::ast::{Block, Stmt, Value, ValueKind};
 
 /// The widest layer (and largest input) accepted.
@@ -168,14 +168,14 @@ pub(super) fn check_model(
                 format!(
                     "model '{}' has {} parameters, more than slope supports",
                     model.name,
-                    thousands(model.parameter_count())
+                    thousands(model.parameter_count() as u64)
                 ),
                 name_span,
             )
             .with_label("too large")
             .with_note(format!(
                 "the limit is {} parameters",
-                thousands(MAX_PARAMETERS)
+                thousands(MAX_PARAMETERS as u64)
             )),
         );
         return None;
@@ -510,17 +510,4 @@ fn layer_names(layers: &[RawLayer], diags: &mut Vec<Diagnostic>) -> Vec<String> 
         diags.push(d.with_help("choose another name with name=..."));
     }
     names.into_iter().map(|(n, ..)| n).collect()
-}
-
-/// `2410` as `2,410`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }

@@ -7,6 +7,7 @@ use crate::check::model::{
     Activation, Function, Init, Loss, Model, Optimizer, Setting, TrainConfig,
 };
 use crate::data;
+use crate::diag::thousands;
 use clap::Args;
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -50,7 +51,7 @@ pub fn summary_text(loaded: &Loaded, data: Option<&LoadedData>) -> String {
         plural(model.input),
         k,
         plural(k),
-        thousands(model.parameter_count())
+        thousands(model.parameter_count() as u64)
     );
     out.push_str(&layer_table(model));
     out.push('\n');
@@ -67,7 +68,7 @@ pub fn summary_text(loaded: &Loaded, data: Option<&LoadedData>) -> String {
         let mut text = format!(
             "{}: {} rows, {} feature{} ({})",
             d.name,
-            thousands(ds.rows),
+            thousands(ds.rows as u64),
             ds.n_features(),
             plural(ds.n_features()),
             data::list(&ds.feature_names)
@@ -131,12 +132,12 @@ fn layer_table(model: &Model) -> String {
             init_name(l.init).into(),
             if l.bias { "yes" } else { "no" }.into(),
             format!("[B, {}]", l.width),
-            thousands(l.parameter_count()),
+            thousands(l.parameter_count() as u64),
         ]);
     }
     let mut total: [String; 7] = Default::default();
     total[0] = "total".into();
-    total[6] = thousands(model.parameter_count());
+    total[6] = thousands(model.parameter_count() as u64);
     rows.push(total);
     let widths: Vec<usize> = (0..7)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
@@ -269,19 +270,6 @@ fn number(x: f64) -> String {
     } else {
         format!("{x}")
     }
-}
-
-/// `2410` as `2,410`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 fn plural(n: usize) -> &'static str {

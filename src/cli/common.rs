@@ -8,6 +8,7 @@ use crate::check::{self, model};
 use crate::data::{self, Dataset};
 use crate::diag::{self, Diagnostic, FileId, SourceMap, suggest};
 use crate::syntax;
+use crate::train::weights::{self, Weights};
 use std::path::{Path, PathBuf};
 
 /// A checked file and the model a command works on.
@@ -183,5 +184,23 @@ fn load_bytes(
     result.map_err(|mut diags| {
         diags.sort_by_key(Diagnostic::sort_key);
         with_data(text, &diags)
+    })
+}
+
+/// Reads and checks a weights file against the model; errors name the tensor.
+pub fn read_weights(path: &Path, model: &model::Model) -> Result<Weights, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Failure::Input(format!(
+            "error: cannot read weights '{}': {}\n",
+            path.display(),
+            io_message(&e)
+        ))
+    })?;
+    weights::from_safetensors(&bytes, model).map_err(|e| {
+        Failure::Input(format!(
+            "error: weights '{}' do not fit model '{}': {e}\n",
+            path.display(),
+            model.name
+        ))
     })
 }

@@ -18,24 +18,6 @@ fn jit_failure(e: impl std::fmt::Display) -> Failure {
     Failure::Input(format!("error: {e}\n"))
 }
 
-/// Reads and checks a weights file against the model; errors name the tensor.
-fn read_weights(path: &Path, model: &Model) -> Result<Weights, Failure> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Failure::Input(format!(
-            "error: cannot read weights '{}': {}\n",
-            path.display(),
-            super::source::io_message(&e)
-        ))
-    })?;
-    weights::from_safetensors(&bytes, model).map_err(|e| {
-        Failure::Input(format!(
-            "error: weights '{}' do not fit model '{}': {e}\n",
-            path.display(),
-            model.name
-        ))
-    })
-}
-
 /// The weights' values in `T`, in parameter order.
 fn param_values<T: Element>(w: &Weights) -> Vec<Vec<T>> {
     w.tensors
@@ -48,7 +30,7 @@ fn param_values<T: Element>(w: &Weights) -> Vec<Vec<T>> {
 pub fn predict(args: PredictArgs) -> Result<ExitCode, Failure> {
     let loaded = common::load_program(&args.file, args.model.as_deref())?;
     let model = loaded.model();
-    let w = read_weights(&args.weights, model)?;
+    let w = common::read_weights(&args.weights, model)?;
     let data = common::load_data_file(&loaded, &args.data, true)?;
     let net = lower::lower_model(&loaded.program, model)
         .map_err(|d| Failure::Input(loaded.render(&[d])))?;
@@ -196,7 +178,7 @@ pub fn grad_numeric(
         ));
     };
     let loaded = common::load_program(file, model)?;
-    let w = read_weights(weights_path, loaded.model())?;
+    let w = common::read_weights(weights_path, loaded.model())?;
     let ds = common::load_data_file(&loaded, data, false)?;
     if ds.rows == 0 {
         return Err(Failure::Input(format!(
@@ -259,7 +241,7 @@ pub fn gradcheck(args: GradcheckArgs) -> Result<ExitCode, Failure> {
     let loaded = common::load_program(&args.file, args.model.as_deref())?;
     let model = loaded.model();
     let w = match &args.weights {
-        Some(p) => read_weights(p, model)?,
+        Some(p) => common::read_weights(p, model)?,
         None => {
             let seed = loaded.program.train.as_ref().map_or(0, |t| t.seed.value);
             weights::init(model, seed)

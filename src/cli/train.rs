@@ -76,7 +76,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Failure> {
     let out_path = args.out.clone().unwrap_or_else(|| default_out(&loaded));
     check_out_dir(&out_path)?;
     let initial = match &args.init {
-        Some(path) => read_weights(path, model)?,
+        Some(path) => common::read_weights(path, model)?,
         None => weights::init(model, seed),
     };
 
@@ -206,23 +206,6 @@ fn check_out_dir(path: &Path) -> Result<(), Failure> {
         )));
     }
     Ok(())
-}
-
-fn read_weights(path: &Path, model: &Model) -> Result<weights::Weights, Failure> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Failure::Input(format!(
-            "error: cannot read weights '{}': {}\n",
-            path.display(),
-            super::source::io_message(&e)
-        ))
-    })?;
-    weights::from_safetensors(&bytes, model).map_err(|e| {
-        Failure::Input(format!(
-            "error: weights '{}' do not fit model '{}': {e}\n",
-            path.display(),
-            model.name
-        ))
-    })
 }
 
 /// A number as people write it: `0.5`, `1e30`, `1e-7`.
