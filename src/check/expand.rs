@@ -11,6 +11,7 @@
 
 use crate::diag::Diagnostic;
 use crate::syntax::ast::{Expr, ExprKind, FuncDef};
+use std::collections::HashMap;
 
 /// Nesting depth allowed after inlining: the parser's limit for one formula.
 pub const MAX_EXPANDED_DEPTH: u64 = crate::syntax::MAX_DEPTH as u64;
@@ -101,7 +102,12 @@ pub(super) fn check_sizes(
     calls: &[Vec<usize>],
     diags: &mut Vec<Diagnostic>,
 ) {
-    let names: Vec<&str> = activations.iter().map(|d| d.name.name.as_str()).collect();
+    // A map, not a list: a file with thousands of activations must not make
+    // every call's lookup a linear scan. Only lookups use it, never its order.
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (i, d) in activations.iter().enumerate() {
+        names.entry(d.name.name.as_str()).or_insert(i);
+    }
     let builtins = builtin_measures();
     // None: not measured yet, or (after reporting) too large; callers of a
     // reported activation are not reported again.
@@ -168,7 +174,7 @@ fn post_order(calls: &[Vec<usize>]) -> Vec<usize> {
 /// reported or are unknown, which other checks report).
 fn measure(
     def: &FuncDef,
-    names: &[&str],
+    names: &HashMap<&str, usize>,
     measures: &[Option<Measure>],
     builtins: &[(&str, Measure)],
 ) -> Measure {
@@ -183,7 +189,10 @@ fn builtin_measures() -> Vec<(&'static str, Measure)> {
         .map(|(name, formula)| {
             let body = crate::syntax::parse_expr(formula)
                 .expect("the built-in formulas of the spec parse");
-            (*name, measure_expr(&body, &["x"], &[], &[], &[]))
+            (
+                *name,
+                measure_expr(&body, &["x"], &HashMap::new(), &[], &[]),
+            )
         })
         .collect()
 }
@@ -192,7 +201,7 @@ fn builtin_measures() -> Vec<(&'static str, Measure)> {
 fn measure_expr(
     body: &Expr,
     params: &[&str],
-    names: &[&str],
+    names: &HashMap<&str, usize>,
     measures: &[Option<Measure>],
     builtins: &[(&str, Measure)],
 ) -> Measure {
@@ -220,9 +229,8 @@ fn measure_expr(
             ExprKind::Paren(_) => args[0],
             ExprKind::Call { func, .. } => {
                 let callee = names
-                    .iter()
-                    .position(|n| *n == func.name)
-                    .and_then(|i| measures[i])
+                    .get(func.name.as_str())
+                    .and_then(|&i| measures[i])
                     .or_else(|| {
                         builtins
                             .iter()
@@ -244,7 +252,7 @@ fn measure_expr(
 }
 
 /// Whether `body` calls an activation marked in `flags`.
-fn calls_any(body: &Expr, names: &[&str], flags: &[bool]) -> bool {
+fn calls_any(body: &Expr, names: &HashMap<&str, usize>, flags: &[bool]) -> bool {
     let mut stack = vec![body];
     while let Some(e) = stack.pop() {
         match &e.kind {
@@ -255,11 +263,7 @@ fn calls_any(body: &Expr, names: &[&str], flags: &[bool]) -> bool {
                 stack.push(rhs);
             }
             ExprKind::Call { func, args } => {
-                if names
-                    .iter()
-                    .position(|n| *n == func.name)
-                    .is_some_and(|i| flags[i])
-                {
+                if names.get(func.name.as_str()).is_some_and(|&i| flags[i]) {
                     return true;
                 }
                 stack.extend(args);
@@ -318,7 +322,7 @@ pub const MAX_EXPRESSION_SIZE: u64 = 5_000;
 /// at the whole expression.
 pub fn check_expression(expr: &Expr) -> Option<Diagnostic> {
     let builtins = builtin_measures();
-    let m = measure_expr(expr, &[], &[], &[], &builtins);
+    let m = measure_expr(expr, &[], &HashMap::new(), &[], &builtins);
     let what = if m.depth > MAX_EXPANDED_DEPTH {
         format!(
             "the expression nests more than {MAX_EXPANDED_DEPTH} levels deep once built-in activations are expanded"

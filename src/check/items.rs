@@ -5,6 +5,7 @@ use super::model::Function;
 use super::{BUILTIN_FUNCTIONS, BUILTIN_LOSSES, CONSTANTS, builtin_arity};
 use crate::diag::{Diagnostic, Span, suggest};
 use crate::syntax::ast::{self, Expr, ExprKind, FuncDef, Item};
+use std::collections::HashMap;
 
 /// The checked `activation` and `loss` items (first definition of each name).
 pub(super) struct Items {
@@ -18,15 +19,21 @@ pub(super) struct Items {
 pub(super) fn check_items(file: &ast::File, diags: &mut Vec<Diagnostic>) -> Items {
     let mut acts: Vec<&FuncDef> = Vec::new();
     let mut losses: Vec<&FuncDef> = Vec::new();
+    // Name lookups go through maps so a file with thousands of items is not
+    // checked in quadratic time; output order still follows `acts`/`losses`.
+    let mut act_index: HashMap<&str, usize> = HashMap::new();
+    let mut loss_index: HashMap<&str, usize> = HashMap::new();
     for item in &file.items {
         match item {
             Item::Activation(def) => {
-                if declare(def, "activation", &acts, diags) {
+                if declare(def, "activation", &acts, &act_index, diags) {
+                    act_index.insert(def.name.name.as_str(), acts.len());
                     acts.push(def);
                 }
             }
             Item::Loss(def) => {
-                if declare(def, "loss", &losses, diags) {
+                if declare(def, "loss", &losses, &loss_index, diags) {
+                    loss_index.insert(def.name.name.as_str(), losses.len());
                     losses.push(def);
                 }
             }
@@ -35,10 +42,10 @@ pub(super) fn check_items(file: &ast::File, diags: &mut Vec<Diagnostic>) -> Item
     }
 
     let act_names: Vec<&str> = acts.iter().map(|d| d.name.name.as_str()).collect();
-    let loss_names: Vec<&str> = losses.iter().map(|d| d.name.name.as_str()).collect();
     let names = Names {
         activations: &act_names,
-        losses: &loss_names,
+        activation_index: &act_index,
+        loss_index: &loss_index,
     };
     // Calls between activations, per activation: (callee index, call span).
     let mut calls: Vec<Vec<(usize, Span)>> = Vec::new();
@@ -75,7 +82,13 @@ pub(super) fn check_items(file: &ast::File, diags: &mut Vec<Diagnostic>) -> Item
 
 /// Reports a name that repeats an earlier item of its kind or a built-in;
 /// returns true when the definition is the first of its name.
-fn declare(def: &FuncDef, kind: &str, earlier: &[&FuncDef], diags: &mut Vec<Diagnostic>) -> bool {
+fn declare(
+    def: &FuncDef,
+    kind: &str,
+    earlier: &[&FuncDef],
+    index: &HashMap<&str, usize>,
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
     let name = def.name.name.as_str();
     let builtin = match kind {
         "activation" => BUILTIN_FUNCTIONS.iter().any(|(f, _)| *f == name) || name == "softmax",
@@ -91,7 +104,7 @@ fn declare(def: &FuncDef, kind: &str, earlier: &[&FuncDef], diags: &mut Vec<Diag
             .with_help(format!("choose another name, such as 'my_{name}'")),
         );
     }
-    if let Some(first) = earlier.iter().find(|d| d.name.name == name) {
+    if let Some(first) = index.get(name).map(|&i| earlier[i]) {
         diags.push(
             Diagnostic::error(format!("{kind} '{name}' is defined twice"), def.name.span)
                 .with_label("defined again here")
@@ -159,7 +172,8 @@ fn check_params(def: &FuncDef, kind: &str, expected: usize, diags: &mut Vec<Diag
 /// The item names a formula may refer to.
 struct Names<'a> {
     activations: &'a [&'a str],
-    losses: &'a [&'a str],
+    activation_index: &'a HashMap<&'a str, usize>,
+    loss_index: &'a HashMap<&'a str, usize>,
 }
 
 /// Checks every variable and call in a formula; returns the calls to
@@ -231,10 +245,10 @@ fn check_call(
     let name = func.name.as_str();
     let arity = if let Some(arity) = builtin_arity(name) {
         arity
-    } else if let Some(i) = names.activations.iter().position(|a| *a == name) {
+    } else if let Some(&i) = names.activation_index.get(name) {
         calls.push((i, func.span));
         1
-    } else if names.losses.contains(&name) {
+    } else if names.loss_index.contains_key(name) {
         return Some(
             Diagnostic::error(format!("loss '{name}' cannot be called"), func.span)
                 .with_label("a loss, not a function")

@@ -33,6 +33,7 @@ pub use model_block::{MAX_PARAMETERS, MAX_WIDTH};
 
 use crate::diag::Diagnostic;
 use crate::syntax::ast::{self, Item};
+use std::collections::HashMap;
 
 /// The built-in functions a formula may call, with their argument counts.
 pub const BUILTIN_FUNCTIONS: [(&str, usize); 18] = [
@@ -92,14 +93,14 @@ pub fn check(file: &ast::File) -> (model::Program, Vec<Diagnostic>) {
         losses: items.losses.iter().map(|f| f.name.as_str()).collect(),
     };
     let mut models: Vec<model::Model> = Vec::new();
-    let mut model_names: Vec<&ast::Ident> = Vec::new();
+    let mut model_names: HashMap<&str, &ast::Ident> = HashMap::new();
     let mut train: Option<model::TrainConfig> = None;
     let mut first_train: Option<&ast::Block> = None;
     for item in &file.items {
         match item {
             Item::Model(block) => {
                 if let Some(name) = &block.name {
-                    if let Some(first) = model_names.iter().find(|n| n.name == name.name) {
+                    if let Some(first) = model_names.get(name.name.as_str()) {
                         diags.push(
                             Diagnostic::error(
                                 format!("model '{}' is defined twice", name.name),
@@ -110,7 +111,7 @@ pub fn check(file: &ast::File) -> (model::Program, Vec<Diagnostic>) {
                             .with_help("give each model its own name"),
                         );
                     } else {
-                        model_names.push(name);
+                        model_names.insert(name.name.as_str(), name);
                     }
                 }
                 if let Some(m) = model_block::check_model(block, &names, &mut diags) {
