@@ -222,6 +222,33 @@ mod avx512 {
         }
     }
 
+    /// The lane sums of four vectors, as one 4-lane vector, by a shuffle
+    /// tree: 14 instructions where four `_mm512_reduce_add_ps` take about
+    /// 32 (at 32×64×32 the reductions outnumbered the FMAs). Fixed order,
+    /// so deterministic.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn hsum4(v: &[__m512; 4]) -> __m128 {
+        // 128-bit chunks: [a0+a2, a1+a3, b0+b2, b1+b3] and the same for c, d.
+        let ab = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b01_00_01_00>(v[0], v[1]),
+            _mm512_shuffle_f32x4::<0b11_10_11_10>(v[0], v[1]),
+        );
+        let cd = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b01_00_01_00>(v[2], v[3]),
+            _mm512_shuffle_f32x4::<0b11_10_11_10>(v[2], v[3]),
+        );
+        // Chunk q now holds four partial sums of vector q.
+        let t = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(ab, cd),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(ab, cd),
+        );
+        let u = _mm512_add_ps(t, _mm512_permute_ps::<0b10_11_00_01>(t));
+        let w = _mm512_add_ps(u, _mm512_permute_ps::<0b01_00_11_10>(u));
+        let idx = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        _mm512_castps512_ps128(_mm512_permutexvar_ps(idx, w))
+    }
+
     /// `c[i,j] = Σ_p a[i,p]·bt[j,p]` with a's and bt's rows contiguous
     /// (row strides `rsa` and `ldbt`).
     #[target_feature(enable = "avx512f")]
@@ -278,10 +305,15 @@ mod avx512 {
                         if i + r >= m {
                             break;
                         }
-                        let cr = c.offset((i + r) as isize * rsc);
-                        for (q, v) in row.iter().enumerate() {
-                            if j + q < n {
-                                *cr.add(j + q) = _mm512_reduce_add_ps(*v);
+                        let cr = c.offset((i + r) as isize * rsc).add(j);
+                        let sums = hsum4(row);
+                        if j + 4 <= n {
+                            _mm_storeu_ps(cr, sums);
+                        } else {
+                            let mut lanes = [0.0f32; 4];
+                            _mm_storeu_ps(lanes.as_mut_ptr(), sums);
+                            for (q, &v) in lanes.iter().enumerate().take(n - j) {
+                                *cr.add(q) = v;
                             }
                         }
                     }

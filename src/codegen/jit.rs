@@ -52,6 +52,7 @@ fn host_symbols() -> Vec<(&'static str, *const u8)> {
         ("slope_dgemm", runtime::dgemm_shim as *const u8),
         ("slope_softmax_lse_f32", rows::softmax_lse_f32 as *const u8),
         ("slope_tanh_f32", rows::tanh_f32 as *const u8),
+        ("slope_argmax_f32", rows::argmax_f32 as *const u8),
         ("slope_expf", runtime::expf as *const u8),
         ("slope_logf", runtime::logf as *const u8),
         ("slope_log1pf", runtime::log1pf as *const u8),
@@ -240,6 +241,9 @@ impl Jit {
                 Kernel::Softmax { .. } | Kernel::LogSumExp { .. } | Kernel::SoftmaxLse { .. } => {
                     let f = self.import("slope_softmax_lse_f32", &[types::I64; 5], None, &mut func)?;
                     Some(f)
+                }
+                Kernel::ArgMax { .. } => {
+                    Some(self.import("slope_argmax_f32", &[types::I64; 4], None, &mut func)?)
                 }
                 Kernel::Fused(f) if all_tanh(graph, f) => {
                     Some(self.import("slope_tanh_f32", &[types::I64; 2], None, &mut func)?)
@@ -431,6 +435,16 @@ fn emit_host(
             rows,
             cols,
         } => (p(src), p(sm), p(lse), *rows, *cols),
+        Kernel::ArgMax {
+            src,
+            dst,
+            rows,
+            cols,
+        } => {
+            let (r, c) = (i(*rows), i(*cols));
+            vx.b.ins().call(f, &[p(src), p(dst), r, c]);
+            return;
+        }
         Kernel::Fused(fu) => {
             translate::emit_fused(vx, &FusedCtx { graph, plan, ptrs }, fu, true);
             let len = vx.b.ins().iconst(types::I64, (fu.rows * fu.cols) as i64);

@@ -53,6 +53,24 @@ pub(crate) unsafe extern "C" fn tanh_f32(buf: *mut f32, len: usize) {
     let _ = (buf, len);
 }
 
+/// `dst[r]` = the index (as a float) of the first largest element of row
+/// `r`, as the JIT's scalar loop: NaNs after the first element never win,
+/// and a NaN first element gives 0. Branch-free within a row: a vector max,
+/// an equality mask, and its lowest set bit.
+///
+/// # Safety
+/// The host has AVX-512F; `src` addresses `rows·cols` elements (`cols` ≥
+/// 1) and `dst` `rows`.
+pub(crate) unsafe extern "C" fn argmax_f32(src: *const f32, dst: *mut f32, rows: usize, cols: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller's contract.
+    unsafe {
+        avx512::argmax(src, dst, rows, cols)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (src, dst, rows, cols);
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -107,6 +125,87 @@ mod avx512 {
         keep_nan(x, _mm512_scalef_ps(p, k))
     }
 
+    /// `log(x)` for x ≥ 1, +inf or NaN (a row's `Σ exp(x - max)`, whose
+    /// largest term is exp(0) = 1), as `Vx::log` without its branches for
+    /// zero, negatives and denormals.
+    #[target_feature(enable = "avx512f")]
+    fn log_ge1(x: __m512) -> __m512 {
+        let bits = _mm512_castps_si512(x);
+        let ei = _mm512_sub_epi32(_mm512_srli_epi32::<23>(bits), _mm512_set1_epi32(126));
+        let e = _mm512_cvtepi32_ps(ei);
+        let mbits = _mm512_or_si512(
+            _mm512_and_si512(bits, _mm512_set1_epi32(0x007f_ffff)),
+            _mm512_set1_epi32(0x3f00_0000),
+        );
+        let m = _mm512_castsi512_ps(mbits);
+        // Move m into [sqrt(1/2), sqrt(2)) and take f = m - 1 (exact).
+        let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(m, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+        let one = _mm512_set1_ps(1.0);
+        let f = _mm512_sub_ps(m, one);
+        let e = _mm512_mask_sub_ps(e, lt, e, one);
+        let f = _mm512_mask_add_ps(f, lt, f, m);
+        let z = _mm512_mul_ps(f, f);
+        let p = poly(
+            f,
+            &[
+                7.037_683_6e-2,
+                -1.151_461e-1,
+                1.167_699_9e-1,
+                -1.242_014_1e-1,
+                1.424_932_3e-1,
+                -1.666_805_8e-1,
+                2.000_071_5e-1,
+                -2.499_999_4e-1,
+                3.333_333_1e-1,
+            ],
+        );
+        let y = _mm512_mul_ps(p, _mm512_mul_ps(f, z));
+        let y = _mm512_fmadd_ps(e, _mm512_set1_ps(-2.121_944_4e-4), y);
+        let y = _mm512_fmadd_ps(z, _mm512_set1_ps(-0.5), y);
+        let r = _mm512_add_ps(f, y);
+        let r = _mm512_fmadd_ps(e, _mm512_set1_ps(0.693_359_4), r);
+        let inf = _mm512_set1_ps(f32::INFINITY);
+        let is_inf = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(x, inf);
+        keep_nan(x, _mm512_mask_mov_ps(r, is_inf, inf))
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn argmax(src: *const f32, dst: *mut f32, rows: usize, cols: usize) {
+        let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+        for r in 0..rows {
+            // SAFETY: row r has `cols` ≥ 1 elements; loads are masked to them.
+            unsafe {
+                let row = src.add(r * cols);
+                let mut best = 0usize;
+                if !(*row).is_nan() {
+                    // NaNs read as -inf: they never win, as in the scalar loop.
+                    let load = |j: usize| {
+                        let v = _mm512_mask_loadu_ps(ninf, lanes(cols - j), row.add(j));
+                        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                        _mm512_mask_mov_ps(v, nan, ninf)
+                    };
+                    let mut mv = ninf;
+                    let mut j = 0;
+                    while j < cols {
+                        mv = _mm512_max_ps(mv, load(j));
+                        j += 16;
+                    }
+                    let m = _mm512_set1_ps(_mm512_reduce_max_ps(mv));
+                    let mut j = 0;
+                    while j < cols {
+                        let eq = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(load(j), m) & lanes(cols - j);
+                        if eq != 0 {
+                            best = j + eq.trailing_zeros() as usize;
+                            break;
+                        }
+                        j += 16;
+                    }
+                }
+                *dst.add(r) = best as f32;
+            }
+        }
+    }
+
     /// `tanh(x)`, as `Vx::tanh`.
     #[target_feature(enable = "avx512f")]
     fn tanh(x: __m512) -> __m512 {
@@ -158,6 +257,9 @@ mod avx512 {
         cols: usize,
     ) {
         let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+        // Maxima and sums of up to 16 rows, whose logs are taken together.
+        let mut ms = [0.0f32; 16];
+        let mut ss = [1.0f32; 16];
         for r in 0..rows {
             // SAFETY: row r has `cols` elements in each buffer; every
             // access below is masked to columns 0..cols.
@@ -194,7 +296,14 @@ mod avx512 {
                 }
                 let s = _mm512_reduce_add_ps(acc);
                 if !lse.is_null() {
-                    *lse.add(r) = m + s.ln();
+                    let q = r % 16;
+                    ms[q] = m;
+                    ss[q] = s;
+                    if q == 15 || r + 1 == rows {
+                        let l = log_ge1(_mm512_loadu_ps(ss.as_ptr()));
+                        let y = _mm512_add_ps(_mm512_loadu_ps(ms.as_ptr()), l);
+                        _mm512_mask_storeu_ps(lse.add(r - q), lanes(q + 1), y);
+                    }
                 }
                 if !out.is_null() {
                     let inv = _mm512_set1_ps(1.0 / s);
