@@ -177,3 +177,63 @@ fn tanh_after_a_bias_add_matches_the_interpreter_with_tails() {
         }
     }
 }
+
+/// The first largest element's index, as the JIT's scalar loop defines it:
+/// a NaN first element gives 0, later NaNs never win.
+fn first_argmax(row: &[f64]) -> f64 {
+    let mut best = row[0];
+    let mut idx = 0;
+    for (j, &x) in row.iter().enumerate().skip(1) {
+        if x > best {
+            best = x;
+            idx = j;
+        }
+    }
+    idx as f64
+}
+
+/// Arg-max rows with tails (on AVX-512 hosts a 16-lane host kernel, else
+/// the JIT's scalar loop): ties go to the first, NaNs never win, -inf rows
+/// give 0; NaN-free rows also match the interpreter.
+#[test]
+fn argmax_rows_with_tails_ties_and_nans() {
+    for &cols in &[1, 2, 5, 10, 16, 17, 33, 37] {
+        let batch = 7;
+        let mut g = Graph::new();
+        let x = g.leaf(
+            "x",
+            LeafKind::Input,
+            Shape(vec![Dim::Batch, Dim::Fixed(cols)]),
+        );
+        let am = g.add(Op::ArgMax, &[x]).expect("argmax");
+        // Small integers make ties common.
+        let mut xs: Vec<f64> = logits(batch * cols, cols)
+            .into_iter()
+            .map(|v| (v * 0.3).round())
+            .collect();
+        let last = cols - 1;
+        xs[cols..2 * cols].fill(f64::NEG_INFINITY);
+        xs[2 * cols] = f64::NAN;
+        xs[3 * cols + last] = f64::NAN;
+        xs[4 * cols + last] = 100.0;
+        xs[5 * cols..6 * cols].fill(2.0);
+        let mut env = Env::new();
+        env.insert(
+            "x".into(),
+            Tensor::new(vec![batch, cols], xs.clone()).expect("shape"),
+        );
+        let want = eval(&g, &[am], &env, batch).expect("interpreter");
+        for got in [
+            run::<f32>(&g, &[(x, &xs)], &[am], batch),
+            run::<f64>(&g, &[(x, &xs)], &[am], batch),
+        ] {
+            for r in 0..batch {
+                let row = &xs[r * cols..(r + 1) * cols];
+                assert_eq!(got[0][r], first_argmax(row), "cols {cols} row {r}: {row:?}");
+                if row.iter().all(|v| !v.is_nan()) {
+                    assert_eq!(got[0][r], want[0].data[r], "cols {cols} row {r}");
+                }
+            }
+        }
+    }
+}
