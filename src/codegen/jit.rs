@@ -53,6 +53,7 @@ fn host_symbols() -> Vec<(&'static str, *const u8)> {
         ("slope_softmax_lse_f32", rows::softmax_lse_f32 as *const u8),
         ("slope_tanh_f32", rows::tanh_f32 as *const u8),
         ("slope_argmax_f32", rows::argmax_f32 as *const u8),
+        ("slope_sum_f32", rows::sum_f32 as *const u8),
         ("slope_expf", runtime::expf as *const u8),
         ("slope_logf", runtime::logf as *const u8),
         ("slope_log1pf", runtime::log1pf as *const u8),
@@ -241,6 +242,13 @@ impl Jit {
                 Kernel::Softmax { .. } | Kernel::LogSumExp { .. } | Kernel::SoftmaxLse { .. } => {
                     let f = self.import("slope_softmax_lse_f32", &[types::I64; 5], None, &mut func)?;
                     Some(f)
+                }
+                Kernel::Sum {
+                    over_rows,
+                    over_cols,
+                    ..
+                } if *over_rows || *over_cols => {
+                    Some(self.import("slope_sum_f32", &[types::I64; 6], None, &mut func)?)
                 }
                 Kernel::ArgMax { .. } => {
                     Some(self.import("slope_argmax_f32", &[types::I64; 4], None, &mut func)?)
@@ -435,6 +443,25 @@ fn emit_host(
             rows,
             cols,
         } => (p(src), p(sm), p(lse), *rows, *cols),
+        Kernel::Sum {
+            src,
+            dst,
+            rows,
+            cols,
+            over_rows,
+            over_cols,
+        } => {
+            let args = [
+                p(src),
+                p(dst),
+                i(*rows),
+                i(*cols),
+                i(usize::from(*over_rows)),
+                i(usize::from(*over_cols)),
+            ];
+            vx.b.ins().call(f, &args);
+            return;
+        }
         Kernel::ArgMax {
             src,
             dst,

@@ -71,6 +71,40 @@ pub(crate) unsafe extern "C" fn argmax_f32(src: *const f32, dst: *mut f32, rows:
     let _ = (src, dst, rows, cols);
 }
 
+/// Sums of `src[rows, cols]`: over the columns of each row (`over_rows`
+/// false), or over the rows (`over_cols` false), or of everything. Row sums
+/// use four independent 16-lane accumulators, so a long row (a weight
+/// gradient's finiteness check sums 2,048 elements) is not one chain of
+/// dependent adds as in the 4-lane JIT loop. Fixed order: deterministic.
+///
+/// # Safety
+/// The host has AVX-512F; `src` addresses `rows·cols` elements and `dst`
+/// the result's (`rows`, `cols` or 1); at least one flag is set.
+pub(crate) unsafe extern "C" fn sum_f32(
+    src: *const f32,
+    dst: *mut f32,
+    rows: usize,
+    cols: usize,
+    over_rows: usize,
+    over_cols: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller's contract.
+    unsafe {
+        match (over_rows != 0, over_cols != 0) {
+            (true, true) => *dst = avx512::row_sum(src, rows * cols),
+            (false, true) => {
+                for r in 0..rows {
+                    *dst.add(r) = avx512::row_sum(src.add(r * cols), cols);
+                }
+            }
+            _ => avx512::column_sums(src, dst, rows, cols),
+        }
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (src, dst, rows, cols, over_rows, over_cols);
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -203,6 +237,52 @@ mod avx512 {
                 }
                 *dst.add(r) = best as f32;
             }
+        }
+    }
+
+    /// `Σ src[0..len]`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn row_sum(src: *const f32, len: usize) -> f32 {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut j = 0;
+        // SAFETY: whole blocks stay below `len`; the tail is masked.
+        unsafe {
+            while j + 64 <= len {
+                for (q, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_add_ps(*a, _mm512_loadu_ps(src.add(j + 16 * q)));
+                }
+                j += 64;
+            }
+            let mut q = 0;
+            while j < len {
+                let x = _mm512_maskz_loadu_ps(lanes(len - j), src.add(j));
+                acc[q] = _mm512_add_ps(acc[q], x);
+                q += 1;
+                j += 16;
+            }
+        }
+        let s = _mm512_add_ps(
+            _mm512_add_ps(acc[0], acc[1]),
+            _mm512_add_ps(acc[2], acc[3]),
+        );
+        _mm512_reduce_add_ps(s)
+    }
+
+    /// `dst[c] = Σ_r src[r, c]`, 16 columns at a time, rows in order.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn column_sums(src: *const f32, dst: *mut f32, rows: usize, cols: usize) {
+        let mut j = 0;
+        while j < cols {
+            let k = lanes(cols - j);
+            let mut acc = _mm512_setzero_ps();
+            // SAFETY: masked to columns j..cols of rows that exist.
+            unsafe {
+                for r in 0..rows {
+                    acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(k, src.add(r * cols + j)));
+                }
+                _mm512_mask_storeu_ps(dst.add(j), k, acc);
+            }
+            j += 16;
         }
     }
 
