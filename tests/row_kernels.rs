@@ -156,7 +156,10 @@ fn tanh_after_a_bias_add_matches_the_interpreter_with_tails() {
                 "x".into(),
                 Tensor::new(vec![batch, cols], xs.clone()).expect("shape"),
             );
-            env.insert("b".into(), Tensor::new(vec![cols], bs.clone()).expect("shape"));
+            env.insert(
+                "b".into(),
+                Tensor::new(vec![cols], bs.clone()).expect("shape"),
+            );
             let want = eval(&g, &[y], &env, batch).expect("interpreter");
             for (tol, got) in [
                 (2e-6, run::<f32>(&g, &[(x, &xs), (b, &bs)], &[y], batch)),

@@ -9,14 +9,14 @@
 //! 4. finalize, and wrap the entry point in a [`Compiled`].
 
 use super::kernels;
-use super::rows;
-use crate::graph::Op;
 use super::math::{Libm, Vx};
+use super::rows;
 use super::runtime::{self, Compiled};
 use super::schedule::{self, Kernel, Plan};
 use super::translate::{self, FusedCtx};
 use super::{CodegenError, Element, Signature};
 use crate::graph::Graph;
+use crate::graph::Op;
 use cranelift_codegen::Context;
 use cranelift_codegen::ir::{AbiParam, FuncRef, Function, InstBuilder, MemFlagsData, Value, types};
 use cranelift_codegen::settings::{self, Configurable};
@@ -240,7 +240,8 @@ impl Jit {
         let host = if T::BYTES == 4 && super::gemm::has_avx512() {
             match kernel {
                 Kernel::Softmax { .. } | Kernel::LogSumExp { .. } | Kernel::SoftmaxLse { .. } => {
-                    let f = self.import("slope_softmax_lse_f32", &[types::I64; 5], None, &mut func)?;
+                    let f =
+                        self.import("slope_softmax_lse_f32", &[types::I64; 5], None, &mut func)?;
                     Some(f)
                 }
                 Kernel::Sum {

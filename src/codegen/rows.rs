@@ -61,7 +61,12 @@ pub(crate) unsafe extern "C" fn tanh_f32(buf: *mut f32, len: usize) {
 /// # Safety
 /// The host has AVX-512F; `src` addresses `rows·cols` elements (`cols` ≥
 /// 1) and `dst` `rows`.
-pub(crate) unsafe extern "C" fn argmax_f32(src: *const f32, dst: *mut f32, rows: usize, cols: usize) {
+pub(crate) unsafe extern "C" fn argmax_f32(
+    src: *const f32,
+    dst: *mut f32,
+    rows: usize,
+    cols: usize,
+) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the caller's contract.
     unsafe {
@@ -136,7 +141,10 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     fn exp(x: __m512) -> __m512 {
         // `max_ps(x, lo)` returns lo for a NaN x; keep_nan restores it.
-        let xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0)), _mm512_set1_ps(88.8));
+        let xc = _mm512_min_ps(
+            _mm512_max_ps(x, _mm512_set1_ps(-104.0)),
+            _mm512_set1_ps(88.8),
+        );
         let magic = _mm512_set1_ps(12_582_912.0);
         let t = _mm512_fmadd_ps(xc, _mm512_set1_ps(std::f32::consts::LOG2_E), magic);
         let k = _mm512_sub_ps(t, magic);
@@ -150,7 +158,7 @@ mod avx512 {
                 8.333_452e-3,
                 4.166_579_6e-2,
                 1.666_666_5e-1,
-                5.000_000_1e-1,
+                5e-1,
             ],
         );
         let r2 = _mm512_mul_ps(r, r);
@@ -173,7 +181,8 @@ mod avx512 {
         );
         let m = _mm512_castsi512_ps(mbits);
         // Move m into [sqrt(1/2), sqrt(2)) and take f = m - 1 (exact).
-        let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(m, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+        let lt =
+            _mm512_cmp_ps_mask::<_CMP_LT_OQ>(m, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
         let one = _mm512_set1_ps(1.0);
         let f = _mm512_sub_ps(m, one);
         let e = _mm512_mask_sub_ps(e, lt, e, one);
@@ -190,7 +199,7 @@ mod avx512 {
                 -1.666_805_8e-1,
                 2.000_071_5e-1,
                 -2.499_999_4e-1,
-                3.333_333_1e-1,
+                3.333_333e-1,
             ],
         );
         let y = _mm512_mul_ps(p, _mm512_mul_ps(f, z));
@@ -261,10 +270,7 @@ mod avx512 {
                 j += 16;
             }
         }
-        let s = _mm512_add_ps(
-            _mm512_add_ps(acc[0], acc[1]),
-            _mm512_add_ps(acc[2], acc[3]),
-        );
+        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
         _mm512_reduce_add_ps(s)
     }
 
@@ -294,10 +300,10 @@ mod avx512 {
             z,
             &[
                 -5.704_988_7e-3,
-                2.063_908_9e-2,
+                2.063_909e-2,
                 -5.373_971_6e-2,
                 1.333_144_2e-1,
-                -3.333_328_2e-1,
+                -3.333_328e-1,
             ],
         );
         let small = _mm512_fmadd_ps(p, _mm512_mul_ps(x, z), x);
@@ -345,11 +351,7 @@ mod avx512 {
             // access below is masked to columns 0..cols.
             unsafe {
                 let row = src.add(r * cols);
-                let out = if sm.is_null() {
-                    sm
-                } else {
-                    sm.add(r * cols)
-                };
+                let out = if sm.is_null() { sm } else { sm.add(r * cols) };
                 // Max, with -inf in the lanes past the row's end.
                 let mut mv = ninf;
                 let mut j = 0;

@@ -71,7 +71,11 @@ impl BatchBuf {
     /// Copies the rows `indices` of `data` into the front of the buffers and
     /// returns the filled slices `(x, t)`. Consecutive indices (every batch
     /// of an unshuffled run) are returned in place, without a copy.
-    pub fn gather<'a>(&'a mut self, data: &'a Dataset, indices: &[usize]) -> (&'a [f32], &'a [f32]) {
+    pub fn gather<'a>(
+        &'a mut self,
+        data: &'a Dataset,
+        indices: &[usize],
+    ) -> (&'a [f32], &'a [f32]) {
         let (nf, nt) = (self.n_features, self.n_targets);
         if let Some(&first) = indices.first()
             && indices.iter().enumerate().all(|(i, &row)| row == first + i)
