@@ -88,6 +88,7 @@ fn usage_errors_exit_2() {
         &["train", "xor.nn", "--seed", "-1"],
         &["train", "xor.nn", "--seed", "1.5"],
         &["bench", "xor.nn", "--threads", "0"],
+        &["bench", "xor.nn", "--batch", "0"],
         &["train", "two_models.nn", "--quiet"],
         &["check", "two_models.nn", "--model", "c"],
         &["grad", "two_models.nn"],
@@ -226,6 +227,11 @@ fn every_command_succeeds_on_good_input() {
     // and bench with an enormous batch that used to abort on allocation.
     let dir = scratch("ok");
     weights(&dir);
+    std::fs::write(
+        dir.join("no_train.nn"),
+        "model m {\n    input 3\n    dense 4 relu\n    dense 2 softmax\n    loss cross_entropy\n}\n",
+    )
+    .expect("scratch dir is writable");
     let w = "w.safetensors";
     let cases: &[&[&str]] = &[
         &["check", "xor.nn"],
@@ -293,6 +299,9 @@ fn every_command_succeeds_on_good_input() {
         &["graph", "const_act.nn", "--grad"],
         &["bench", "const_act.nn"],
         &["bench", "big_batch.nn"],
+        &["bench", "xor.nn", "--batch", "3"],
+        // No train block (so no data): bench times made-up rows.
+        &["bench", "no_train.nn", "--batch", "5"],
     ];
     for args in cases {
         let (code, _, err) = run_in(&dir, args);

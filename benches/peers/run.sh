@@ -39,6 +39,6 @@ done
 peer W4 numpy
 peer W4 jax
 echo "== W2 784-512-512-10 relu, batch 256: GFLOP/s"
-$pin $S bench benches/peers/w2.nn --threads 1 | grep -E "loss\+grad|train step"
-MATMUL_NUM_THREADS=2 $S bench benches/peers/w2.nn --threads 2 | grep -E "loss\+grad|train step"
+$pin $S bench benches/peers/w2.nn --batch 256 --threads 1 | grep -E "loss\+grad|train step"
+MATMUL_NUM_THREADS=2 $S bench benches/peers/w2.nn --batch 256 --threads 2 | grep -E "loss\+grad|train step"
 peer W2 jax

@@ -47,6 +47,9 @@ pub struct BenchArgs {
     /// Threads for large matrix products.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Rows per step, overriding the file's `batch` (at most 4096).
+    #[arg(long)]
+    pub batch: Option<usize>,
 }
 
 /// Runs `slope predict`.

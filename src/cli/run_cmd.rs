@@ -482,6 +482,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
             "error: invalid value for '--threads': must be at least 1\n".into(),
         ));
     }
+    if args.batch == Some(0) {
+        return Err(Failure::Usage(
+            "error: invalid value for '--batch': must be at least 1\n".into(),
+        ));
+    }
     let threads = args.threads.unwrap_or(1);
     let loaded: Loaded = common::load_program(&args.file, args.model.as_deref())?;
     let model = loaded.model().clone();
@@ -489,7 +494,10 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     // The file's batch may be far larger than any data set (training then
     // uses all rows per step); the benchmark's made-up rows are capped so
     // `batch 4000000000` does not allocate terabytes.
-    let batch = train.map_or(32, |t| t.batch.value).min(BENCH_MAX_BATCH);
+    let batch = args
+        .batch
+        .unwrap_or_else(|| train.map_or(32, |t| t.batch.value))
+        .min(BENCH_MAX_BATCH);
     let opt = train.map_or(
         crate::check::model::Optimizer::Sgd {
             lr: crate::check::model::Setting::default(0.01),

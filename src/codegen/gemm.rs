@@ -15,8 +15,9 @@
 //!   [`PACK_MIN_ROWS`] rows and `A` row-major, each element of `C` is a dot
 //!   product of two contiguous rows; a 2×4 block keeps eight 16-lane
 //!   accumulators and reduces them at the end (the k tail uses masked,
-//!   zeroing loads). With more rows, `B` is copied once into a row-major
-//!   panel for the broadcast kernel.
+//!   zeroing loads), summed by a shuffle tree four at a time. With more
+//!   rows, `B` is transposed once (4×4 SSE blocks) into a row-major panel
+//!   for the broadcast kernel, which needs no horizontal sums.
 //!
 //! Anything else, or a CPU without AVX-512F, goes to `matrixmultiply`
 //! (f64 products always do). Both kernels accumulate over k in order, so
@@ -50,11 +51,14 @@ pub fn preferred(m: usize, k: usize, n: usize) -> bool {
 
 /// From this many rows of A on, a transposed B is copied into a panel for
 /// the broadcast kernel; below, the dot-product kernel reads it in place.
-/// The copy of a 32×64 weight costs about 1.3 µs, about what the dot
-/// kernel's horizontal sums cost over 40 rows (measured: at 32 rows the
-/// dot kernel is 1.3–1.6 µs against 1.6 µs with the copy; at 256 rows the
-/// copy wins, 6.1 µs against 11–12 µs).
-pub const PACK_MIN_ROWS: usize = 64;
+/// With the copy done by 4×4 SSE transposes the dot kernel's horizontal
+/// sums lose already at batch 32: the 64-32-10 training step (W1 of the
+/// peer comparison) went from 0.230 to 0.196 ms per 57-step epoch
+/// (median of 100 epochs each). An element-by-element copy of a 32×64
+/// weight had cost about 1.3 µs, which set this at 64 before. A single
+/// row (prediction) keeps the dot kernel: 1·64·32 runs at 0.05–0.08 of
+/// matrixmultiply's time.
+pub const PACK_MIN_ROWS: usize = 8;
 
 thread_local! {
     /// Scratch panel for a transposed B, reused across calls (grows only).
@@ -111,13 +115,10 @@ pub unsafe fn sgemm(
                 if panel.len() < k * n {
                     panel.resize(k * n, 0.0);
                 }
-                for j in 0..n {
-                    // SAFETY: row j of bᵀ (column j of b) has k elements.
-                    let col = unsafe { std::slice::from_raw_parts(b.offset(j as isize * csb), k) };
-                    for (p, &x) in col.iter().enumerate() {
-                        panel[p * n + j] = x;
-                    }
-                }
+                // SAFETY: b's columns (bᵀ's rows) are k long, n of them,
+                // `csb` apart; the panel holds k·n elements; AVX-512F (so
+                // SSE) is present.
+                unsafe { avx512::transpose_into(b, csb, n, k, panel.as_mut_ptr()) };
                 // SAFETY: the panel is k×n row-major; the rest is the
                 // caller's contract; AVX-512F is present.
                 unsafe {
@@ -222,6 +223,79 @@ mod avx512 {
         }
     }
 
+    /// `panel[p·n + j] = bt[j·ldbt + p]` for `j < n`, `p < k`: 4×4 blocks
+    /// transposed in SSE registers (eight shuffles per 16 elements, where an
+    /// element-by-element copy of a 32×64 weight took about 1.3 µs), edges
+    /// element by element.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose_into(
+        bt: *const f32,
+        ldbt: isize,
+        n: usize,
+        k: usize,
+        panel: *mut f32,
+    ) {
+        let (n4, k4) = (n / 4 * 4, k / 4 * 4);
+        // SAFETY: every index below is < n in j and < k in p.
+        unsafe {
+            let row = |j: usize| bt.offset(j as isize * ldbt);
+            for j in (0..n4).step_by(4) {
+                for p in (0..k4).step_by(4) {
+                    let r0 = _mm_loadu_ps(row(j).add(p));
+                    let r1 = _mm_loadu_ps(row(j + 1).add(p));
+                    let r2 = _mm_loadu_ps(row(j + 2).add(p));
+                    let r3 = _mm_loadu_ps(row(j + 3).add(p));
+                    let t0 = _mm_unpacklo_ps(r0, r1);
+                    let t1 = _mm_unpacklo_ps(r2, r3);
+                    let t2 = _mm_unpackhi_ps(r0, r1);
+                    let t3 = _mm_unpackhi_ps(r2, r3);
+                    let dst = panel.add(p * n + j);
+                    _mm_storeu_ps(dst, _mm_movelh_ps(t0, t1));
+                    _mm_storeu_ps(dst.add(n), _mm_movehl_ps(t1, t0));
+                    _mm_storeu_ps(dst.add(2 * n), _mm_movelh_ps(t2, t3));
+                    _mm_storeu_ps(dst.add(3 * n), _mm_movehl_ps(t3, t2));
+                }
+                for p in k4..k {
+                    for q in 0..4 {
+                        *panel.add(p * n + j + q) = *row(j + q).add(p);
+                    }
+                }
+            }
+            for j in n4..n {
+                for p in 0..k {
+                    *panel.add(p * n + j) = *row(j).add(p);
+                }
+            }
+        }
+    }
+
+    /// The lane sums of four vectors, as one 4-lane vector, by a shuffle
+    /// tree: 14 instructions where four `_mm512_reduce_add_ps` take about
+    /// 32 (at 32×64×32 the reductions outnumbered the FMAs). Fixed order,
+    /// so deterministic.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn hsum4(v: &[__m512; 4]) -> __m128 {
+        // 128-bit chunks: [a0+a2, a1+a3, b0+b2, b1+b3] and the same for c, d.
+        let ab = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b01_00_01_00>(v[0], v[1]),
+            _mm512_shuffle_f32x4::<0b11_10_11_10>(v[0], v[1]),
+        );
+        let cd = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b01_00_01_00>(v[2], v[3]),
+            _mm512_shuffle_f32x4::<0b11_10_11_10>(v[2], v[3]),
+        );
+        // Chunk q now holds four partial sums of vector q.
+        let t = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(ab, cd),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(ab, cd),
+        );
+        let u = _mm512_add_ps(t, _mm512_permute_ps::<0b10_11_00_01>(t));
+        let w = _mm512_add_ps(u, _mm512_permute_ps::<0b01_00_11_10>(u));
+        let idx = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        _mm512_castps512_ps128(_mm512_permutexvar_ps(idx, w))
+    }
+
     /// `c[i,j] = Σ_p a[i,p]·bt[j,p]` with a's and bt's rows contiguous
     /// (row strides `rsa` and `ldbt`).
     #[target_feature(enable = "avx512f")]
@@ -278,10 +352,15 @@ mod avx512 {
                         if i + r >= m {
                             break;
                         }
-                        let cr = c.offset((i + r) as isize * rsc);
-                        for (q, v) in row.iter().enumerate() {
-                            if j + q < n {
-                                *cr.add(j + q) = _mm512_reduce_add_ps(*v);
+                        let cr = c.offset((i + r) as isize * rsc).add(j);
+                        let sums = hsum4(row);
+                        if j + 4 <= n {
+                            _mm_storeu_ps(cr, sums);
+                        } else {
+                            let mut lanes = [0.0f32; 4];
+                            _mm_storeu_ps(lanes.as_mut_ptr(), sums);
+                            for (q, &v) in lanes.iter().enumerate().take(n - j) {
+                                *cr.add(q) = v;
                             }
                         }
                     }

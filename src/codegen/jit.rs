@@ -10,11 +10,13 @@
 
 use super::kernels;
 use super::math::{Libm, Vx};
+use super::rows;
 use super::runtime::{self, Compiled};
 use super::schedule::{self, Kernel, Plan};
 use super::translate::{self, FusedCtx};
 use super::{CodegenError, Element, Signature};
 use crate::graph::Graph;
+use crate::graph::Op;
 use cranelift_codegen::Context;
 use cranelift_codegen::ir::{AbiParam, FuncRef, Function, InstBuilder, MemFlagsData, Value, types};
 use cranelift_codegen::settings::{self, Configurable};
@@ -48,6 +50,10 @@ fn host_symbols() -> Vec<(&'static str, *const u8)> {
     vec![
         ("slope_sgemm", runtime::sgemm_shim as *const u8),
         ("slope_dgemm", runtime::dgemm_shim as *const u8),
+        ("slope_softmax_lse_f32", rows::softmax_lse_f32 as *const u8),
+        ("slope_tanh_f32", rows::tanh_f32 as *const u8),
+        ("slope_argmax_f32", rows::argmax_f32 as *const u8),
+        ("slope_sum_f32", rows::sum_f32 as *const u8),
         ("slope_expf", runtime::expf as *const u8),
         ("slope_logf", runtime::logf as *const u8),
         ("slope_log1pf", runtime::log1pf as *const u8),
@@ -229,6 +235,33 @@ impl Jit {
             "slope_dgemm"
         };
         let gemm = self.import(gemm_name, &[types::I64; 12], None, &mut func)?;
+        // f32 row work goes to the AVX-512 host kernels of `rows.rs` when
+        // the host has AVX-512F (checked here, at compile time).
+        let host = if T::BYTES == 4 && super::gemm::has_avx512() {
+            match kernel {
+                Kernel::Softmax { .. } | Kernel::LogSumExp { .. } | Kernel::SoftmaxLse { .. } => {
+                    let f =
+                        self.import("slope_softmax_lse_f32", &[types::I64; 5], None, &mut func)?;
+                    Some(f)
+                }
+                Kernel::Sum {
+                    over_rows,
+                    over_cols,
+                    ..
+                } if *over_rows || *over_cols => {
+                    Some(self.import("slope_sum_f32", &[types::I64; 6], None, &mut func)?)
+                }
+                Kernel::ArgMax { .. } => {
+                    Some(self.import("slope_argmax_f32", &[types::I64; 4], None, &mut func)?)
+                }
+                Kernel::Fused(f) if all_tanh(graph, f) => {
+                    Some(self.import("slope_tanh_f32", &[types::I64; 2], None, &mut func)?)
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
         {
             let mut b = FunctionBuilder::new(&mut func, &mut self.fctx);
             let entry = b.create_block();
@@ -258,7 +291,10 @@ impl Jit {
                 fma: self.fma,
                 libm,
             };
-            emit(&mut vx, graph, plan, kernel, &ptrs, gemm);
+            match host {
+                Some(f) => emit_host(&mut vx, graph, plan, kernel, &ptrs, f),
+                None => emit(&mut vx, graph, plan, kernel, &ptrs, gemm),
+            }
             b.ins().return_(&[]);
             b.seal_all_blocks();
             b.finalize(self.module.target_config());
@@ -322,7 +358,7 @@ fn emit(
 ) {
     let p = |b: &usize| ptrs[b];
     match kernel {
-        Kernel::Fused(f) => translate::emit_fused(vx, &FusedCtx { graph, plan, ptrs }, f),
+        Kernel::Fused(f) => translate::emit_fused(vx, &FusedCtx { graph, plan, ptrs }, f, false),
         Kernel::MatMul { a, b, c, m, k, n } => {
             kernels::matmul(vx, gemm, (p(&a.buf), *a), (p(&b.buf), *b), p(c), *m, *k, *n)
         }
@@ -368,4 +404,85 @@ fn emit(
         Kernel::OneHot { src, dst, rows, k } => kernels::onehot(vx, p(src), p(dst), *rows, *k),
         Kernel::Copy { src, dst, len } => kernels::copy(vx, p(src), p(dst), *len),
     }
+}
+
+/// True when a fused loop stores exactly one node and it is a `tanh` (an
+/// activation after its bias add): the loop then stores the argument and
+/// `slope_tanh_f32` finishes the buffer in place.
+fn all_tanh(graph: &Graph, f: &schedule::Fused) -> bool {
+    f.sinks.len() == 1 && f.sinks.iter().all(|s| graph.node(s.0).op == Op::Tanh)
+}
+
+/// Emits a kernel that calls an AVX-512 host kernel of `rows.rs`.
+fn emit_host(
+    vx: &mut Vx,
+    graph: &Graph,
+    plan: &Plan,
+    kernel: &Kernel,
+    ptrs: &HashMap<usize, Value>,
+    f: FuncRef,
+) {
+    let p = |b: &usize| ptrs[b];
+    let mut i = |v: usize| vx.b.ins().iconst(types::I64, v as i64);
+    let (src, sm, lse, rows, cols) = match kernel {
+        Kernel::Softmax {
+            src,
+            dst,
+            rows,
+            cols,
+        } => (p(src), p(dst), i(0), *rows, *cols),
+        Kernel::LogSumExp {
+            src,
+            dst,
+            rows,
+            cols,
+        } => (p(src), i(0), p(dst), *rows, *cols),
+        Kernel::SoftmaxLse {
+            src,
+            sm,
+            lse,
+            rows,
+            cols,
+        } => (p(src), p(sm), p(lse), *rows, *cols),
+        Kernel::Sum {
+            src,
+            dst,
+            rows,
+            cols,
+            over_rows,
+            over_cols,
+        } => {
+            let args = [
+                p(src),
+                p(dst),
+                i(*rows),
+                i(*cols),
+                i(usize::from(*over_rows)),
+                i(usize::from(*over_cols)),
+            ];
+            vx.b.ins().call(f, &args);
+            return;
+        }
+        Kernel::ArgMax {
+            src,
+            dst,
+            rows,
+            cols,
+        } => {
+            let (r, c) = (i(*rows), i(*cols));
+            vx.b.ins().call(f, &[p(src), p(dst), r, c]);
+            return;
+        }
+        Kernel::Fused(fu) => {
+            translate::emit_fused(vx, &FusedCtx { graph, plan, ptrs }, fu, true);
+            let len = vx.b.ins().iconst(types::I64, (fu.rows * fu.cols) as i64);
+            for s in &fu.sinks {
+                vx.b.ins().call(f, &[p(&s.1), len]);
+            }
+            return;
+        }
+        _ => unreachable!("emit_host is called only for row kernels and tanh loops"),
+    };
+    let (r, c) = (i(rows), i(cols));
+    vx.b.ins().call(f, &[src, sm, lse, r, c]);
 }

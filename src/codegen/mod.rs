@@ -35,6 +35,7 @@ pub mod gemm;
 mod jit;
 mod kernels;
 pub mod math;
+mod rows;
 mod runtime;
 mod schedule;
 mod translate;

@@ -128,7 +128,10 @@ pub(crate) struct FusedCtx<'a> {
 }
 
 /// Emits a fused element-wise loop.
-pub(crate) fn emit_fused(vx: &mut Vx, cx: &FusedCtx, f: &Fused) {
+///
+/// With `pre_tanh`, every sink must be a `tanh`, and its argument is stored
+/// in its place (the caller then applies `tanh` to the buffer in place).
+pub(crate) fn emit_fused(vx: &mut Vx, cx: &FusedCtx, f: &Fused, pre_tanh: bool) {
     let flat = f
         .loads
         .iter()
@@ -160,7 +163,18 @@ pub(crate) fn emit_fused(vx: &mut Vx, cx: &FusedCtx, f: &Fused) {
                 };
                 // Every sink is computed before any is stored, so an update
                 // written in place never feeds a read of the same element.
-                let vals: Vec<Value> = f.sinks.iter().map(|s| ev.eval(vx, s.0)).collect();
+                let vals: Vec<Value> = f
+                    .sinks
+                    .iter()
+                    .map(|s| {
+                        let n = if pre_tanh {
+                            cx.graph.node(s.0).args[0]
+                        } else {
+                            s.0
+                        };
+                        ev.eval(vx, n)
+                    })
+                    .collect();
                 for (s, v) in f.sinks.iter().zip(vals) {
                     let base = cx.ptrs[&s.1];
                     let addr = vx.b.ins().iadd(base, at);

@@ -69,9 +69,23 @@ impl BatchBuf {
     }
 
     /// Copies the rows `indices` of `data` into the front of the buffers and
-    /// returns the filled slices `(x, t)`.
-    pub fn gather(&mut self, data: &Dataset, indices: &[usize]) -> (&[f32], &[f32]) {
+    /// returns the filled slices `(x, t)`. Consecutive indices (every batch
+    /// of an unshuffled run) are returned in place, without a copy.
+    pub fn gather<'a>(
+        &'a mut self,
+        data: &'a Dataset,
+        indices: &[usize],
+    ) -> (&'a [f32], &'a [f32]) {
         let (nf, nt) = (self.n_features, self.n_targets);
+        if let Some(&first) = indices.first()
+            && indices.iter().enumerate().all(|(i, &row)| row == first + i)
+        {
+            let end = first + indices.len();
+            return (
+                &data.features[first * nf..end * nf],
+                &data.targets[first * nt..end * nt],
+            );
+        }
         for (i, &row) in indices.iter().enumerate() {
             self.x[i * nf..(i + 1) * nf].copy_from_slice(&data.features[row * nf..(row + 1) * nf]);
             self.t[i * nt..(i + 1) * nt].copy_from_slice(&data.targets[row * nt..(row + 1) * nt]);
@@ -128,5 +142,9 @@ mod tests {
         let (x, t) = buf.gather(&data, &[1]);
         assert_eq!(x, &[10.0, 11.0]);
         assert_eq!(t, &[1.5]);
+        // Consecutive rows are returned in place (and may exceed capacity).
+        let (x, t) = buf.gather(&data, &[0, 1, 2]);
+        assert_eq!(x, &[0.0, 1.0, 10.0, 11.0, 20.0, 21.0]);
+        assert_eq!(t, &[0.5, 1.5, 2.5]);
     }
 }
