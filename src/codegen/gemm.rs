@@ -65,16 +65,29 @@ thread_local! {
     static PANEL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// True when the host has AVX-512F (the standard library caches the check).
+/// The environment variable that, when set (to anything), makes slope use
+/// its portable kernels (4-lane Cranelift code and `matrixmultiply`) even on
+/// a CPU with AVX-512, as on one without. The tests use it so that both
+/// paths are checked on whatever machine runs them.
+pub const PORTABLE_KERNELS_VAR: &str = "SLOPE_PORTABLE_KERNELS";
+
+/// True when the host has AVX-512F and [`PORTABLE_KERNELS_VAR`] is unset.
+/// Read once per process, so every kernel of a run makes the same choice.
 pub fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    static CHOICE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CHOICE.get_or_init(|| {
+        if std::env::var_os(PORTABLE_KERNELS_VAR).is_some() {
+            return false;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
 }
 
 /// `c[m,n] = a[m,k] · b[k,n]` (strides in elements; `c` has contiguous
