@@ -17,6 +17,7 @@
 //!
 //! **Architecture Invariant:** `simplify` imports only `graph`.
 
+mod canon;
 pub mod rules;
 
 use crate::graph::{Graph, NodeId, Op};
