@@ -314,12 +314,12 @@ impl<'g> Printer<'g> {
     }
 
     fn number(&self, v: f64) -> (String, u8) {
-        let latex = self.style == Style::Latex;
-        if v == std::f64::consts::PI {
-            return ((if latex { "\\pi" } else { "pi" }).to_string(), ATOM);
-        }
-        if v == std::f64::consts::E {
-            return ("e".to_string(), ATOM);
+        if let Some(k) = named_constant(v) {
+            return match (k.over, self.style) {
+                (false, _) => (self.constant_text(k), ATOM),
+                (true, Style::Text) => (format!("1/{}", self.constant_text(k)), PROD),
+                (true, Style::Latex) => (format!("\\frac{{1}}{{{}}}", k.latex), ATOM),
+            };
         }
         if !v.is_finite() {
             // Not expressible as a literal; these are their IEEE values.
@@ -335,7 +335,62 @@ impl<'g> Printer<'g> {
         if v < 0.0 {
             return self.negate(self.number(-v));
         }
+        // A multiple of a named constant (`sqrt(2)/2`); short decimals are
+        // left alone, which also keeps the multiple itself from recursing.
+        if number_text(v).len() > 8 && scaled_constant(v).is_some() {
+            return self.product_of(v, &[]);
+        }
+        if let Some((p, q)) = small_fraction(v).filter(|_| number_text(v).len() > 8) {
+            // 1/3 reads better than 0.3333333333333333, and reads back the same.
+            let (p, q) = (number_text(p), number_text(q));
+            return match self.style {
+                Style::Text => (format!("{p}/{q}"), PROD),
+                Style::Latex => (format!("\\frac{{{p}}}{{{q}}}"), ATOM),
+            };
+        }
         (number_text(v), ATOM)
+    }
+
+    /// A named constant's text in this style (without any `1/`).
+    fn constant_text(&self, k: NamedConstant) -> String {
+        match self.style {
+            Style::Text => k.text.to_string(),
+            Style::Latex => k.latex.to_string(),
+        }
+    }
+
+    /// Puts the coefficient `coef` of a product into `num` and `den`:
+    /// `sqrt(2/pi)`, `x/sqrt(2*pi)`, `0.134145*x/sqrt(2*pi)`, `2/3`, `x/4`.
+    fn coefficient(&self, coef: f64, num: &mut Vec<String>, den: &mut Vec<(String, u8)>) {
+        if coef == 1.0 {
+            return;
+        }
+        if let Some((r, k)) = scaled_constant(coef) {
+            let s = self.constant_text(k);
+            if k.over {
+                den.insert(0, (s, ATOM));
+            } else {
+                num.insert(0, s);
+            }
+            let inv = 1.0 / r;
+            if r < 1.0 && inv.fract() == 0.0 && 1.0 / inv == r {
+                // sqrt(2)*x/2 reads better than 0.5*sqrt(2)*x.
+                den.insert(0, self.number(inv));
+            } else if r != 1.0 {
+                num.insert(0, self.number(r).0);
+            }
+            return;
+        }
+        let inv = 1.0 / coef;
+        if coef < 1.0 && inv.fract() == 0.0 && 1.0 / inv == coef && inv < 1e15 {
+            den.insert(0, self.number(inv));
+        } else if let Some((p, q)) = small_fraction(coef) {
+            // 2/3 reads better than 0.6666666666666666.
+            num.insert(0, self.number(p).0);
+            den.insert(0, self.number(q));
+        } else {
+            num.insert(0, self.number(coef).0);
+        }
     }
 
     /// `-s` given `s` and its precedence.
@@ -395,8 +450,17 @@ impl<'g> Printer<'g> {
     fn sum(&self, terms: &[NodeId]) -> (String, u8) {
         let mut split: Vec<(bool, f64, Vec<NodeId>)> =
             terms.iter().map(|&t| self.signed(t)).collect();
-        // Positive terms first reads as `1 - a^2` and `y - t`, not `-t + y`.
-        split.sort_by_key(|t| t.0);
+        // Positive terms first reads as `y - t`, not `-t + y`; a textbook
+        // puts the constant last (`log(x) + 1`, `6*x^2 - 4`) unless it is
+        // the only positive term (`1 - a^2`, not `-a^2 + 1`).
+        let lead = !split.iter().any(|(neg, _, f)| !neg && !f.is_empty());
+        split.sort_by_key(|(neg, _, f)| match (f.is_empty(), neg) {
+            (true, false) if lead => 0,
+            (false, false) => 1,
+            (false, true) => 2,
+            (true, false) => 3,
+            (true, true) => 4,
+        });
         let mut out = String::new();
         for (i, (neg, c, factors)) in split.into_iter().enumerate() {
             let (s, prec) = self.magnitude(c, &factors);
@@ -463,6 +527,7 @@ impl<'g> Printer<'g> {
     fn product_of(&self, coef: f64, factors: &[NodeId]) -> (String, u8) {
         let mut num: Vec<String> = Vec::new();
         let mut den: Vec<(String, u8)> = Vec::new();
+        let mut num_ids: Vec<NodeId> = Vec::new();
         let tensor_mul = factors.iter().any(|&f| self.is_tensor_expr(f));
         for &f in factors {
             let n = self.g.node(f);
@@ -475,19 +540,19 @@ impl<'g> Printer<'g> {
                 den.push(self.power_const(base, -k));
             } else {
                 num.push(self.at(f, NEG + 1));
+                num_ids.push(f);
             }
         }
-        if coef != 1.0 {
-            let inv = 1.0 / coef;
-            if coef < 1.0 && inv.fract() == 0.0 && 1.0 / inv == coef && inv < 1e15 {
-                den.insert(0, self.number(inv));
-            } else if let Some((p, q)) = small_fraction(coef) {
-                // 2/3 reads better than 0.6666666666666666.
-                num.insert(0, self.number(p).0);
-                den.insert(0, self.number(q));
-            } else {
-                num.insert(0, self.number(coef).0);
-            }
+        let lone = (num_ids.len() == 1).then(|| num_ids[0]);
+        self.coefficient(coef, &mut num, &mut den);
+        // A lone numerator of a LaTeX fraction needs no parentheses:
+        // \frac{\tanh(u) + 1}{2}, not \frac{\left(\tanh(u) + 1\right)}{2}.
+        if let Some(f) = lone
+            && self.style == Style::Latex
+            && !den.is_empty()
+            && num.len() == 1
+        {
+            num[0] = self.p(f).0;
         }
         let join = match (self.style, tensor_mul) {
             (Style::Text, false) => "*",
@@ -528,8 +593,9 @@ impl<'g> Printer<'g> {
         if k == 1.0 {
             return (base, ATOM);
         }
-        let (e, _) = self.number(k);
+        let (e, prec) = self.number(k);
         match self.style {
+            Style::Text if prec < POW => (format!("{base}^({e})"), POW),
             Style::Text => (format!("{base}^{e}"), POW),
             Style::Latex => (format!("{base}^{{{e}}}"), POW),
         }
@@ -554,10 +620,77 @@ fn small_fraction(v: f64) -> Option<(f64, f64)> {
     if v.fract() == 0.0 {
         return None;
     }
-    (3..=12).map(f64::from).find_map(|q: f64| {
+    // The smallest denominator that works; 3/6 is 1/2, which prints as 0.5.
+    let (p, q) = (2..=12).map(f64::from).find_map(|q: f64| {
         let p = (v * q).round();
         let exact = p / q == v && p.fract() == 0.0 && p.abs() < 1e6;
-        (exact && !(q as u32).is_power_of_two() && (v * q - p).abs() < 1e-9).then_some((p, q))
+        (exact && (v * q - p).abs() < 1e-9).then_some((p, q))
+    })?;
+    (!(q as u32).is_power_of_two()).then_some((p, q))
+}
+
+/// A constant that prints by its exact formula (`sqrt(2/pi)`) instead of
+/// its decimals, because the formula reads back to the very same `f64`.
+#[derive(Clone, Copy)]
+struct NamedConstant {
+    /// `.nn` text of the constant, or of its denominator when `over`.
+    text: &'static str,
+    /// The same in LaTeX.
+    latex: &'static str,
+    /// The value is `1/text` (`1/sqrt(2*pi)`), printed as a denominator.
+    over: bool,
+    /// The value, computed with the very operations the evaluator performs
+    /// on the parsed text (`a/b` is `a*(1/b)`), so a match is bit-exact.
+    value: f64,
+}
+
+/// The named constants, simplest first so that the first match wins.
+fn named_constants() -> [NamedConstant; 10] {
+    use std::f64::consts::{E, PI};
+    let k = |text, latex, over, value| NamedConstant {
+        text,
+        latex,
+        over,
+        value,
+    };
+    [
+        k("pi", "\\pi", false, PI),
+        k("e", "e", false, E),
+        k("pi", "\\pi", true, 1.0 / PI),
+        k("sqrt(2)", "\\sqrt{2}", false, 2f64.sqrt()),
+        k("sqrt(2)", "\\sqrt{2}", true, 1.0 / 2f64.sqrt()),
+        k("log(2)", "\\log 2", false, 2f64.ln()),
+        k("sqrt(pi)", "\\sqrt{\\pi}", false, PI.sqrt()),
+        k("sqrt(pi)", "\\sqrt{\\pi}", true, 1.0 / PI.sqrt()),
+        k(
+            "sqrt(2/pi)",
+            "\\sqrt{2/\\pi}",
+            false,
+            (2.0 * (1.0 / PI)).sqrt(),
+        ),
+        k("sqrt(2*pi)", "\\sqrt{2\\pi}", true, 1.0 / (2.0 * PI).sqrt()),
+    ]
+}
+
+/// The named constant that `v` is exactly.
+fn named_constant(v: f64) -> Option<NamedConstant> {
+    named_constants().into_iter().find(|k| k.value == v)
+}
+
+/// `v = r*k` for a named constant `k` and a short decimal or integer `r`
+/// (`0.134145/sqrt(2*pi)`), checked both ways so that it is no accident of
+/// rounding. `r` may be 1.
+fn scaled_constant(v: f64) -> Option<(f64, NamedConstant)> {
+    if !v.is_finite() || v <= 0.0 {
+        return None;
+    }
+    if let Some(k) = named_constant(v) {
+        return Some((1.0, k));
+    }
+    named_constants().into_iter().find_map(|k| {
+        let r = v / k.value;
+        let short = number_text(r).len() <= 8 || small_fraction(r).is_some();
+        (short && r * k.value == v && r > 0.0).then_some((r, k))
     })
 }
 
