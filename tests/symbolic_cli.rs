@@ -71,6 +71,17 @@ fn diff_json_and_latex() {
     );
     let (out, _, _) = slope(&["diff", "sqrt(x)", "--latex"]);
     assert_eq!(out, "\\frac{1}{2 \\cdot \\sqrt{x}}\n");
+    // Exact constants print as their formulas in LaTeX too.
+    let (out, _, _) = slope(&["diff", "sqrt(2/pi)*x + x^2/sqrt(2*pi)", "--latex"]);
+    assert_eq!(out, "\\sqrt{2/\\pi} \\cdot x + \\sqrt{2/\\pi}\n");
+}
+
+#[test]
+fn grad_latex_names_each_side_of_a_double_name() {
+    // The output line `y = z3 = ...` names one node twice.
+    let (out, err, code) = slope(&["grad", "examples/custom.nn", "--latex"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\ny = z_{3} = W_{3} a_{2} + b_{3}\n"), "{out}");
 }
 
 #[test]

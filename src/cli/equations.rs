@@ -247,7 +247,12 @@ fn last_is(model: &Model, a: &Activation) -> bool {
 fn line(lhs: &str, rhs: NodeId, note: Option<String>) -> Line {
     Line {
         lhs_text: lhs.to_string(),
-        lhs_latex: crate::graph::print::latex_name(lhs).replace('ℓ', "\\ell"),
+        // `y = z3` names one node twice: each name is its own LaTeX symbol.
+        lhs_latex: lhs
+            .split(" = ")
+            .map(|n| crate::graph::print::latex_name(n).replace('ℓ', "\\ell"))
+            .collect::<Vec<_>>()
+            .join(" = "),
         rhs,
         note,
         mean: false,
