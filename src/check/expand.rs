@@ -209,18 +209,29 @@ fn measure_expr(
     let mut stack: Vec<(&Expr, bool)> = vec![(body, false)];
     let mut values: Vec<Measure> = Vec::new();
     while let Some((expr, expanded)) = stack.pop() {
-        let children: Vec<&Expr> = match &expr.kind {
-            ExprKind::Number { .. } | ExprKind::Var(_) => Vec::new(),
-            ExprKind::Neg(a) | ExprKind::Paren(a) => vec![a],
-            ExprKind::Binary { lhs, rhs, .. } => vec![lhs, rhs],
-            ExprKind::Call { args, .. } => args.iter().collect(),
+        // Children are pushed straight onto the stack (no list per node):
+        // this walk runs over every formula of the file.
+        let arity = match &expr.kind {
+            ExprKind::Number { .. } | ExprKind::Var(_) => 0,
+            ExprKind::Neg(_) | ExprKind::Paren(_) => 1,
+            ExprKind::Binary { .. } => 2,
+            ExprKind::Call { args, .. } => args.len(),
         };
-        if !expanded && !children.is_empty() {
+        if !expanded && arity > 0 {
             stack.push((expr, true));
-            stack.extend(children.iter().rev().map(|c| (*c, false)));
+            match &expr.kind {
+                ExprKind::Number { .. } | ExprKind::Var(_) => {}
+                ExprKind::Neg(a) | ExprKind::Paren(a) => stack.push((a, false)),
+                ExprKind::Binary { lhs, rhs, .. } => {
+                    stack.push((rhs, false));
+                    stack.push((lhs, false));
+                }
+                ExprKind::Call { args, .. } => stack.extend(args.iter().rev().map(|c| (c, false))),
+            }
             continue;
         }
-        let args = values.split_off(values.len() - children.len());
+        let first = values.len() - arity;
+        let args = &values[first..];
         let m = match &expr.kind {
             ExprKind::Number { .. } => Measure::LEAF,
             ExprKind::Var(v) if params.contains(&v.as_str()) => Measure::HOLE,
@@ -237,13 +248,14 @@ fn measure_expr(
                             .find(|(n, _)| *n == func.name)
                             .map(|(_, m)| *m)
                     });
-                match (callee, args.as_slice()) {
+                match (callee, args) {
                     (Some(f), [arg]) => Measure::substitute(f, *arg),
-                    _ => Measure::node(&args),
+                    _ => Measure::node(args),
                 }
             }
-            ExprKind::Neg(_) | ExprKind::Binary { .. } => Measure::node(&args),
+            ExprKind::Neg(_) | ExprKind::Binary { .. } => Measure::node(args),
         };
+        values.truncate(first);
         values.push(m);
     }
     values

@@ -33,29 +33,71 @@ pub(super) struct Parser<'a> {
 }
 
 pub(super) fn parse_file(src: &str) -> (ast::File, Vec<Diagnostic>) {
-    with_stack_for(src, || parse_file_here(src))
+    with_stack_for(nesting_bound(src, true), || parse_file_here(src))
 }
 
 pub(super) fn parse_expr_only(src: &str) -> Result<ast::Expr, Vec<Diagnostic>> {
-    with_stack_for(src, || parse_expr_here(src))
+    // A lone expression may span lines, so no line break ends one.
+    with_stack_for(nesting_bound(src, false), || parse_expr_here(src))
 }
 
-/// Runs `parse` where the stack is deep enough for `MAX_DEPTH` levels.
+/// An upper bound on the nesting the parser can reach in `src`: the most
+/// opening brackets, minus signs and carets in one stretch of text that an
+/// expression may span.
+///
+/// Nesting only grows inside one expression, and an expression of a file
+/// ends at a line break outside brackets unless the line ends with an
+/// operator. With `line_breaks`, a stretch therefore ends at a line break
+/// where no bracket is open and the line ends with a word, a number or a
+/// closing bracket. The count errs high, never low: every `(` and `[`
+/// counts, even in comments and strings, while a `)` or `]` after a `#` or
+/// `"` on its line is ignored, and a line with a `#` never ends a stretch.
+fn nesting_bound(src: &str, line_breaks: bool) -> usize {
+    let mut most = 0;
+    let mut stretch = 0usize;
+    let mut open = 0usize;
+    let mut quoted = false;
+    let mut last = b'\n';
+    for b in src.bytes() {
+        match b {
+            b'(' | b'[' => {
+                open += 1;
+                stretch += 1;
+            }
+            b'-' | b'^' => stretch += 1,
+            b')' | b']' if !quoted => open = open.saturating_sub(1),
+            b'#' | b'"' => quoted = true,
+            b'\n' => {
+                let ends = last.is_ascii_alphanumeric()
+                    || matches!(last, b'_' | b')' | b']' | b'{' | b'}');
+                if line_breaks && open == 0 && !quoted && ends {
+                    most = most.max(stretch);
+                    stretch = 0;
+                }
+                quoted = false;
+            }
+            _ => {}
+        }
+        if !matches!(b, b' ' | b'\t' | b'\r') {
+            last = b;
+        }
+    }
+    most.max(stretch)
+}
+
+/// Runs `parse` where the stack is deep enough for `MAX_DEPTH` levels,
+/// given an upper bound on the nesting of the input ([`nesting_bound`]).
 ///
 /// One level of nesting is a cycle of eight rule functions (`paren`, `expr`,
 /// `comparison`, ..., `atom`); unoptimised builds spend about 14 KiB of
 /// stack on it, so 256 levels need about 3.5 MiB, more than a test thread's
 /// 2 MiB. Input that cannot nest more than a few levels (few brackets,
-/// minus signs and carets) is parsed on the caller's thread; other input on
+/// minus signs and carets in any one expression) is parsed on the caller's thread; other input on
 /// a helper thread with a 64 MiB stack (reserved, not committed, memory).
-fn with_stack_for<T: Send>(src: &str, parse: impl Fn() -> T + Sync) -> T {
+fn with_stack_for<T: Send>(bound: usize, parse: impl Fn() -> T + Sync) -> T {
     const SHALLOW: usize = 32;
     const STACK: usize = 64 << 20;
-    let openers = src
-        .bytes()
-        .filter(|b| matches!(b, b'(' | b'[' | b'-' | b'^'))
-        .count();
-    if openers <= SHALLOW {
+    if bound <= SHALLOW {
         return parse();
     }
     let spawned = std::thread::scope(|scope| {
