@@ -10,7 +10,7 @@ set -u
 cd "$(dirname "$0")/../.."
 PEERS=${PEERS:-../shared/peers}
 PY=${PY:-python3}
-S=./target/release/slope
+S=${SLOPE:-./target/release/slope}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MATMUL_NUM_THREADS=1
 export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 pin="taskset -c 0"
