@@ -376,6 +376,12 @@ fn emit(
             over_rows,
             over_cols,
         } => kernels::sum(vx, p(src), p(dst), *rows, *cols, *over_rows, *over_cols),
+        Kernel::SumStrided {
+            src,
+            dst,
+            dims,
+            over,
+        } => kernels::sum_strided(vx, p(src), p(dst), dims, *over),
         Kernel::Softmax {
             src,
             dst,

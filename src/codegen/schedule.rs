@@ -10,6 +10,7 @@
 //! produced later. Updates of leaves run last and write in place when no
 //! later kernel reads the old value; otherwise they go through scratch.
 
+use super::strides::{Reduction, reduction};
 use super::{CodegenError, Signature};
 use crate::graph::{Dim, Graph, LeafKind, NodeId, Op, Shape};
 use std::collections::{HashMap, HashSet};
@@ -45,14 +46,22 @@ pub(crate) enum Index {
     Row,
     /// Element 0: a scalar broadcast everywhere.
     Scalar,
+    /// The element at the loop position with the axes in the set dropped:
+    /// a broadcast along axes of a rank ≥ 3 loop that are none of the
+    /// above (strides 0 on those axes; see `strides.rs`).
+    Axes(u8),
 }
 
 /// A fused element-wise loop over `rows × cols`.
 #[derive(Clone, Debug)]
 pub(crate) struct Fused {
+    /// Rows of a rank-2 loop, else 1.
     pub rows: usize,
+    /// Columns of a rank-2 loop, else every element.
     pub cols: usize,
     pub rank: usize,
+    /// The loop's shape (batch substituted), any rank.
+    pub dims: Vec<usize>,
     /// Nodes computed and stored, with their buffers.
     pub sinks: Vec<(NodeId, usize)>,
     /// Buffers read, and how (sinks of this loop excluded).
@@ -95,6 +104,14 @@ pub(crate) enum Kernel {
         cols: usize,
         over_rows: bool,
         over_cols: bool,
+    },
+    /// Sum of `src` of the (merged) sizes `dims` over the axes in `over`,
+    /// which alternate with kept axes (three or more of them in all).
+    SumStrided {
+        src: usize,
+        dst: usize,
+        dims: Vec<usize>,
+        over: u8,
     },
     /// Softmax of each row.
     Softmax {
@@ -144,6 +161,7 @@ impl Kernel {
             Kernel::MatMul { a, b, .. } => vec![(a.buf, Index::Identity), (b.buf, Index::Identity)],
             Kernel::Transpose { src, .. }
             | Kernel::Sum { src, .. }
+            | Kernel::SumStrided { src, .. }
             | Kernel::Softmax { src, .. }
             | Kernel::LogSumExp { src, .. }
             | Kernel::SoftmaxLse { src, .. }
@@ -161,6 +179,7 @@ impl Kernel {
             Kernel::SoftmaxLse { sm, lse, .. } => vec![*sm, *lse],
             Kernel::Transpose { dst, .. }
             | Kernel::Sum { dst, .. }
+            | Kernel::SumStrided { dst, .. }
             | Kernel::Softmax { dst, .. }
             | Kernel::LogSumExp { dst, .. }
             | Kernel::ArgMax { dst, .. }
@@ -204,23 +223,48 @@ pub(crate) fn const_value(graph: &Graph, n: NodeId, batch: usize) -> Option<f64>
 }
 
 /// How a broadcast along `axes` into a loop of `rank` reads its operand.
+/// Rank ≤ 2 loops get one of the four fixed patterns; the other broadcasts
+/// of a rank ≥ 3 loop read by strides ([`Index::Axes`]).
 pub(crate) fn broadcast_index(axes: u8, rank: usize) -> Index {
-    match (rank, axes) {
-        (_, 0) => Index::Identity,
-        (2, 0b01) => Index::Col,
-        (2, 0b10) => Index::Row,
-        _ => Index::Scalar,
+    let all = ((1u32 << rank.min(8)) - 1) as u8;
+    if axes == 0 {
+        Index::Identity
+    } else if axes == all {
+        Index::Scalar
+    } else if rank == 2 && axes == 0b01 {
+        Index::Col
+    } else if rank == 2 && axes == 0b10 {
+        Index::Row
+    } else {
+        Index::Axes(axes)
     }
 }
 
-/// Rows and columns of a loop over a tensor of these sizes.
+/// Rows and columns of a fused loop over a tensor of these sizes: a rank ≥ 3
+/// loop is one row of every element (its broadcasts, if any, read by
+/// [`Fused::dims`] instead).
 fn rows_cols(d: &[usize]) -> (usize, usize) {
     match d {
         [] => (1, 1),
         [n] => (1, *n),
         [r, c] => (*r, *c),
-        _ => (1, d.iter().product()),
+        [_, _, _, ..] => (1, d.iter().product()),
     }
+}
+
+/// Rows and columns of a row op (softmax, log-sum-exp, arg-max along the
+/// last axis) over a tensor of these sizes: every axis but the last is a row.
+fn last_axis_rows(op: Op, shape: &Shape, d: &[usize]) -> Result<(usize, usize), CodegenError> {
+    match d.split_last() {
+        Some((&cols, outer)) => Ok((outer.iter().product(), cols)),
+        None => Err(unsupported(op, &[shape], "it needs at least one axis")),
+    }
+}
+
+/// The error for an op and operand shapes the code generator cannot compile.
+pub(crate) fn unsupported(op: Op, shapes: &[&Shape], why: &str) -> CodegenError {
+    let shapes: Vec<String> = shapes.iter().map(|s| s.to_string()).collect();
+    CodegenError::Unsupported(format!("{} of {}: {why}", op.name(), shapes.join(" and ")))
 }
 
 struct Planner<'g> {
@@ -476,10 +520,15 @@ impl Planner<'_> {
         let node = self.graph.node(n);
         let dst = self.buf_of[&n];
         let arg = |i: usize| node.args[i];
+        let shape = |i: usize| &self.graph.node(node.args[i]).shape;
         let kernel = match node.op {
             Op::MatMul => {
                 let (a, b) = (self.view(arg(0)), self.view(arg(1)));
                 let (ad, bd) = (self.dims(arg(0)), self.dims(arg(1)));
+                if ad.len() != 2 || bd.len() != 2 {
+                    let why = "only matrices are multiplied";
+                    return Err(unsupported(node.op, &[shape(0), shape(1)], why));
+                }
                 Kernel::MatMul {
                     a,
                     b,
@@ -492,6 +541,10 @@ impl Planner<'_> {
             Op::Transpose => {
                 let v = self.view(arg(0));
                 let d = self.dims(arg(0));
+                if d.len() != 2 {
+                    let why = "only matrices are transposed";
+                    return Err(unsupported(node.op, &[shape(0)], why));
+                }
                 if v.transposed {
                     Kernel::Copy {
                         src: v.buf,
@@ -520,7 +573,7 @@ impl Planner<'_> {
                         over_rows: false,
                         over_cols: axes.0 & 1 != 0,
                     },
-                    _ => Kernel::Sum {
+                    2 => Kernel::Sum {
                         src,
                         dst,
                         rows: d[0],
@@ -528,10 +581,32 @@ impl Planner<'_> {
                         over_rows: axes.0 & 1 != 0,
                         over_cols: axes.0 & 2 != 0,
                     },
+                    3.. => match reduction(&d, axes.0) {
+                        Reduction::Copy(len) => Kernel::Copy { src, dst, len },
+                        Reduction::Matrix {
+                            rows,
+                            cols,
+                            over_rows,
+                            over_cols,
+                        } => Kernel::Sum {
+                            src,
+                            dst,
+                            rows,
+                            cols,
+                            over_rows,
+                            over_cols,
+                        },
+                        Reduction::Strided { dims, over } => Kernel::SumStrided {
+                            src,
+                            dst,
+                            dims,
+                            over,
+                        },
+                    },
                 }
             }
             Op::Softmax | Op::LogSumExp | Op::ArgMax => {
-                let (rows, cols) = rows_cols(&self.dims(arg(0)));
+                let (rows, cols) = last_axis_rows(node.op, shape(0), &self.dims(arg(0)))?;
                 let src = self.buf_of[&arg(0)];
                 if self.done.contains(&n) {
                     return Ok(());
@@ -577,7 +652,10 @@ impl Planner<'_> {
                 }
             }
             Op::OneHot(k) => {
-                let rows = self.dims(arg(0))[0];
+                let &[rows] = &self.dims(arg(0))[..] else {
+                    let why = "class indices are a vector";
+                    return Err(unsupported(node.op, &[shape(0)], why));
+                };
                 Kernel::OneHot {
                     src: self.buf_of[&arg(0)],
                     dst,
@@ -684,7 +762,7 @@ impl Planner<'_> {
         let mut chosen = None;
         for (ki, k) in self.kernels.iter().enumerate().skip(floor) {
             let Some(Kernel::Fused(f)) = k else { continue };
-            if (f.rows, f.cols, f.rank) != (rows, cols, rank) {
+            if f.dims != d {
                 continue;
             }
             let ok = loads
@@ -707,6 +785,7 @@ impl Planner<'_> {
                 rows,
                 cols,
                 rank,
+                dims: d,
                 sinks: Vec::new(),
                 loads: Vec::new(),
             })),
