@@ -3,7 +3,7 @@
 //! stable form (sum, softmax, log-sum-exp, arg-max), one-hot and copies.
 
 use super::math::Vx;
-use super::schedule::View;
+use super::plan::View;
 use super::strides::strides;
 use super::translate::{Width, for_range, load, mem, nest, offset, store, sweep};
 use cranelift_codegen::ir::condcodes::FloatCC;

@@ -35,6 +35,7 @@ pub mod gemm;
 mod jit;
 mod kernels;
 pub mod math;
+mod plan;
 mod rows;
 mod runtime;
 mod schedule;

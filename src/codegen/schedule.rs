@@ -9,195 +9,19 @@
 //! nodes ("sinks") of one shape share a loop when nothing they read is
 //! produced later. Updates of leaves run last and write in place when no
 //! later kernel reads the old value; otherwise they go through scratch.
+//!
+//! Tensors may have any rank. Element-wise loops and sums of rank ≤ 2 keep
+//! their matrix forms; higher ranks merge axes (`strides.rs`) and read
+//! broadcast operands by strides ([`Index::Axes`]). Matrix products,
+//! transposes and one-hot stay rank 2 (the shape rules enforce it; the
+//! planner re-checks and answers [`CodegenError::Unsupported`]); softmax,
+//! log-sum-exp and arg-max run along the last axis of any rank.
 
+use super::plan::{Buf, BufKind, Fused, Index, Kernel, Plan, View};
 use super::strides::{Reduction, reduction};
 use super::{CodegenError, Signature};
-use crate::graph::{Dim, Graph, LeafKind, NodeId, Op, Shape};
+use crate::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape};
 use std::collections::{HashMap, HashSet};
-
-/// Where a buffer's memory comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum BufKind {
-    /// `call`'s `inputs[i]`.
-    Input(usize),
-    /// `call`'s `states[i]` (an updated leaf).
-    State(usize),
-    /// `call`'s `outputs[i]`.
-    Output(usize),
-    /// Workspace owned by the compiled function.
-    Work,
-}
-
-/// One buffer of the pointer table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Buf {
-    pub kind: BufKind,
-    pub len: usize,
-}
-
-/// How a fused loop at row `r`, column `c` reads a buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Index {
-    /// Element `r*cols + c`: same shape as the loop.
-    Identity,
-    /// Element `c`: a row vector broadcast down the rows.
-    Col,
-    /// Element `r`: a column broadcast across the columns.
-    Row,
-    /// Element 0: a scalar broadcast everywhere.
-    Scalar,
-    /// The element at the loop position with the axes in the set dropped:
-    /// a broadcast along axes of a rank ≥ 3 loop that are none of the
-    /// above (strides 0 on those axes; see `strides.rs`).
-    Axes(u8),
-}
-
-/// A fused element-wise loop over `rows × cols`.
-#[derive(Clone, Debug)]
-pub(crate) struct Fused {
-    /// Rows of a rank-2 loop, else 1.
-    pub rows: usize,
-    /// Columns of a rank-2 loop, else every element.
-    pub cols: usize,
-    pub rank: usize,
-    /// The loop's shape (batch substituted), any rank.
-    pub dims: Vec<usize>,
-    /// Nodes computed and stored, with their buffers.
-    pub sinks: Vec<(NodeId, usize)>,
-    /// Buffers read, and how (sinks of this loop excluded).
-    pub loads: Vec<(usize, Index)>,
-}
-
-/// A matrix operand: a buffer, read transposed or not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct View {
-    pub buf: usize,
-    pub transposed: bool,
-}
-
-/// One step of the compiled function.
-#[derive(Clone, Debug)]
-pub(crate) enum Kernel {
-    /// Element-wise loop.
-    Fused(Fused),
-    /// `c[m,n] = a[m,k] · b[k,n]`.
-    MatMul {
-        a: View,
-        b: View,
-        c: usize,
-        m: usize,
-        k: usize,
-        n: usize,
-    },
-    /// `dst[cols,rows] = src[rows,cols]ᵀ`.
-    Transpose {
-        src: usize,
-        dst: usize,
-        rows: usize,
-        cols: usize,
-    },
-    /// Sum of `src[rows,cols]` over rows and/or columns.
-    Sum {
-        src: usize,
-        dst: usize,
-        rows: usize,
-        cols: usize,
-        over_rows: bool,
-        over_cols: bool,
-    },
-    /// Sum of `src` of the (merged) sizes `dims` over the axes in `over`,
-    /// which alternate with kept axes (three or more of them in all).
-    SumStrided {
-        src: usize,
-        dst: usize,
-        dims: Vec<usize>,
-        over: u8,
-    },
-    /// Softmax of each row.
-    Softmax {
-        src: usize,
-        dst: usize,
-        rows: usize,
-        cols: usize,
-    },
-    /// `log Σ exp` of each row.
-    LogSumExp {
-        src: usize,
-        dst: usize,
-        rows: usize,
-        cols: usize,
-    },
-    /// Softmax and log-sum-exp of the same rows, in one pass.
-    SoftmaxLse {
-        src: usize,
-        sm: usize,
-        lse: usize,
-        rows: usize,
-        cols: usize,
-    },
-    /// Index of the first largest element of each row.
-    ArgMax {
-        src: usize,
-        dst: usize,
-        rows: usize,
-        cols: usize,
-    },
-    /// Class indices to one-hot rows.
-    OneHot {
-        src: usize,
-        dst: usize,
-        rows: usize,
-        k: usize,
-    },
-    /// `dst = src`.
-    Copy { src: usize, dst: usize, len: usize },
-}
-
-impl Kernel {
-    /// Buffers this kernel reads.
-    pub fn reads(&self) -> Vec<(usize, Index)> {
-        match self {
-            Kernel::Fused(f) => f.loads.clone(),
-            Kernel::MatMul { a, b, .. } => vec![(a.buf, Index::Identity), (b.buf, Index::Identity)],
-            Kernel::Transpose { src, .. }
-            | Kernel::Sum { src, .. }
-            | Kernel::SumStrided { src, .. }
-            | Kernel::Softmax { src, .. }
-            | Kernel::LogSumExp { src, .. }
-            | Kernel::SoftmaxLse { src, .. }
-            | Kernel::ArgMax { src, .. }
-            | Kernel::OneHot { src, .. }
-            | Kernel::Copy { src, .. } => vec![(*src, Index::Identity)],
-        }
-    }
-
-    /// Buffers this kernel writes.
-    pub fn writes(&self) -> Vec<usize> {
-        match self {
-            Kernel::Fused(f) => f.sinks.iter().map(|s| s.1).collect(),
-            Kernel::MatMul { c, .. } => vec![*c],
-            Kernel::SoftmaxLse { sm, lse, .. } => vec![*sm, *lse],
-            Kernel::Transpose { dst, .. }
-            | Kernel::Sum { dst, .. }
-            | Kernel::SumStrided { dst, .. }
-            | Kernel::Softmax { dst, .. }
-            | Kernel::LogSumExp { dst, .. }
-            | Kernel::ArgMax { dst, .. }
-            | Kernel::OneHot { dst, .. }
-            | Kernel::Copy { dst, .. } => vec![*dst],
-        }
-    }
-}
-
-/// The whole schedule.
-#[derive(Clone, Debug)]
-pub(crate) struct Plan {
-    pub bufs: Vec<Buf>,
-    pub kernels: Vec<Kernel>,
-    /// The buffer holding each materialized node (lookups only; never iterated).
-    pub buf_of: HashMap<NodeId, usize>,
-    pub batch: usize,
-}
 
 /// The sizes of a shape with the batch substituted.
 pub(crate) fn dims(shape: &Shape, batch: usize) -> Vec<usize> {
@@ -265,6 +89,54 @@ fn last_axis_rows(op: Op, shape: &Shape, d: &[usize]) -> Result<(usize, usize), 
 pub(crate) fn unsupported(op: Op, shapes: &[&Shape], why: &str) -> CodegenError {
     let shapes: Vec<String> = shapes.iter().map(|s| s.to_string()).collect();
     CodegenError::Unsupported(format!("{} of {}: {why}", op.name(), shapes.join(" and ")))
+}
+
+/// The kernel summing `src` of sizes `d` over `axes` into `dst`. Ranks 0–2
+/// keep their matrix kernels as they always were; higher ranks merge their
+/// axes first (see `strides.rs`) and fall back to the matrix kernels when
+/// they can.
+fn sum_kernel(src: usize, dst: usize, d: &[usize], axes: Axes) -> Kernel {
+    match *d {
+        [] => Kernel::Copy { src, dst, len: 1 },
+        [n] => Kernel::Sum {
+            src,
+            dst,
+            rows: 1,
+            cols: n,
+            over_rows: false,
+            over_cols: axes.0 & 1 != 0,
+        },
+        [rows, cols] => Kernel::Sum {
+            src,
+            dst,
+            rows,
+            cols,
+            over_rows: axes.0 & 1 != 0,
+            over_cols: axes.0 & 2 != 0,
+        },
+        [_, _, _, ..] => match reduction(d, axes.0) {
+            Reduction::Copy(len) => Kernel::Copy { src, dst, len },
+            Reduction::Matrix {
+                rows,
+                cols,
+                over_rows,
+                over_cols,
+            } => Kernel::Sum {
+                src,
+                dst,
+                rows,
+                cols,
+                over_rows,
+                over_cols,
+            },
+            Reduction::Strided { dims, over } => Kernel::SumStrided {
+                src,
+                dst,
+                dims,
+                over,
+            },
+        },
+    }
 }
 
 struct Planner<'g> {
@@ -560,95 +432,19 @@ impl Planner<'_> {
                     }
                 }
             }
-            Op::Sum(axes) => {
-                let d = self.dims(arg(0));
-                let src = self.buf_of[&arg(0)];
-                match d.len() {
-                    0 => Kernel::Copy { src, dst, len: 1 },
-                    1 => Kernel::Sum {
-                        src,
-                        dst,
-                        rows: 1,
-                        cols: d[0],
-                        over_rows: false,
-                        over_cols: axes.0 & 1 != 0,
-                    },
-                    2 => Kernel::Sum {
-                        src,
-                        dst,
-                        rows: d[0],
-                        cols: d[1],
-                        over_rows: axes.0 & 1 != 0,
-                        over_cols: axes.0 & 2 != 0,
-                    },
-                    3.. => match reduction(&d, axes.0) {
-                        Reduction::Copy(len) => Kernel::Copy { src, dst, len },
-                        Reduction::Matrix {
-                            rows,
-                            cols,
-                            over_rows,
-                            over_cols,
-                        } => Kernel::Sum {
-                            src,
-                            dst,
-                            rows,
-                            cols,
-                            over_rows,
-                            over_cols,
-                        },
-                        Reduction::Strided { dims, over } => Kernel::SumStrided {
-                            src,
-                            dst,
-                            dims,
-                            over,
-                        },
-                    },
-                }
-            }
-            Op::Softmax | Op::LogSumExp | Op::ArgMax => {
+            Op::Sum(axes) => sum_kernel(self.buf_of[&arg(0)], dst, &self.dims(arg(0)), axes),
+            Op::Softmax | Op::LogSumExp => {
                 let (rows, cols) = last_axis_rows(node.op, shape(0), &self.dims(arg(0)))?;
-                let src = self.buf_of[&arg(0)];
-                if self.done.contains(&n) {
-                    return Ok(());
-                }
-                if let Some((sm, lse)) = self.softmax_lse_pair(n) {
-                    // Both are materialized; the later one may not have its
-                    // buffer yet.
-                    for x in [sm, lse] {
-                        if !self.buf_of.contains_key(&x) {
-                            let len = self.dims(x).iter().product();
-                            self.new_buf(x, BufKind::Work, len);
-                        }
-                        self.done.insert(x);
-                    }
-                    self.push_kernel(Kernel::SoftmaxLse {
-                        src,
-                        sm: self.buf_of[&sm],
-                        lse: self.buf_of[&lse],
-                        rows,
-                        cols,
-                    });
-                    return Ok(());
-                }
-                match node.op {
-                    Op::Softmax => Kernel::Softmax {
-                        src,
-                        dst,
-                        rows,
-                        cols,
-                    },
-                    Op::LogSumExp => Kernel::LogSumExp {
-                        src,
-                        dst,
-                        rows,
-                        cols,
-                    },
-                    _ => Kernel::ArgMax {
-                        src,
-                        dst,
-                        rows,
-                        cols,
-                    },
+                self.schedule_softmax_lse(n, rows, cols);
+                return Ok(());
+            }
+            Op::ArgMax => {
+                let (rows, cols) = last_axis_rows(node.op, shape(0), &self.dims(arg(0)))?;
+                Kernel::ArgMax {
+                    src: self.buf_of[&arg(0)],
+                    dst,
+                    rows,
+                    cols,
                 }
             }
             Op::OneHot(k) => {
@@ -696,6 +492,48 @@ impl Planner<'_> {
         };
         self.push_kernel(kernel);
         Ok(())
+    }
+
+    /// Adds the kernel of a softmax or log-sum-exp node over `rows` rows of
+    /// `cols`: one pass for both when the argument has the other one too.
+    fn schedule_softmax_lse(&mut self, n: NodeId, rows: usize, cols: usize) {
+        let node = self.graph.node(n);
+        let (src, dst) = (self.buf_of[&node.args[0]], self.buf_of[&n]);
+        if self.done.contains(&n) {
+            return;
+        }
+        if let Some((sm, lse)) = self.softmax_lse_pair(n) {
+            // Both are materialized; the later one may not have its
+            // buffer yet.
+            for x in [sm, lse] {
+                if !self.buf_of.contains_key(&x) {
+                    let len = self.dims(x).iter().product();
+                    self.new_buf(x, BufKind::Work, len);
+                }
+                self.done.insert(x);
+            }
+            self.push_kernel(Kernel::SoftmaxLse {
+                src,
+                sm: self.buf_of[&sm],
+                lse: self.buf_of[&lse],
+                rows,
+                cols,
+            });
+        } else if node.op == Op::Softmax {
+            self.push_kernel(Kernel::Softmax {
+                src,
+                dst,
+                rows,
+                cols,
+            });
+        } else {
+            self.push_kernel(Kernel::LogSumExp {
+                src,
+                dst,
+                rows,
+                cols,
+            });
+        }
     }
 
     /// For a softmax or log-sum-exp node whose argument also has the other

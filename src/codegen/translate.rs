@@ -3,7 +3,8 @@
 //! translator has one arm per [`Op`].
 
 use super::math::Vx;
-use super::schedule::{Fused, Index, Plan, broadcast_index, const_value};
+use super::plan::{Fused, Index, Plan};
+use super::schedule::{broadcast_index, const_value};
 use super::strides::{Merged, merge, strides};
 use crate::graph::{Graph, NodeId, Op};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
