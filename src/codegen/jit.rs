@@ -10,9 +10,10 @@
 
 use super::kernels;
 use super::math::{Libm, Vx};
+use super::plan::{Fused, Kernel, Plan};
 use super::rows;
 use super::runtime::{self, Compiled};
-use super::schedule::{self, Kernel, Plan};
+use super::schedule;
 use super::translate::{self, FusedCtx};
 use super::{CodegenError, Element, Signature};
 use crate::graph::Graph;
@@ -376,6 +377,12 @@ fn emit(
             over_rows,
             over_cols,
         } => kernels::sum(vx, p(src), p(dst), *rows, *cols, *over_rows, *over_cols),
+        Kernel::SumStrided {
+            src,
+            dst,
+            dims,
+            over,
+        } => kernels::sum_strided(vx, p(src), p(dst), dims, *over),
         Kernel::Softmax {
             src,
             dst,
@@ -409,7 +416,7 @@ fn emit(
 /// True when a fused loop stores exactly one node and it is a `tanh` (an
 /// activation after its bias add): the loop then stores the argument and
 /// `slope_tanh_f32` finishes the buffer in place.
-fn all_tanh(graph: &Graph, f: &schedule::Fused) -> bool {
+fn all_tanh(graph: &Graph, f: &Fused) -> bool {
     f.sinks.len() == 1 && f.sinks.iter().all(|s| graph.node(s.0).op == Op::Tanh)
 }
 

@@ -3,8 +3,9 @@
 //! stable form (sum, softmax, log-sum-exp, arg-max), one-hot and copies.
 
 use super::math::Vx;
-use super::schedule::View;
-use super::translate::{Width, for_range, load, mem, store, sweep};
+use super::plan::View;
+use super::strides::strides;
+use super::translate::{Width, for_range, load, mem, nest, offset, store, sweep};
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{FuncRef, InstBuilder, Value, types};
 
@@ -286,6 +287,53 @@ pub(crate) fn sum(
             });
         }
     }
+}
+
+/// Sums `src` of the sizes `dims` over the axes in `over`: the output is
+/// zeroed, then nested loops over every axis but the last add each
+/// innermost row into it — folded to one number when the last axis is
+/// summed, element by element (contiguous vectors) when it is kept.
+pub(crate) fn sum_strided(vx: &mut Vx, src: Value, dst: Value, dims: &[usize], over: u8) {
+    let e = bytes(vx);
+    let kept: usize = (0..dims.len())
+        .filter(|a| over & (1 << a) == 0)
+        .map(|a| dims[a])
+        .product();
+    sweep(vx, kept, 1, |vx, c, width, _| {
+        let z = vx.splat(0.0);
+        let d = at(vx, dst, c, e);
+        store(vx, z, d, 0, width);
+    });
+    let (src_strides, dst_strides) = (strides(dims, 0), strides(dims, over));
+    let Some((&inner, outer)) = dims.split_last() else {
+        return;
+    };
+    let inner_summed = over & (1 << outer.len()) != 0;
+    nest(vx, outer, &mut |vx, idx| {
+        let so = offset(vx, idx, &src_strides);
+        let row = vx.b.ins().iadd(src, so);
+        let d_off = offset(vx, idx, &dst_strides);
+        let out = vx.b.ins().iadd(dst, d_off);
+        if inner_summed {
+            let (v, t) = fold_row(vx, row, inner, 0.0, |_, x, _| x, |vx, a, x| vx.add(a, x));
+            let mut s = hsum(vx, v);
+            if let Some(t) = t {
+                s = vx.b.ins().fadd(s, t);
+            }
+            let old = vx.b.ins().load(vx.st, mem(), out, 0);
+            let new = vx.b.ins().fadd(old, s);
+            vx.b.ins().store(mem(), new, out, 0);
+        } else {
+            sweep(vx, inner, 1, |vx, c, width, _| {
+                let s = at(vx, row, c, e);
+                let d = at(vx, out, c, e);
+                let x = load(vx, s, 0, width);
+                let y = load(vx, d, 0, width);
+                let z = vx.add(x, y);
+                store(vx, z, d, 0, width);
+            });
+        }
+    });
 }
 
 /// Softmax of each row: `exp(x - max) / Σ exp(x - max)`.

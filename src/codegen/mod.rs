@@ -35,9 +35,11 @@ pub mod gemm;
 mod jit;
 mod kernels;
 pub mod math;
+mod plan;
 mod rows;
 mod runtime;
 mod schedule;
+mod strides;
 mod translate;
 
 pub use element::Element;
@@ -56,6 +58,9 @@ pub enum CodegenError {
     Host(String),
     /// Cranelift rejected the generated code (a bug in slope).
     Cranelift(String),
+    /// An op at operand shapes the code generator does not support; the
+    /// message names the op and the shapes.
+    Unsupported(String),
 }
 
 impl std::fmt::Display for CodegenError {
@@ -65,6 +70,7 @@ impl std::fmt::Display for CodegenError {
             CodegenError::ZeroBatch => f.write_str("cannot compile for a batch of 0 rows"),
             CodegenError::Host(m) => write!(f, "unsupported host: {m}"),
             CodegenError::Cranelift(m) => write!(f, "code generation failed (a bug in slope): {m}"),
+            CodegenError::Unsupported(m) => write!(f, "the code generator does not support {m}"),
         }
     }
 }

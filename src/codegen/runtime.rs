@@ -4,7 +4,7 @@
 //! libm shims), whose raw-pointer bodies are the only other `unsafe` code.
 
 use super::Element;
-use super::schedule::{Buf, BufKind};
+use super::plan::{Buf, BufKind};
 
 /// The native entry point: one argument, the table of buffer pointers.
 type Entry = extern "C" fn(*const usize);

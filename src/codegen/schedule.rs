@@ -9,176 +9,19 @@
 //! nodes ("sinks") of one shape share a loop when nothing they read is
 //! produced later. Updates of leaves run last and write in place when no
 //! later kernel reads the old value; otherwise they go through scratch.
+//!
+//! Tensors may have any rank. Element-wise loops and sums of rank ≤ 2 keep
+//! their matrix forms; higher ranks merge axes (`strides.rs`) and read
+//! broadcast operands by strides ([`Index::Axes`]). Matrix products,
+//! transposes and one-hot stay rank 2 (the shape rules enforce it; the
+//! planner re-checks and answers [`CodegenError::Unsupported`]); softmax,
+//! log-sum-exp and arg-max run along the last axis of any rank.
 
+use super::plan::{Buf, BufKind, Fused, Index, Kernel, Plan, View};
+use super::strides::{Reduction, reduction};
 use super::{CodegenError, Signature};
-use crate::graph::{Dim, Graph, LeafKind, NodeId, Op, Shape};
+use crate::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape};
 use std::collections::{HashMap, HashSet};
-
-/// Where a buffer's memory comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum BufKind {
-    /// `call`'s `inputs[i]`.
-    Input(usize),
-    /// `call`'s `states[i]` (an updated leaf).
-    State(usize),
-    /// `call`'s `outputs[i]`.
-    Output(usize),
-    /// Workspace owned by the compiled function.
-    Work,
-}
-
-/// One buffer of the pointer table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Buf {
-    pub kind: BufKind,
-    pub len: usize,
-}
-
-/// How a fused loop at row `r`, column `c` reads a buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Index {
-    /// Element `r*cols + c`: same shape as the loop.
-    Identity,
-    /// Element `c`: a row vector broadcast down the rows.
-    Col,
-    /// Element `r`: a column broadcast across the columns.
-    Row,
-    /// Element 0: a scalar broadcast everywhere.
-    Scalar,
-}
-
-/// A fused element-wise loop over `rows × cols`.
-#[derive(Clone, Debug)]
-pub(crate) struct Fused {
-    pub rows: usize,
-    pub cols: usize,
-    pub rank: usize,
-    /// Nodes computed and stored, with their buffers.
-    pub sinks: Vec<(NodeId, usize)>,
-    /// Buffers read, and how (sinks of this loop excluded).
-    pub loads: Vec<(usize, Index)>,
-}
-
-/// A matrix operand: a buffer, read transposed or not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct View {
-    pub buf: usize,
-    pub transposed: bool,
-}
-
-/// One step of the compiled function.
-#[derive(Clone, Debug)]
-pub(crate) enum Kernel {
-    /// Element-wise loop.
-    Fused(Fused),
-    /// `c[m,n] = a[m,k] · b[k,n]`.
-    MatMul {
-        a: View,
-        b: View,
-        c: usize,
-        m: usize,
-        k: usize,
-        n: usize,
-    },
-    /// `dst[cols,rows] = src[rows,cols]ᵀ`.
-    Transpose {
-        src: usize,
-        dst: usize,
-        rows: usize,
-        cols: usize,
-    },
-    /// Sum of `src[rows,cols]` over rows and/or columns.
-    Sum {
-        src: usize,
-        dst: usize,
-        rows: usize,
-        cols: usize,
-        over_rows: bool,
-        over_cols: bool,
-    },
-    /// Softmax of each row.
-    Softmax {
-        src: usize,
-        dst: usize,
-        rows: usize,
-        cols: usize,
-    },
-    /// `log Σ exp` of each row.
-    LogSumExp {
-        src: usize,
-        dst: usize,
-        rows: usize,
-        cols: usize,
-    },
-    /// Softmax and log-sum-exp of the same rows, in one pass.
-    SoftmaxLse {
-        src: usize,
-        sm: usize,
-        lse: usize,
-        rows: usize,
-        cols: usize,
-    },
-    /// Index of the first largest element of each row.
-    ArgMax {
-        src: usize,
-        dst: usize,
-        rows: usize,
-        cols: usize,
-    },
-    /// Class indices to one-hot rows.
-    OneHot {
-        src: usize,
-        dst: usize,
-        rows: usize,
-        k: usize,
-    },
-    /// `dst = src`.
-    Copy { src: usize, dst: usize, len: usize },
-}
-
-impl Kernel {
-    /// Buffers this kernel reads.
-    pub fn reads(&self) -> Vec<(usize, Index)> {
-        match self {
-            Kernel::Fused(f) => f.loads.clone(),
-            Kernel::MatMul { a, b, .. } => vec![(a.buf, Index::Identity), (b.buf, Index::Identity)],
-            Kernel::Transpose { src, .. }
-            | Kernel::Sum { src, .. }
-            | Kernel::Softmax { src, .. }
-            | Kernel::LogSumExp { src, .. }
-            | Kernel::SoftmaxLse { src, .. }
-            | Kernel::ArgMax { src, .. }
-            | Kernel::OneHot { src, .. }
-            | Kernel::Copy { src, .. } => vec![(*src, Index::Identity)],
-        }
-    }
-
-    /// Buffers this kernel writes.
-    pub fn writes(&self) -> Vec<usize> {
-        match self {
-            Kernel::Fused(f) => f.sinks.iter().map(|s| s.1).collect(),
-            Kernel::MatMul { c, .. } => vec![*c],
-            Kernel::SoftmaxLse { sm, lse, .. } => vec![*sm, *lse],
-            Kernel::Transpose { dst, .. }
-            | Kernel::Sum { dst, .. }
-            | Kernel::Softmax { dst, .. }
-            | Kernel::LogSumExp { dst, .. }
-            | Kernel::ArgMax { dst, .. }
-            | Kernel::OneHot { dst, .. }
-            | Kernel::Copy { dst, .. } => vec![*dst],
-        }
-    }
-}
-
-/// The whole schedule.
-#[derive(Clone, Debug)]
-pub(crate) struct Plan {
-    pub bufs: Vec<Buf>,
-    pub kernels: Vec<Kernel>,
-    /// The buffer holding each materialized node (lookups only; never iterated).
-    pub buf_of: HashMap<NodeId, usize>,
-    pub batch: usize,
-}
 
 /// The sizes of a shape with the batch substituted.
 pub(crate) fn dims(shape: &Shape, batch: usize) -> Vec<usize> {
@@ -204,22 +47,95 @@ pub(crate) fn const_value(graph: &Graph, n: NodeId, batch: usize) -> Option<f64>
 }
 
 /// How a broadcast along `axes` into a loop of `rank` reads its operand.
+/// Rank ≤ 2 loops get one of the four fixed patterns; the other broadcasts
+/// of a rank ≥ 3 loop read by strides ([`Index::Axes`]).
 pub(crate) fn broadcast_index(axes: u8, rank: usize) -> Index {
-    match (rank, axes) {
-        (_, 0) => Index::Identity,
-        (2, 0b01) => Index::Col,
-        (2, 0b10) => Index::Row,
-        _ => Index::Scalar,
+    let all = ((1u32 << rank.min(8)) - 1) as u8;
+    if axes == 0 {
+        Index::Identity
+    } else if axes == all {
+        Index::Scalar
+    } else if rank == 2 && axes == 0b01 {
+        Index::Col
+    } else if rank == 2 && axes == 0b10 {
+        Index::Row
+    } else {
+        Index::Axes(axes)
     }
 }
 
-/// Rows and columns of a loop over a tensor of these sizes.
+/// Rows and columns of a fused loop over a tensor of these sizes: a rank ≥ 3
+/// loop is one row of every element (its broadcasts, if any, read by
+/// [`Fused::dims`] instead).
 fn rows_cols(d: &[usize]) -> (usize, usize) {
     match d {
         [] => (1, 1),
         [n] => (1, *n),
         [r, c] => (*r, *c),
-        _ => (1, d.iter().product()),
+        [_, _, _, ..] => (1, d.iter().product()),
+    }
+}
+
+/// Rows and columns of a row op (softmax, log-sum-exp, arg-max along the
+/// last axis) over a tensor of these sizes: every axis but the last is a row.
+fn last_axis_rows(op: Op, shape: &Shape, d: &[usize]) -> Result<(usize, usize), CodegenError> {
+    match d.split_last() {
+        Some((&cols, outer)) => Ok((outer.iter().product(), cols)),
+        None => Err(unsupported(op, &[shape], "it needs at least one axis")),
+    }
+}
+
+/// The error for an op and operand shapes the code generator cannot compile.
+pub(crate) fn unsupported(op: Op, shapes: &[&Shape], why: &str) -> CodegenError {
+    let shapes: Vec<String> = shapes.iter().map(|s| s.to_string()).collect();
+    CodegenError::Unsupported(format!("{} of {}: {why}", op.name(), shapes.join(" and ")))
+}
+
+/// The kernel summing `src` of sizes `d` over `axes` into `dst`. Ranks 0–2
+/// keep their matrix kernels as they always were; higher ranks merge their
+/// axes first (see `strides.rs`) and fall back to the matrix kernels when
+/// they can.
+fn sum_kernel(src: usize, dst: usize, d: &[usize], axes: Axes) -> Kernel {
+    match *d {
+        [] => Kernel::Copy { src, dst, len: 1 },
+        [n] => Kernel::Sum {
+            src,
+            dst,
+            rows: 1,
+            cols: n,
+            over_rows: false,
+            over_cols: axes.0 & 1 != 0,
+        },
+        [rows, cols] => Kernel::Sum {
+            src,
+            dst,
+            rows,
+            cols,
+            over_rows: axes.0 & 1 != 0,
+            over_cols: axes.0 & 2 != 0,
+        },
+        [_, _, _, ..] => match reduction(d, axes.0) {
+            Reduction::Copy(len) => Kernel::Copy { src, dst, len },
+            Reduction::Matrix {
+                rows,
+                cols,
+                over_rows,
+                over_cols,
+            } => Kernel::Sum {
+                src,
+                dst,
+                rows,
+                cols,
+                over_rows,
+                over_cols,
+            },
+            Reduction::Strided { dims, over } => Kernel::SumStrided {
+                src,
+                dst,
+                dims,
+                over,
+            },
+        },
     }
 }
 
@@ -476,10 +392,15 @@ impl Planner<'_> {
         let node = self.graph.node(n);
         let dst = self.buf_of[&n];
         let arg = |i: usize| node.args[i];
+        let shape = |i: usize| &self.graph.node(node.args[i]).shape;
         let kernel = match node.op {
             Op::MatMul => {
                 let (a, b) = (self.view(arg(0)), self.view(arg(1)));
                 let (ad, bd) = (self.dims(arg(0)), self.dims(arg(1)));
+                if ad.len() != 2 || bd.len() != 2 {
+                    let why = "only matrices are multiplied";
+                    return Err(unsupported(node.op, &[shape(0), shape(1)], why));
+                }
                 Kernel::MatMul {
                     a,
                     b,
@@ -492,6 +413,10 @@ impl Planner<'_> {
             Op::Transpose => {
                 let v = self.view(arg(0));
                 let d = self.dims(arg(0));
+                if d.len() != 2 {
+                    let why = "only matrices are transposed";
+                    return Err(unsupported(node.op, &[shape(0)], why));
+                }
                 if v.transposed {
                     Kernel::Copy {
                         src: v.buf,
@@ -507,77 +432,26 @@ impl Planner<'_> {
                     }
                 }
             }
-            Op::Sum(axes) => {
-                let d = self.dims(arg(0));
-                let src = self.buf_of[&arg(0)];
-                match d.len() {
-                    0 => Kernel::Copy { src, dst, len: 1 },
-                    1 => Kernel::Sum {
-                        src,
-                        dst,
-                        rows: 1,
-                        cols: d[0],
-                        over_rows: false,
-                        over_cols: axes.0 & 1 != 0,
-                    },
-                    _ => Kernel::Sum {
-                        src,
-                        dst,
-                        rows: d[0],
-                        cols: d[1],
-                        over_rows: axes.0 & 1 != 0,
-                        over_cols: axes.0 & 2 != 0,
-                    },
-                }
+            Op::Sum(axes) => sum_kernel(self.buf_of[&arg(0)], dst, &self.dims(arg(0)), axes),
+            Op::Softmax | Op::LogSumExp => {
+                let (rows, cols) = last_axis_rows(node.op, shape(0), &self.dims(arg(0)))?;
+                self.schedule_softmax_lse(n, rows, cols);
+                return Ok(());
             }
-            Op::Softmax | Op::LogSumExp | Op::ArgMax => {
-                let (rows, cols) = rows_cols(&self.dims(arg(0)));
-                let src = self.buf_of[&arg(0)];
-                if self.done.contains(&n) {
-                    return Ok(());
-                }
-                if let Some((sm, lse)) = self.softmax_lse_pair(n) {
-                    // Both are materialized; the later one may not have its
-                    // buffer yet.
-                    for x in [sm, lse] {
-                        if !self.buf_of.contains_key(&x) {
-                            let len = self.dims(x).iter().product();
-                            self.new_buf(x, BufKind::Work, len);
-                        }
-                        self.done.insert(x);
-                    }
-                    self.push_kernel(Kernel::SoftmaxLse {
-                        src,
-                        sm: self.buf_of[&sm],
-                        lse: self.buf_of[&lse],
-                        rows,
-                        cols,
-                    });
-                    return Ok(());
-                }
-                match node.op {
-                    Op::Softmax => Kernel::Softmax {
-                        src,
-                        dst,
-                        rows,
-                        cols,
-                    },
-                    Op::LogSumExp => Kernel::LogSumExp {
-                        src,
-                        dst,
-                        rows,
-                        cols,
-                    },
-                    _ => Kernel::ArgMax {
-                        src,
-                        dst,
-                        rows,
-                        cols,
-                    },
+            Op::ArgMax => {
+                let (rows, cols) = last_axis_rows(node.op, shape(0), &self.dims(arg(0)))?;
+                Kernel::ArgMax {
+                    src: self.buf_of[&arg(0)],
+                    dst,
+                    rows,
+                    cols,
                 }
             }
             Op::OneHot(k) => {
-                let rows = self.dims(arg(0))[0];
+                let &[rows] = &self.dims(arg(0))[..] else {
+                    let why = "class indices are a vector";
+                    return Err(unsupported(node.op, &[shape(0)], why));
+                };
                 Kernel::OneHot {
                     src: self.buf_of[&arg(0)],
                     dst,
@@ -618,6 +492,48 @@ impl Planner<'_> {
         };
         self.push_kernel(kernel);
         Ok(())
+    }
+
+    /// Adds the kernel of a softmax or log-sum-exp node over `rows` rows of
+    /// `cols`: one pass for both when the argument has the other one too.
+    fn schedule_softmax_lse(&mut self, n: NodeId, rows: usize, cols: usize) {
+        let node = self.graph.node(n);
+        let (src, dst) = (self.buf_of[&node.args[0]], self.buf_of[&n]);
+        if self.done.contains(&n) {
+            return;
+        }
+        if let Some((sm, lse)) = self.softmax_lse_pair(n) {
+            // Both are materialized; the later one may not have its
+            // buffer yet.
+            for x in [sm, lse] {
+                if !self.buf_of.contains_key(&x) {
+                    let len = self.dims(x).iter().product();
+                    self.new_buf(x, BufKind::Work, len);
+                }
+                self.done.insert(x);
+            }
+            self.push_kernel(Kernel::SoftmaxLse {
+                src,
+                sm: self.buf_of[&sm],
+                lse: self.buf_of[&lse],
+                rows,
+                cols,
+            });
+        } else if node.op == Op::Softmax {
+            self.push_kernel(Kernel::Softmax {
+                src,
+                dst,
+                rows,
+                cols,
+            });
+        } else {
+            self.push_kernel(Kernel::LogSumExp {
+                src,
+                dst,
+                rows,
+                cols,
+            });
+        }
     }
 
     /// For a softmax or log-sum-exp node whose argument also has the other
@@ -684,7 +600,7 @@ impl Planner<'_> {
         let mut chosen = None;
         for (ki, k) in self.kernels.iter().enumerate().skip(floor) {
             let Some(Kernel::Fused(f)) = k else { continue };
-            if (f.rows, f.cols, f.rank) != (rows, cols, rank) {
+            if f.dims != d {
                 continue;
             }
             let ok = loads
@@ -707,6 +623,7 @@ impl Planner<'_> {
                 rows,
                 cols,
                 rank,
+                dims: d,
                 sinks: Vec::new(),
                 loads: Vec::new(),
             })),

@@ -3,7 +3,9 @@
 //! translator has one arm per [`Op`].
 
 use super::math::Vx;
-use super::schedule::{Fused, Index, Plan, broadcast_index, const_value};
+use super::plan::{Fused, Index, Plan};
+use super::schedule::{broadcast_index, const_value};
+use super::strides::{Merged, merge, strides};
 use crate::graph::{Graph, NodeId, Op};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
@@ -127,11 +129,101 @@ pub(crate) struct FusedCtx<'a> {
     pub ptrs: &'a HashMap<usize, Value>,
 }
 
+/// Emits nested loops over `dims` (outermost first), calling `body` with
+/// the index of every axis.
+pub(crate) fn nest(vx: &mut Vx, dims: &[usize], body: &mut dyn FnMut(&mut Vx, &[Value])) {
+    fn go(
+        vx: &mut Vx,
+        dims: &[usize],
+        idx: &mut Vec<Value>,
+        body: &mut dyn FnMut(&mut Vx, &[Value]),
+    ) {
+        match dims.split_first() {
+            None => body(vx, idx),
+            Some((&n, rest)) => for_range(vx, n, 1, |vx, i| {
+                idx.push(i);
+                go(vx, rest, idx, body);
+                idx.pop();
+            }),
+        }
+    }
+    go(vx, dims, &mut Vec::new(), body);
+}
+
+/// The byte offset `Σ idx[a] · strides[a]` of one loop position.
+pub(crate) fn offset(vx: &mut Vx, idx: &[Value], strides: &[usize]) -> Value {
+    let bytes = vx.st.bytes() as i64;
+    let mut off = vx.b.ins().iconst(types::I64, 0);
+    for (&i, &s) in idx.iter().zip(strides) {
+        if s != 0 {
+            let term = vx.b.ins().imul_imm_s(i, s as i64 * bytes);
+            off = vx.b.ins().iadd(off, term);
+        }
+    }
+    off
+}
+
+/// How [`Index::Axes`] loads of a rank ≥ 3 loop are addressed.
+enum Lay<'a> {
+    /// A rank ≤ 2 loop: there are none.
+    Plain,
+    /// The loop simplified to rank ≤ 2: each mask's pattern there.
+    Merged(&'a HashMap<u8, Index>),
+    /// Nested loops: each mask's byte offset at the current outer position,
+    /// and whether it drops the innermost axis (then it is one scalar).
+    Strided(&'a HashMap<u8, (Value, bool)>),
+}
+
 /// Emits a fused element-wise loop.
 ///
 /// With `pre_tanh`, every sink must be a `tanh`, and its argument is stored
 /// in its place (the caller then applies `tanh` to the buffer in place).
 pub(crate) fn emit_fused(vx: &mut Vx, cx: &FusedCtx, f: &Fused, pre_tanh: bool) {
+    let mut masks: Vec<u8> = f
+        .loads
+        .iter()
+        .filter_map(|l| match l.1 {
+            Index::Axes(m) => Some(m),
+            Index::Identity | Index::Col | Index::Row | Index::Scalar => None,
+        })
+        .collect();
+    masks.sort_unstable();
+    masks.dedup();
+    if masks.is_empty() {
+        return emit_rows(vx, cx, f, pre_tanh, &Lay::Plain);
+    }
+    let merged = merge(&f.dims, &masks);
+    let (rows, cols) = match merged.dims[..] {
+        [] => (1, 1),
+        [n] => (1, n),
+        [r, c] => (r, c),
+        [_, _, _, ..] => return emit_strided(vx, cx, f, pre_tanh, &masks, &merged),
+    };
+    let rank = merged.dims.len();
+    let map: HashMap<u8, Index> = masks
+        .iter()
+        .zip(&merged.masks)
+        .map(|(&m, &mm)| (m, broadcast_index(mm, rank)))
+        .collect();
+    let loads = f
+        .loads
+        .iter()
+        .map(|&(b, i)| match i {
+            Index::Axes(m) => (b, map[&m]),
+            Index::Identity | Index::Col | Index::Row | Index::Scalar => (b, i),
+        })
+        .collect();
+    let g = Fused {
+        rows,
+        cols,
+        loads,
+        ..f.clone()
+    };
+    emit_rows(vx, cx, &g, pre_tanh, &Lay::Merged(&map));
+}
+
+/// Emits a fused loop as `rows` rows of `cols` elements.
+fn emit_rows(vx: &mut Vx, cx: &FusedCtx, f: &Fused, pre_tanh: bool, lay: &Lay) {
     let flat = f
         .loads
         .iter()
@@ -142,54 +234,112 @@ pub(crate) fn emit_fused(vx: &mut Vx, cx: &FusedCtx, f: &Fused, pre_tanh: bool) 
         (f.rows, f.cols)
     };
     let bytes = vx.st.bytes() as i64;
-    let sinks: HashSet<NodeId> = f.sinks.iter().map(|s| s.0).collect();
-    let lanes = vx.lanes() as usize;
     for_range(vx, rows, 1, |vx, r| {
         let row_bytes = vx.b.ins().imul_imm_s(r, cols as i64 * bytes);
         sweep(vx, cols, unroll(vx.lanes()), |vx, c, width, k| {
             let col_bytes = vx.b.ins().imul_imm_s(c, bytes);
             let at = vx.b.ins().iadd(row_bytes, col_bytes);
-            for u in 0..k {
-                let mut ev = Eval {
-                    cx,
-                    sinks: &sinks,
-                    rank: f.rank,
-                    r,
-                    c,
-                    at,
-                    off: (u * lanes) as i32 * bytes as i32,
-                    width,
-                    cache: HashMap::new(),
-                };
-                // Every sink is computed before any is stored, so an update
-                // written in place never feeds a read of the same element.
-                let vals: Vec<Value> = f
-                    .sinks
-                    .iter()
-                    .map(|s| {
-                        let n = if pre_tanh {
-                            cx.graph.node(s.0).args[0]
-                        } else {
-                            s.0
-                        };
-                        ev.eval(vx, n)
-                    })
-                    .collect();
-                for (s, v) in f.sinks.iter().zip(vals) {
-                    let base = cx.ptrs[&s.1];
-                    let addr = vx.b.ins().iadd(base, at);
-                    store(vx, v, addr, ev.off, width);
-                }
-            }
+            let pos = Pos { r, c, at, width };
+            emit_vectors(vx, cx, f, pre_tanh, lay, pos, k);
         });
     });
+}
+
+/// Emits a fused loop of three or more merged axes as nested loops, the
+/// innermost swept by vectors.
+fn emit_strided(
+    vx: &mut Vx,
+    cx: &FusedCtx,
+    f: &Fused,
+    pre_tanh: bool,
+    masks: &[u8],
+    merged: &Merged,
+) {
+    let bytes = vx.st.bytes() as i64;
+    let (outer, inner) = merged.dims.split_at(merged.dims.len() - 1);
+    let last = 1u8 << outer.len();
+    nest(vx, outer, &mut |vx, idx| {
+        let own = offset(vx, idx, &strides(&merged.dims, 0));
+        let mut offs = HashMap::new();
+        for (&m, &mm) in masks.iter().zip(&merged.masks) {
+            let off = offset(vx, idx, &strides(&merged.dims, mm));
+            offs.insert(m, (off, mm & last != 0));
+        }
+        sweep(vx, inner[0], unroll(vx.lanes()), |vx, c, width, k| {
+            let col_bytes = vx.b.ins().imul_imm_s(c, bytes);
+            let at = vx.b.ins().iadd(own, col_bytes);
+            // No load is by row in a strided loop; `r` is never read.
+            let pos = Pos { r: c, c, at, width };
+            emit_vectors(vx, cx, f, pre_tanh, &Lay::Strided(&offs), pos, k);
+        });
+    });
+}
+
+/// A loop position: row and column indices (i64), and the byte offset of
+/// the element in a buffer of the loop's shape.
+#[derive(Clone, Copy)]
+struct Pos {
+    r: Value,
+    c: Value,
+    at: Value,
+    width: Width,
+}
+
+/// Computes every sink for the `k` vectors at `pos`, then stores them.
+fn emit_vectors(
+    vx: &mut Vx,
+    cx: &FusedCtx,
+    f: &Fused,
+    pre_tanh: bool,
+    lay: &Lay,
+    pos: Pos,
+    k: usize,
+) {
+    let bytes = vx.st.bytes() as i64;
+    let lanes = vx.lanes() as usize;
+    let sinks: HashSet<NodeId> = f.sinks.iter().map(|s| s.0).collect();
+    for u in 0..k {
+        let mut ev = Eval {
+            cx,
+            sinks: &sinks,
+            rank: f.rank,
+            lay,
+            r: pos.r,
+            c: pos.c,
+            at: pos.at,
+            off: (u * lanes) as i32 * bytes as i32,
+            width: pos.width,
+            cache: HashMap::new(),
+        };
+        // Every sink is computed before any is stored, so an update
+        // written in place never feeds a read of the same element.
+        let vals: Vec<Value> = f
+            .sinks
+            .iter()
+            .map(|s| {
+                let n = if pre_tanh {
+                    cx.graph.node(s.0).args[0]
+                } else {
+                    s.0
+                };
+                ev.eval(vx, n)
+            })
+            .collect();
+        for (s, v) in f.sinks.iter().zip(vals) {
+            let base = cx.ptrs[&s.1];
+            let addr = vx.b.ins().iadd(base, pos.at);
+            store(vx, v, addr, ev.off, pos.width);
+        }
+    }
 }
 
 /// The translator of one vector's worth of a fused loop.
 struct Eval<'a, 'c> {
     cx: &'a FusedCtx<'c>,
     sinks: &'a HashSet<NodeId>,
+    /// The rank of the loop's nodes (broadcast masks are over its axes).
     rank: usize,
+    lay: &'a Lay<'a>,
     /// Row index (i64).
     r: Value,
     /// Column index (i64).
@@ -223,6 +373,21 @@ impl Eval<'_, '_> {
                 load(vx, addr, 0, Width::Lane0)
             }
             Index::Scalar => load(vx, base, 0, Width::Lane0),
+            Index::Axes(m) => match self.lay {
+                Lay::Merged(map) => self.load(vx, buf, map[&m]),
+                Lay::Strided(offs) => {
+                    let (off, scalar) = offs[&m];
+                    let addr = vx.b.ins().iadd(base, off);
+                    if scalar {
+                        load(vx, addr, 0, Width::Lane0)
+                    } else {
+                        let cb = vx.b.ins().imul_imm_s(self.c, bytes);
+                        let addr = vx.b.ins().iadd(addr, cb);
+                        load(vx, addr, self.off, self.width)
+                    }
+                }
+                Lay::Plain => unreachable!("rank ≤ 2 loops read no buffer by axes"),
+            },
         }
     }
 

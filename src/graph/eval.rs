@@ -333,11 +333,12 @@ fn rows(a: &Tensor, shape: &[usize], f: impl Fn(&[f64], &mut Vec<f64>)) -> Tenso
         .shape
         .last()
         .expect("the shape rule rejects scalars for row ops");
+    // Every axis but the last counts rows, so a rank-3 tensor is rows of
+    // rows; an empty last axis still gives each row its (empty) call.
+    let rows: usize = a.shape[..a.shape.len() - 1].iter().product();
     let mut data = Vec::with_capacity(a.data.len());
-    if width > 0 {
-        for row in a.data.chunks(width) {
-            f(row, &mut data);
-        }
+    for r in 0..rows {
+        f(&a.data[r * width..(r + 1) * width], &mut data);
     }
     Tensor {
         shape: shape.to_vec(),

@@ -23,9 +23,39 @@ pub enum Dim {
     Fixed(usize),
 }
 
-/// A tensor shape of rank 0 (scalar), 1 or 2.
+/// A tensor shape of any rank (0 is a scalar), row-major: the last axis is
+/// contiguous. Broadcasts and sums name axes by an [`Axes`] bit set, so they
+/// apply to ranks up to 8.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Shape(pub Vec<Dim>);
+
+/// `[B, 4]`, `[]` for a scalar (as error messages print shapes).
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            match d {
+                Dim::Batch => f.write_str("B")?,
+                Dim::Fixed(n) => write!(f, "{n}")?,
+            }
+        }
+        f.write_str("]")
+    }
+}
+
+/// `{0, 2, 3}` (as error messages print axis sets).
+impl std::fmt::Display for Axes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let axes: Vec<String> = (0..8)
+            .filter(|i| self.0 & (1 << i) != 0)
+            .map(|i| i.to_string())
+            .collect();
+        write!(f, "{{{}}}", axes.join(", "))
+    }
+}
 
 /// What a leaf stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

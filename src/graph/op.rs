@@ -259,10 +259,11 @@ impl Op {
             )));
         }
         let mismatch = || {
+            let shapes: Vec<String> = args.iter().map(|s| s.to_string()).collect();
             ShapeError(format!(
-                "{} needs operands of equal shape, got {:?}",
+                "{} needs operands of equal shape, got {}",
                 self.name(),
-                args
+                shapes.join(" and ")
             ))
         };
         match self {
@@ -300,13 +301,16 @@ impl Op {
             Op::MatMul => match (&args[0].0[..], &args[1].0[..]) {
                 ([m, k1], [k2, n]) if k1 == k2 => Ok(Shape(vec![*m, *n])),
                 _ => Err(ShapeError(format!(
-                    "matmul of {:?} and {:?}",
+                    "matmul needs matrices [m, k] and [k, n], got {} and {}",
                     args[0], args[1]
                 ))),
             },
             Op::Transpose => match &args[0].0[..] {
                 [m, n] => Ok(Shape(vec![*n, *m])),
-                _ => Err(ShapeError(format!("transpose of {:?}", args[0]))),
+                _ => Err(ShapeError(format!(
+                    "transpose needs a matrix, got {}",
+                    args[0]
+                ))),
             },
             Op::Broadcast(_) => Err(ShapeError(
                 "broadcast nodes are made with Graph::broadcast".to_string(),
@@ -314,7 +318,10 @@ impl Op {
             Op::Sum(axes) => {
                 let rank = args[0].0.len();
                 if rank > 8 || u32::from(axes.0) >> rank != 0 {
-                    return Err(ShapeError(format!("sum over {axes:?} of {:?}", args[0])));
+                    return Err(ShapeError(format!(
+                        "sum over axes {axes} of {}: no such axis",
+                        args[0]
+                    )));
                 }
                 let kept = args[0]
                     .0
@@ -334,7 +341,10 @@ impl Op {
             },
             Op::OneHot(k) => match &args[0].0[..] {
                 [b] => Ok(Shape(vec![*b, Dim::Fixed(k as usize)])),
-                _ => Err(ShapeError(format!("onehot of {:?}", args[0]))),
+                _ => Err(ShapeError(format!(
+                    "onehot needs a vector of class indices, got {}",
+                    args[0]
+                ))),
             },
         }
     }
@@ -352,7 +362,7 @@ impl Op {
             Ok(())
         } else {
             Err(ShapeError(format!(
-                "cannot broadcast {from:?} along {axes:?} to {to:?}"
+                "cannot broadcast {from} along axes {axes} to {to}"
             )))
         }
     }
