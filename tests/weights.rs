@@ -1,29 +1,27 @@
 //! Weights: initialisation statistics and determinism, safetensors round
 //! trips, every way a weights file can fail to fit a model, atomic writes.
 
-use slope::check::model::{Activation, Builtin, Init, Layer, Loss, Model};
+use slope::check::model::{Activation, Builtin, FeatureShape, Init, Layer, Loss, Model};
 use slope::diag::Span;
 use slope::train::weights::{self, Tensor, WeightsError};
 use std::collections::HashMap;
 
 fn layer(name: &str, input_width: usize, width: usize, init: Init, bias: bool) -> Layer {
-    Layer {
-        name: name.to_string(),
+    Layer::dense(
+        name,
+        FeatureShape::flat(input_width),
         width,
-        input_width,
-        activation: Activation::Builtin(Builtin::Tanh),
+        Activation::Builtin(Builtin::Tanh),
         init,
         bias,
-        span: Span::default(),
-        activation_span: Span::default(),
-    }
+    )
 }
 
 /// 3 -> 4 (glorot) -> 1 (he, no bias): names dense1.weight, dense1.bias, out.weight.
 fn small() -> Model {
     Model {
         name: "m".to_string(),
-        input: 3,
+        input: FeatureShape::flat(3),
         layers: vec![
             layer("dense1", 3, 4, Init::Glorot, true),
             layer("out", 4, 1, Init::He, false),
@@ -38,7 +36,7 @@ fn small() -> Model {
 fn model_of(layers: Vec<Layer>) -> Model {
     Model {
         name: "big".to_string(),
-        input: layers[0].input_width,
+        input: layers[0].input.clone(),
         layers,
         loss: Loss::Mse,
         span: Span::default(),
