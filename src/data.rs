@@ -144,10 +144,16 @@ fn load_with(
                 "the features are all non-target columns, in file order: {}",
                 list(&feature_names)
             ))
-            .with_help(if feature_names.len() > n_inputs {
+            .with_help(if model.input.is_image() {
+                format!(
+                    "an input {} needs {n_inputs} feature columns, in (C, H, W) order",
+                    model.input
+                )
+            } else if feature_names.len() > n_inputs {
                 "list every target column in target=[...], or set 'input' to the number of features"
+                    .to_string()
             } else {
-                "set 'input' to the number of feature columns"
+                "set 'input' to the number of feature columns".to_string()
             }),
         );
     }

@@ -211,7 +211,13 @@ fn check_input(stmt: &Stmt, diags: &mut Vec<Diagnostic>) -> Option<FeatureShape>
             )),
         }
     };
-    diags.push(d.with_help("write it as: input N, or input CxHxW such as input 1x8x8"));
+    let help = match &v.kind {
+        ValueKind::Size { dims, text } if dims.len() == 2 => {
+            format!("for one channel of {text}, write: input 1x{text}")
+        }
+        _ => "write it as: input N, or input CxHxW such as input 1x8x8".to_string(),
+    };
+    diags.push(d.with_help(help));
     None
 }
 
