@@ -100,7 +100,7 @@ impl Runner {
 
 /// Deterministic inputs in [0, 1) and valid class indices.
 fn batch_data(model: &Model, batch: usize) -> (Vec<f32>, Vec<f32>) {
-    let x = (0..batch * model.input)
+    let x = (0..batch * model.input.features())
         .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
         .collect();
     let k = model.output_width();
@@ -189,7 +189,7 @@ fn flops(model: &Model, batch: usize) -> f64 {
     model
         .layers
         .iter()
-        .map(|l| 6.0 * (batch * l.input_width * l.width) as f64)
+        .map(|l| 6.0 * (batch * l.forward_macs()) as f64)
         .sum()
 }
 
@@ -209,7 +209,7 @@ struct Gemm {
 fn step_gemms(model: &Model, batch: usize) -> Vec<Gemm> {
     let mut v = Vec::new();
     for (i, l) in model.layers.iter().enumerate() {
-        let (inp, out) = (l.input_width, l.width);
+        let (inp, out) = (l.input.features(), l.width());
         v.push(Gemm {
             m: batch,
             k: inp,

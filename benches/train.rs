@@ -11,7 +11,9 @@
 //! `-- --quick` for fewer repetitions; set `MATMUL_NUM_THREADS=1` for one
 //! thread). Prints medians.
 
-use slope::check::model::{Activation, Builtin, Init, Layer, Loss, Model, Optimizer, Setting};
+use slope::check::model::{
+    Activation, Builtin, FeatureShape, Init, Layer, Loss, Model, Optimizer, Setting,
+};
 use slope::data::Dataset;
 use slope::diag::Span;
 use slope::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape};
@@ -37,24 +39,22 @@ fn mlp(sizes: &[usize], relu: bool) -> (Model, Network) {
         let (i, o) = (sizes[l], sizes[l + 1]);
         let name = format!("dense{}", l + 1);
         let last = l + 2 == sizes.len();
-        layers.push(Layer {
-            name: name.clone(),
-            width: o,
-            input_width: i,
-            activation: if last {
+        layers.push(Layer::dense(
+            &name,
+            FeatureShape::flat(i),
+            o,
+            if last {
                 Activation::Softmax
             } else {
                 Activation::Builtin(if relu { Builtin::Relu } else { Builtin::Tanh })
             },
-            init: if relu && !last {
+            if relu && !last {
                 Init::He
             } else {
                 Init::Glorot
             },
-            bias: true,
-            span: Span::default(),
-            activation_span: Span::default(),
-        });
+            true,
+        ));
         let w = g.leaf(
             &format!("{name}.weight"),
             LeafKind::Param,
@@ -133,7 +133,7 @@ fn mlp(sizes: &[usize], relu: bool) -> (Model, Network) {
     let correct = g.add(Op::Eq, &[argmax, t]).unwrap();
     let model = Model {
         name: "bench".into(),
-        input: sizes[0],
+        input: FeatureShape::flat(sizes[0]),
         layers,
         loss: Loss::CrossEntropy,
         span: Span::default(),

@@ -119,7 +119,14 @@ fn load_with(
     let feature_names: Vec<String> = feature_idx.iter().map(|&i| columns[i].clone()).collect();
     let target_names: Vec<String> = target_idx.iter().map(|&i| columns[i].clone()).collect();
 
-    if feature_names.len() != model.input {
+    let n_inputs = model.input.features();
+    if feature_names.len() != n_inputs {
+        // An image input says where its count comes from: `1x8x8 = 64 inputs`.
+        let shape = if model.input.is_image() {
+            format!("{} = ", model.input)
+        } else {
+            String::new()
+        };
         diags.push(
             Diagnostic::error(
                 format!(
@@ -127,20 +134,26 @@ fn load_with(
                     feature_names.len(),
                     plural(feature_names.len()),
                     model.name,
-                    model.input,
-                    plural(model.input)
+                    n_inputs,
+                    plural(n_inputs)
                 ),
                 model.input_span,
             )
-            .with_label(format!("{} input{}", model.input, plural(model.input)))
+            .with_label(format!("{shape}{n_inputs} input{}", plural(n_inputs)))
             .with_note(format!(
                 "the features are all non-target columns, in file order: {}",
                 list(&feature_names)
             ))
-            .with_help(if feature_names.len() > model.input {
+            .with_help(if model.input.is_image() {
+                format!(
+                    "an input {} needs {n_inputs} feature columns, in (C, H, W) order",
+                    model.input
+                )
+            } else if feature_names.len() > n_inputs {
                 "list every target column in target=[...], or set 'input' to the number of features"
+                    .to_string()
             } else {
-                "set 'input' to the number of feature columns"
+                "set 'input' to the number of feature columns".to_string()
             }),
         );
     }

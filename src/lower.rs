@@ -15,7 +15,8 @@
 // are rare and end the run, so their size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
-use crate::check::model::{Activation, Builtin, Function, Loss, Model, Program};
+use crate::check::layer::{ParamRole, ParamSpec};
+use crate::check::model::{Activation, Builtin, Function, Layer, LayerKind, Loss, Model, Program};
 use crate::diag::{Diagnostic, Span, suggest};
 use crate::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape};
 use crate::syntax::ast::{BinOp, Expr, ExprKind};
@@ -375,7 +376,7 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
     let x = g.leaf(
         "x",
         LeafKind::Input,
-        Shape(vec![b, Dim::Fixed(model.input)]),
+        Shape(vec![b, Dim::Fixed(model.input.features())]),
     );
     let t_shape = match model.loss {
         Loss::CrossEntropy => Shape(vec![b]),
@@ -387,35 +388,10 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
     let mut layers = Vec::new();
     let mut a = x;
     for (i, layer) in model.layers.iter().enumerate() {
-        let (out, inp) = (layer.width, layer.input_width);
-        let wname = format!("{}.weight", layer.name);
-        let w = g.leaf(
-            &wname,
-            LeafKind::Param,
-            Shape(vec![Dim::Fixed(out), Dim::Fixed(inp)]),
-        );
-        params.push(ParamNode {
-            name: wname,
-            node: w,
-            shape: vec![out, inp],
-            layer: i,
-        });
-        let wt = g.make(Op::Transpose, &[w]);
-        let mut z = g.make(Op::MatMul, &[a, wt]);
-        if layer.bias {
-            let bname = format!("{}.bias", layer.name);
-            let bias = g.leaf(&bname, LeafKind::Param, Shape(vec![Dim::Fixed(out)]));
-            params.push(ParamNode {
-                name: bname,
-                node: bias,
-                shape: vec![out],
-                layer: i,
-            });
-            let zshape = g.node(z).shape.clone();
-            let bb = g.broadcast_to(bias, Axes(0b01), &zshape);
-            z = g.make(Op::Add, &[z, bb]);
-        }
-        a = match &layer.activation {
+        let z = match &layer.kind {
+            LayerKind::Dense { .. } => dense_z(&mut g, layer, i, a, &mut params),
+        };
+        a = match layer.activation() {
             Activation::Builtin(bi) => builtin(&mut g, *bi, z),
             Activation::Softmax => g.make(Op::Softmax, &[z]),
             Activation::Custom(name) => {
@@ -444,7 +420,7 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
     }
     let y = a;
     g.names.insert(y, "y".to_string());
-    let last = model.layers.last().map(|l| &l.activation);
+    let last = model.layers.last().map(Layer::activation);
     let z = layers.last().map_or(x, |l| l.z);
     let yshape = g.node(y).shape.clone();
 
@@ -534,4 +510,45 @@ fn mean_all(g: &mut Graph, v: NodeId) -> NodeId {
     let n = g.element_count(&shape);
     let r = g.recip(n);
     g.mul2(s, r)
+}
+
+/// `z = a·Wᵀ + b` (or `a·Wᵀ` without a bias) for dense layer `i`, with its
+/// parameter leaves named and shaped as `check::layer` says. The leaves and
+/// ops are made in a fixed order (weight, its use, bias, its use), which
+/// fixes node ids and so the printed graphs.
+fn dense_z(
+    g: &mut Graph,
+    layer: &Layer,
+    i: usize,
+    a: NodeId,
+    params: &mut Vec<ParamNode>,
+) -> NodeId {
+    let specs = layer.params();
+    let mut leaf = |g: &mut Graph, spec: &ParamSpec| {
+        let shape = Shape(spec.shape.iter().map(|&d| Dim::Fixed(d)).collect());
+        let node = g.leaf(&spec.name, LeafKind::Param, shape);
+        params.push(ParamNode {
+            name: spec.name.clone(),
+            node,
+            shape: spec.shape.clone(),
+            layer: i,
+        });
+        node
+    };
+    let mut z = a;
+    for spec in &specs {
+        let node = leaf(g, spec);
+        z = match spec.role {
+            ParamRole::Weight => {
+                let wt = g.make(Op::Transpose, &[node]);
+                g.make(Op::MatMul, &[a, wt])
+            }
+            ParamRole::Bias => {
+                let zshape = g.node(z).shape.clone();
+                let bb = g.broadcast_to(node, Axes(0b01), &zshape);
+                g.make(Op::Add, &[z, bb])
+            }
+        };
+    }
+    z
 }

@@ -1,7 +1,9 @@
 //! Network gradients: lower a model, differentiate the loss by every
 //! parameter, and compare with central finite differences of the loss in f64.
 
-use slope::check::model::{Activation, Builtin, Function, Init, Layer, Loss, Model, Program};
+use slope::check::model::{
+    Activation, Builtin, FeatureShape, Function, Init, Layer, Loss, Model, Program,
+};
 use slope::diag::Span;
 use slope::diff::grad;
 use slope::graph::eval::{Env, Tensor, eval};
@@ -54,23 +56,21 @@ fn model(input: usize, layers: &[(usize, Activation)], loss: Loss) -> Model {
         .iter()
         .enumerate()
         .map(|(i, (w, act))| {
-            let l = Layer {
-                name: format!("dense{}", i + 1),
-                width: *w,
-                input_width: prev,
-                activation: act.clone(),
-                init: Init::Glorot,
-                bias: true,
-                span: SP,
-                activation_span: SP,
-            };
+            let l = Layer::dense(
+                &format!("dense{}", i + 1),
+                FeatureShape::flat(prev),
+                *w,
+                act.clone(),
+                Init::Glorot,
+                true,
+            );
             prev = *w;
             l
         })
         .collect();
     Model {
         name: "m".to_string(),
-        input,
+        input: FeatureShape::flat(input),
         layers,
         loss,
         span: SP,
@@ -115,7 +115,10 @@ fn environment(net: &Network, m: &Model, seed: u64) -> Env {
     for p in &net.params {
         env.insert(p.name.clone(), rng.tensor(p.shape.clone(), -1.0, 1.0));
     }
-    env.insert("x".into(), rng.tensor(vec![BATCH, m.input], -2.0, 2.0));
+    env.insert(
+        "x".into(),
+        rng.tensor(vec![BATCH, m.input.features()], -2.0, 2.0),
+    );
     let k = m.output_width();
     let t = match m.loss {
         Loss::CrossEntropy => Tensor {
@@ -266,7 +269,14 @@ fn no_bias_layer() {
         &[(3, B(Builtin::Tanh)), (2, B(Builtin::Identity))],
         Loss::Mse,
     );
-    m.layers[0].bias = false;
+    m.layers[0] = Layer::dense(
+        "dense1",
+        FeatureShape::flat(2),
+        3,
+        B(Builtin::Tanh),
+        Init::Glorot,
+        false,
+    );
     let net = check_model(&program(vec![], vec![], &m), &m);
     let names: Vec<&str> = net.params.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["dense1.weight", "dense2.weight", "dense2.bias"]);

@@ -238,19 +238,15 @@ fn check_trajectory(dir: &Path, optimizer: &str, p: [f64; 3], losses: &[f64]) {
     }
     let model = slope::check::model::Model {
         name: "lin".into(),
-        input: 2,
-        layers: vec![slope::check::model::Layer {
-            name: "dense1".into(),
-            width: 1,
-            input_width: 2,
-            activation: slope::check::model::Activation::Builtin(
-                slope::check::model::Builtin::Identity,
-            ),
-            init: slope::check::model::Init::Glorot,
-            bias: true,
-            span: Default::default(),
-            activation_span: Default::default(),
-        }],
+        input: slope::check::model::FeatureShape::flat(2),
+        layers: vec![slope::check::model::Layer::dense(
+            "dense1",
+            slope::check::model::FeatureShape::flat(2),
+            1,
+            slope::check::model::Activation::Builtin(slope::check::model::Builtin::Identity),
+            slope::check::model::Init::Glorot,
+            true,
+        )],
         loss: slope::check::model::Loss::Mse,
         span: Default::default(),
         input_span: Default::default(),

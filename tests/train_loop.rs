@@ -3,7 +3,9 @@
 //! in f64 below. Independent of `lower` and `diff`: this checks batching,
 //! the optimizers' exact formulas, the epoch metrics and the NaN guard.
 
-use slope::check::model::{Activation, Builtin, Init, Layer, Loss, Model, Optimizer, Setting};
+use slope::check::model::{
+    Activation, Builtin, FeatureShape, Init, Layer, Loss, Model, Optimizer, Setting,
+};
 use slope::data::Dataset;
 use slope::diag::Span;
 use slope::graph::{Axes, Dim, Graph, LeafKind, Op, Shape};
@@ -18,17 +20,15 @@ const B0: f64 = 0.05;
 fn model() -> Model {
     Model {
         name: "lin".into(),
-        input: 2,
-        layers: vec![Layer {
-            name: "dense1".into(),
-            width: 1,
-            input_width: 2,
-            activation: Activation::Builtin(Builtin::Identity),
-            init: Init::Glorot,
-            bias: true,
-            span: Span::default(),
-            activation_span: Span::default(),
-        }],
+        input: FeatureShape::flat(2),
+        layers: vec![Layer::dense(
+            "dense1",
+            FeatureShape::flat(2),
+            1,
+            Activation::Builtin(Builtin::Identity),
+            Init::Glorot,
+            true,
+        )],
         loss: Loss::Mse,
         span: Span::default(),
         input_span: Span::default(),
@@ -330,19 +330,19 @@ fn validation_is_measured_after_the_last_update() {
 #[test]
 fn lowered_xor_trains_to_full_accuracy() {
     use slope::check::model::Program;
-    let layer = |name: &str, i, o, act| Layer {
-        name: name.into(),
-        width: o,
-        input_width: i,
-        activation: Activation::Builtin(act),
-        init: Init::Glorot,
-        bias: true,
-        span: Span::default(),
-        activation_span: Span::default(),
+    let layer = |name: &str, i, o, act| {
+        Layer::dense(
+            name,
+            FeatureShape::flat(i),
+            o,
+            Activation::Builtin(act),
+            Init::Glorot,
+            true,
+        )
     };
     let model = Model {
         name: "xor".into(),
-        input: 2,
+        input: FeatureShape::flat(2),
         layers: vec![
             layer("dense1", 2, 4, Builtin::Tanh),
             layer("dense2", 4, 1, Builtin::Sigmoid),

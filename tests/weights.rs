@@ -1,29 +1,27 @@
 //! Weights: initialisation statistics and determinism, safetensors round
 //! trips, every way a weights file can fail to fit a model, atomic writes.
 
-use slope::check::model::{Activation, Builtin, Init, Layer, Loss, Model};
+use slope::check::model::{Activation, Builtin, FeatureShape, Init, Layer, Loss, Model};
 use slope::diag::Span;
 use slope::train::weights::{self, Tensor, WeightsError};
 use std::collections::HashMap;
 
 fn layer(name: &str, input_width: usize, width: usize, init: Init, bias: bool) -> Layer {
-    Layer {
-        name: name.to_string(),
+    Layer::dense(
+        name,
+        FeatureShape::flat(input_width),
         width,
-        input_width,
-        activation: Activation::Builtin(Builtin::Tanh),
+        Activation::Builtin(Builtin::Tanh),
         init,
         bias,
-        span: Span::default(),
-        activation_span: Span::default(),
-    }
+    )
 }
 
 /// 3 -> 4 (glorot) -> 1 (he, no bias): names dense1.weight, dense1.bias, out.weight.
 fn small() -> Model {
     Model {
         name: "m".to_string(),
-        input: 3,
+        input: FeatureShape::flat(3),
         layers: vec![
             layer("dense1", 3, 4, Init::Glorot, true),
             layer("out", 4, 1, Init::He, false),
@@ -38,7 +36,7 @@ fn small() -> Model {
 fn model_of(layers: Vec<Layer>) -> Model {
     Model {
         name: "big".to_string(),
-        input: layers[0].input_width,
+        input: layers[0].input.clone(),
         layers,
         loss: Loss::Mse,
         span: Span::default(),
@@ -138,6 +136,80 @@ fn glorot_is_uniform_within_its_bound() {
     let max = d.iter().cloned().fold(f32::MIN, f32::max);
     let min = d.iter().cloned().fold(f32::MAX, f32::min);
     assert!(f64::from(max) > 0.99 * a && f64::from(min) < -0.99 * a);
+}
+
+/// Mean and variance (population) of a tensor's values, in f64.
+fn moments(d: &[f32]) -> (f64, f64) {
+    let n = d.len() as f64;
+    let mean = d.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = d
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    (mean, var)
+}
+
+#[test]
+fn standard_is_uniform_within_one_over_sqrt_fan_in() {
+    // 200 x 300: fan_in 300, bound 1/sqrt(300), whatever fan_out is;
+    // uniform on ±a has mean 0 and variance a²/3.
+    let m = model_of(vec![layer("dense1", 300, 200, Init::Standard, true)]);
+    let w = weights::init(&m, 3);
+    let a = 1.0 / 300f64.sqrt();
+    let d = &w.tensors[0].data;
+    assert_eq!(d.len(), 60_000);
+    assert!(d.iter().all(|&v| f64::from(v).abs() <= a), "outside ±{a}");
+    let (mean, var) = moments(d);
+    assert!(mean.abs() < 0.01 * a, "mean {mean}");
+    assert!((var / (a * a / 3.0) - 1.0).abs() < 0.02, "variance {var}");
+    let max = d.iter().cloned().fold(f32::MIN, f32::max);
+    let min = d.iter().cloned().fold(f32::MAX, f32::min);
+    assert!(f64::from(max) > 0.99 * a && f64::from(min) < -0.99 * a);
+    // A quarter of a uniform's mass lies in each quarter of its range.
+    let inner = d.iter().filter(|&&v| f64::from(v).abs() < a / 2.0).count() as f64;
+    assert!((inner / d.len() as f64 - 0.5).abs() < 0.01, "inner {inner}");
+    // Biases start at zero.
+    assert!(w.tensors[1].data.iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn standard_is_deterministic_in_the_seed() {
+    let m = model_of(vec![layer("dense1", 30, 20, Init::Standard, true)]);
+    assert_eq!(weights::init(&m, 7), weights::init(&m, 7));
+    assert_ne!(weights::init(&m, 7), weights::init(&m, 8));
+    // The same draws as glorot, scaled to the other bound: one stream, one
+    // uniform per element, so only the limit differs.
+    let g = model_of(vec![layer("dense1", 30, 20, Init::Glorot, true)]);
+    let (s, g) = (weights::init(&m, 7), weights::init(&g, 7));
+    let ratio = (1.0 / 30f64.sqrt()) / (6.0f64 / 50.0).sqrt();
+    for (x, y) in s.tensors[0].data.iter().zip(&g.tensors[0].data) {
+        assert!((f64::from(*x) - f64::from(*y) * ratio).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn an_image_input_is_read_flattened() {
+    // input 1x8x8 then dense 5: the weight is [5, 64] and fan_in is C·H·W.
+    let mut m = model_of(vec![Layer::dense(
+        "dense1",
+        FeatureShape::image(1, 8, 8),
+        5,
+        Activation::Builtin(Builtin::Tanh),
+        Init::Standard,
+        true,
+    )]);
+    m.input = FeatureShape::image(1, 8, 8);
+    assert_eq!(
+        weights::expected_shapes(&m),
+        [
+            ("dense1.weight".to_string(), vec![5, 64]),
+            ("dense1.bias".to_string(), vec![5]),
+        ]
+    );
+    assert_eq!(m.parameter_count(), 5 * 64 + 5);
+    let w = weights::init(&m, 1);
+    assert!(w.tensors[0].data.iter().all(|&v| v.abs() <= 0.125));
 }
 
 #[test]

@@ -6,7 +6,9 @@
 //!
 //! - `items`: `activation` and `loss` items, the names in their formulas,
 //!   and cycles among activations;
-//! - `model_block`: `model` blocks (layers, names, the loss and its output);
+//! - `model_block`: `model` blocks (the input shape, layers, names, the
+//!   loss and its output);
+//! - `layer`: each layer kind's parameters and output shape;
 //! - `train_block`: the `train` block and its defaults;
 //! - `values`: the statement-value helpers both blocks share.
 //!
@@ -23,6 +25,7 @@
 
 mod expand;
 mod items;
+pub mod layer;
 pub mod model;
 mod model_block;
 mod train_block;

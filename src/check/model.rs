@@ -4,6 +4,7 @@
 
 use crate::diag::Span;
 use crate::syntax::ast;
+use std::fmt;
 
 /// Everything a file defines, checked.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,15 +50,16 @@ pub struct Function {
 pub struct Model {
     /// The model's name.
     pub name: String,
-    /// Number of input features (≥ 1).
-    pub input: usize,
-    /// Dense layers, first to last (at least one).
+    /// The shape of one input example: `N` features or `C x H x W`
+    /// (each dimension and the product at least 1).
+    pub input: FeatureShape,
+    /// The layers, first to last (at least one).
     pub layers: Vec<Layer>,
     /// The loss.
     pub loss: Loss,
     /// The `model NAME {...}` item span.
     pub span: Span,
-    /// The `input N` statement's span, where feature-count problems are reported.
+    /// The `input` statement's span, where feature-count problems are reported.
     pub input_span: Span,
     /// The value of the `loss NAME` statement, where loss/data mismatches are reported.
     pub loss_span: Span,
@@ -66,7 +68,9 @@ pub struct Model {
 impl Model {
     /// The width of the last layer: the number of outputs K.
     pub fn output_width(&self) -> usize {
-        self.layers.last().map_or(self.input, |l| l.width)
+        self.layers
+            .last()
+            .map_or(self.input.features(), Layer::width)
     }
 
     /// The number of trainable scalars.
@@ -80,32 +84,83 @@ impl Model {
     }
 }
 
-/// A checked `dense` layer.
+/// The shape of one example as it flows between layers, batch excluded:
+/// `[F]` features, or `[C, H, W]` for an image (spec §5).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FeatureShape {
+    dims: Vec<usize>,
+}
+
+impl FeatureShape {
+    /// `F` plain features.
+    pub fn flat(features: usize) -> FeatureShape {
+        FeatureShape {
+            dims: vec![features],
+        }
+    }
+
+    /// `C` channels of `H`×`W`.
+    pub fn image(channels: usize, height: usize, width: usize) -> FeatureShape {
+        FeatureShape {
+            dims: vec![channels, height, width],
+        }
+    }
+
+    /// The dimensions, outermost first.
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+
+    /// The number of scalars per example: the product of the dimensions
+    /// (C·H·W for an image; a dense layer reads them flattened).
+    pub fn features(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// True for a `C x H x W` shape.
+    pub fn is_image(&self) -> bool {
+        self.dims.len() > 1
+    }
+}
+
+/// As a size is written in `.nn` files: `64`, `1x8x8`.
+impl fmt::Display for FeatureShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.dims.iter().map(usize::to_string).collect();
+        f.write_str(&parts.join("x"))
+    }
+}
+
+/// A checked layer of a model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
     /// `densek` or the `name=` given; unique in the model.
     pub name: String,
-    /// Output width N (≥ 1).
-    pub width: usize,
-    /// Input width: the previous layer's width or the model's `input`.
-    pub input_width: usize,
-    /// The activation applied to `W·x + b`.
-    pub activation: Activation,
-    /// How the weight is initialised (biases start at zero).
-    pub init: Init,
-    /// Whether the layer has a bias.
-    pub bias: bool,
+    /// What the layer computes, with its settings.
+    pub kind: LayerKind,
+    /// The shape it receives: the previous layer's output or the model's `input`.
+    pub input: FeatureShape,
     /// The statement's span.
     pub span: Span,
     /// The activation name's span, or the statement's when it is left out.
     pub activation_span: Span,
 }
 
-impl Layer {
-    /// `width·input_width` weights plus `width` biases when present.
-    pub fn parameter_count(&self) -> usize {
-        self.width * self.input_width + if self.bias { self.width } else { 0 }
-    }
+/// The kinds of layers, with what each one's statement sets.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerKind {
+    /// `dense N [ACT] [init=...] [bias=...]`: `a = ACT(W·x + b)` on the
+    /// flattened input.
+    Dense {
+        /// Output width N (≥ 1).
+        width: usize,
+        /// The activation applied to `W·x + b`.
+        activation: Activation,
+        /// How the weight is initialised (biases start at zero).
+        init: Init,
+        /// Whether the layer has a bias.
+        bias: bool,
+    },
 }
 
 /// A layer activation.
@@ -190,15 +245,38 @@ impl Builtin {
     }
 }
 
-/// Weight initialisation schemes.
+/// Weight initialisation schemes (spec §5), in terms of a parameter's
+/// fan_in and fan_out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Init {
-    /// Uniform on ±sqrt(6/(in+out)).
+    /// Uniform on ±sqrt(6/(fan_in + fan_out)).
     Glorot,
-    /// Normal with standard deviation sqrt(2/in).
+    /// Normal with standard deviation sqrt(2/fan_in).
     He,
+    /// Uniform on ±1/sqrt(fan_in), the classic init Glorot & Bengio compare against.
+    Standard,
     /// All zero.
     Zeros,
+}
+
+impl Init {
+    /// Every init, in the spec's order.
+    pub const ALL: [Init; 4] = [Init::Glorot, Init::He, Init::Standard, Init::Zeros];
+
+    /// The name as written in `init=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Init::Glorot => "glorot",
+            Init::He => "he",
+            Init::Standard => "standard",
+            Init::Zeros => "zeros",
+        }
+    }
+
+    /// The init called `name`.
+    pub fn from_name(name: &str) -> Option<Init> {
+        Init::ALL.into_iter().find(|i| i.name() == name)
+    }
 }
 
 /// The network loss.

@@ -1,8 +1,8 @@
 //! `model NAME { ... }` blocks: `input`, `dense` and `loss` statements,
 //! layer names, and the rules tying the last layer to the loss.
 
-use super::model::{Activation, Builtin, Init, Layer, Loss, Model};
-use super::values::{Seen, boolean, choice, describe, options, positional, whole};
+use super::model::{Activation, Builtin, FeatureShape, Init, Layer, LayerKind, Loss, Model};
+use super::values::{Seen, boolean, choice, describe, invalid, options, positional, whole};
 use super::{BUILTIN_FUNCTIONS, BUILTIN_LOSSES, TRAIN_STATEMENTS};
 use crate::diag::{Diagnostic, Span, suggest, thousands};
 use crate::syntax::ast::{Block, Stmt, Value, ValueKind};
@@ -18,7 +18,7 @@ pub const MAX_WIDTH: u64 = 1_000_000;
 pub const MAX_PARAMETERS: usize = 1 << 26;
 
 const DENSE_USAGE: &str =
-    "dense N [ACTIVATION] [init=glorot|he|zeros] [bias=true|false] [name=NAME]";
+    "dense N [ACTIVATION] [init=glorot|he|standard|zeros] [bias=true|false] [name=NAME]";
 
 /// The activation and loss items a model may name.
 pub(super) struct ItemNames<'a> {
@@ -52,7 +52,7 @@ pub(super) fn check_model(
     };
     let mut seen = Seen::default();
     let block_desc = format!("model '{name}'");
-    let mut input: Option<(usize, Span)> = None;
+    let mut input: Option<(FeatureShape, Span)> = None;
     let mut input_seen = false;
     let mut layers: Vec<RawLayer> = Vec::new();
     let mut loss: Option<(Loss, Span)> = None;
@@ -73,12 +73,7 @@ pub(super) fn check_model(
                             .with_help("move 'input N' to the top of the model"),
                     );
                 }
-                options(stmt, &[], &[], diags);
-                if let Some(values) = positional(stmt, 1, 1, "input N", diags)
-                    && let Some(n) = whole(&values[0], "input width", 1, MAX_WIDTH, diags)
-                {
-                    input = Some((n as usize, stmt.span));
-                }
+                input = check_input(stmt, diags).map(|shape| (shape, stmt.span));
             }
             "dense" => layers.push(check_dense(stmt, items, diags)),
             "loss" => {
@@ -130,7 +125,7 @@ pub(super) fn check_model(
     }
     let (input, input_span) = input.expect("no diagnostics means 'input' was checked");
     let (loss, loss_span) = loss.expect("no diagnostics means 'loss' was checked");
-    let mut width = input;
+    let mut shape = input.clone();
     let mut out = Vec::new();
     for (raw, name) in layers.into_iter().zip(names) {
         let activation = raw
@@ -142,15 +137,17 @@ pub(super) fn check_model(
         });
         let layer = Layer {
             name,
-            width: raw.width.expect("no diagnostics means widths checked"),
-            input_width: width,
-            activation,
-            init,
-            bias: raw.bias,
+            kind: LayerKind::Dense {
+                width: raw.width.expect("no diagnostics means widths checked"),
+                activation,
+                init,
+                bias: raw.bias,
+            },
+            input: shape,
             span: raw.span,
             activation_span: raw.activation_span,
         };
-        width = layer.width;
+        shape = layer.output_shape();
         out.push(layer);
     }
     let model = Model {
@@ -181,6 +178,74 @@ pub(super) fn check_model(
         return None;
     }
     Some(model)
+}
+
+/// `input N` (features) or `input CxHxW` (an image, spec §5).
+fn check_input(stmt: &Stmt, diags: &mut Vec<Diagnostic>) -> Option<FeatureShape> {
+    options(stmt, &[], &[], diags);
+    if let Some(d) = spaced_size(stmt) {
+        diags.push(d);
+        return None;
+    }
+    let values = positional(stmt, 1, 1, "input N", diags)?;
+    let v = &values[0];
+    let ValueKind::Size { dims, .. } = &v.kind else {
+        let n = whole(v, "input width", 1, MAX_WIDTH, diags)?;
+        return Some(FeatureShape::flat(n as usize));
+    };
+    let bad = |expected: String| invalid(v, "input size", &expected);
+    let d = if dims.len() != 3 {
+        bad(format!("expected C x H x W, found {} numbers", dims.len()))
+            .with_note("an image input is channels x height x width, such as 1x8x8")
+    } else if dims.contains(&0) {
+        bad("each dimension must be at least 1".to_string())
+    } else {
+        match dims.iter().try_fold(1u64, |p, &d| p.checked_mul(d)) {
+            Some(n) if n <= MAX_WIDTH => {
+                let [c, h, w] = [dims[0], dims[1], dims[2]].map(|d| d as usize);
+                return Some(FeatureShape::image(c, h, w));
+            }
+            _ => bad(format!(
+                "C·H·W must be at most {} features",
+                thousands(MAX_WIDTH)
+            )),
+        }
+    };
+    let help = match &v.kind {
+        ValueKind::Size { dims, text } if dims.len() == 2 => {
+            format!("for one channel of {text}, write: input 1x{text}")
+        }
+        _ => "write it as: input N, or input CxHxW such as input 1x8x8".to_string(),
+    };
+    diags.push(d.with_help(help));
+    None
+}
+
+/// `input 1 x 8 x 8`: a size written with spaces is numbers and `x` names;
+/// say how to write it rather than reporting extra values.
+fn spaced_size(stmt: &Stmt) -> Option<Diagnostic> {
+    let values = &stmt.values;
+    let is_number = |v: &Value| matches!(v.kind, ValueKind::Number { .. });
+    let spaced = values.len() >= 3
+        && values.len() % 2 == 1
+        && values.iter().enumerate().all(|(k, v)| match &v.kind {
+            ValueKind::Ident(x) => k % 2 == 1 && x == "x",
+            _ => k % 2 == 0 && is_number(v),
+        });
+    if !spaced {
+        return None;
+    }
+    let span = values[0].span.to(values[values.len() - 1].span);
+    let joined: Vec<String> = values.iter().step_by(2).map(describe).collect();
+    Some(
+        Diagnostic::error("a size is written without spaces", span)
+            .with_label("spaces around 'x'")
+            .with_help(format!(
+                "write it as: {} {}",
+                stmt.keyword.name,
+                joined.join("x")
+            )),
+    )
 }
 
 fn unknown_statement(stmt: &Stmt, keyword: &str) -> Diagnostic {
@@ -246,7 +311,7 @@ fn check_dense(stmt: &Stmt, items: &ItemNames, diags: &mut Vec<Diagnostic>) -> R
         let mut d = Diagnostic::error("unexpected value for 'dense'", span)
             .with_label("'dense' takes a width and an activation");
         d = match &extra[0].kind {
-            ValueKind::Ident(s) if ["glorot", "he", "zeros"].contains(&s.as_str()) => {
+            ValueKind::Ident(s) if Init::from_name(s).is_some() => {
                 d.with_help(format!("write it as an option: init={s}"))
             }
             ValueKind::Bool(b) => d.with_help(format!("write it as an option: bias={b}")),
@@ -257,13 +322,8 @@ fn check_dense(stmt: &Stmt, items: &ItemNames, diags: &mut Vec<Diagnostic>) -> R
     for opt in options(stmt, &["init", "bias", "name"], &[], diags) {
         match opt.key.name.as_str() {
             "init" => {
-                layer.init = choice(&opt.value, "init", &["glorot", "he", "zeros"], diags).map(
-                    |c| match c {
-                        "glorot" => Init::Glorot,
-                        "he" => Init::He,
-                        _ => Init::Zeros,
-                    },
-                );
+                let names = Init::ALL.map(Init::name);
+                layer.init = choice(&opt.value, "init", &names, diags).and_then(Init::from_name);
             }
             "bias" => layer.bias = boolean(&opt.value, "bias", diags).unwrap_or(true),
             _ => match &opt.value.kind {

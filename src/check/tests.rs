@@ -2,7 +2,7 @@
 //! `tests/diagnostics.rs` and `tests/check.rs` go through the parser).
 
 use super::check;
-use super::model::{Activation, Builtin, Init, Loss, Optimizer};
+use super::model::{Activation, Builtin, FeatureShape, Init, Layer, LayerKind, Loss, Optimizer};
 use crate::diag::Span;
 use crate::syntax::ast::*;
 
@@ -140,11 +140,14 @@ fn a_valid_model_gets_names_defaults_and_widths() {
     assert_eq!(m.name, "m");
     assert_eq!(m.layers[0].name, "dense1");
     assert_eq!(m.layers[1].name, "dense2");
-    assert_eq!(m.layers[0].init, Init::He, "relu defaults to he");
-    assert_eq!(m.layers[1].init, Init::Glorot);
-    assert_eq!(m.layers[1].input_width, 4);
+    let init = |l: &Layer| match l.kind {
+        LayerKind::Dense { init, .. } => init,
+    };
+    assert_eq!(init(&m.layers[0]), Init::He, "relu defaults to he");
+    assert_eq!(init(&m.layers[1]), Init::Glorot);
+    assert_eq!(m.layers[1].input, FeatureShape::flat(4));
     assert_eq!(
-        m.layers[1].activation,
+        *m.layers[1].activation(),
         Activation::Builtin(Builtin::Sigmoid)
     );
     assert_eq!(m.loss, Loss::Bce);

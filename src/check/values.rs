@@ -15,6 +15,7 @@ pub(super) fn describe(value: &Value) -> String {
         ValueKind::Str(s) => format!("\"{s}\""),
         ValueKind::Bool(b) => b.to_string(),
         ValueKind::List(_) => "a list".to_string(),
+        ValueKind::Size { text, .. } => text.clone(),
     }
 }
 
@@ -26,6 +27,7 @@ fn kind_name(value: &Value) -> &'static str {
         ValueKind::Str(_) => "a string",
         ValueKind::Bool(_) => "a boolean",
         ValueKind::List(_) => "a list",
+        ValueKind::Size { .. } => "a size",
     }
 }
 

@@ -4,7 +4,7 @@
 use super::common::{self, Loaded, LoadedData};
 use super::{Failure, PathArg};
 use crate::check::model::{
-    Activation, Function, Init, Loss, Model, Optimizer, Setting, TrainConfig,
+    Activation, Function, Layer, LayerKind, Loss, Model, Optimizer, Setting, TrainConfig,
 };
 use crate::data;
 use crate::diag::thousands;
@@ -44,11 +44,16 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Failure> {
 pub fn summary_text(loaded: &Loaded, data: Option<&LoadedData>) -> String {
     let model = loaded.model();
     let k = model.output_width();
+    let n = model.input.features();
+    // An image input shows its shape too: `1x8x8 input (64 features)`.
+    let inputs = if model.input.is_image() {
+        format!("{} input ({n} features)", model.input)
+    } else {
+        format!("{n} input{}", plural(n))
+    };
     let mut out = format!(
-        "model {}: {} input{} -> {} output{}, {} parameters\n\n",
+        "model {}: {inputs} -> {} output{}, {} parameters\n\n",
         model.name,
-        model.input,
-        plural(model.input),
         k,
         plural(k),
         thousands(model.parameter_count() as u64)
@@ -94,7 +99,7 @@ pub fn summary_text(loaded: &Loaded, data: Option<&LoadedData>) -> String {
                 "activation" => model
                     .layers
                     .iter()
-                    .any(|l| l.activation == Activation::Custom(f.name.clone())),
+                    .any(|l| *l.activation() == Activation::Custom(f.name.clone())),
                 _ => model.loss == Loss::Custom(f.name.clone()),
             };
             let unused = if used {
@@ -112,7 +117,7 @@ pub fn summary_text(loaded: &Loaded, data: Option<&LoadedData>) -> String {
     out
 }
 
-/// The layer table: one row per dense layer, then the total.
+/// The layer table: one row per layer, then the total.
 fn layer_table(model: &Model) -> String {
     let header = [
         "layer",
@@ -125,13 +130,14 @@ fn layer_table(model: &Model) -> String {
     ];
     let mut rows: Vec<[String; 7]> = vec![header.map(String::from)];
     for l in &model.layers {
+        let (init, bias) = layer_settings(l);
         rows.push([
             l.name.clone(),
-            "dense".into(),
-            activation_name(&l.activation),
-            init_name(l.init).into(),
-            if l.bias { "yes" } else { "no" }.into(),
-            format!("[B, {}]", l.width),
+            l.kind_name().into(),
+            activation_name(l.activation()),
+            init.into(),
+            if bias { "yes" } else { "no" }.into(),
+            output_shape(l),
             thousands(l.parameter_count() as u64),
         ]);
     }
@@ -164,12 +170,22 @@ fn activation_name(a: &Activation) -> String {
     }
 }
 
-fn init_name(init: Init) -> &'static str {
-    match init {
-        Init::Glorot => "glorot",
-        Init::He => "he",
-        Init::Zeros => "zeros",
+/// The init and bias columns of a layer.
+fn layer_settings(l: &Layer) -> (&'static str, bool) {
+    match &l.kind {
+        LayerKind::Dense { init, bias, .. } => (init.name(), *bias),
     }
+}
+
+/// `[B, 32]`: the batch, then the layer's output shape.
+fn output_shape(l: &Layer) -> String {
+    let dims: Vec<String> = l
+        .output_shape()
+        .dims()
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    format!("[B, {}]", dims.join(", "))
 }
 
 fn loss_name(loss: &Loss) -> &str {
@@ -283,14 +299,15 @@ pub fn summary_json(loaded: &Loaded, data: Option<&LoadedData>) -> Value {
         .layers
         .iter()
         .map(|l| {
+            let (init, bias) = layer_settings(l);
             json!({
                 "name": l.name,
-                "kind": "dense",
-                "activation": activation_name(&l.activation),
-                "init": init_name(l.init),
-                "bias": l.bias,
-                "inputs": l.input_width,
-                "units": l.width,
+                "kind": l.kind_name(),
+                "activation": activation_name(l.activation()),
+                "init": init,
+                "bias": bias,
+                "inputs": l.input.features(),
+                "units": l.width(),
                 "params": l.parameter_count(),
             })
         })
@@ -336,9 +353,9 @@ pub fn summary_json(loaded: &Loaded, data: Option<&LoadedData>) -> Value {
             .map(|f| json!({"name": f.name, "params": f.params, "definition": definition(loaded, f)}))
             .collect()
     };
-    json!({
+    let mut summary = json!({
         "model": model.name,
-        "inputs": model.input,
+        "inputs": model.input.features(),
         "outputs": model.output_width(),
         "parameters": model.parameter_count(),
         "layers": layers,
@@ -348,5 +365,10 @@ pub fn summary_json(loaded: &Loaded, data: Option<&LoadedData>) -> Value {
         "data": data,
         "activations": functions(&loaded.program.activations),
         "losses": functions(&loaded.program.losses),
-    })
+    });
+    // Only an image input adds its shape, so flat models print as before.
+    if model.input.is_image() {
+        summary["input_shape"] = json!(model.input.dims());
+    }
+    summary
 }

@@ -8,6 +8,7 @@
 //! Lowering names the forward nodes (`z1`, `a1`, `y`); here we name the
 //! parameters (`W1`, `b1`) and the adjoints of the pre-activations (`δ1`).
 
+use crate::check::layer::ParamRole;
 use crate::check::model::{Activation, Builtin, Loss, Model};
 use crate::graph::print::{Printer, Style};
 use crate::graph::{Graph, NodeId, Op};
@@ -57,11 +58,11 @@ pub fn derive(net: Network, model: &Model) -> Equations {
     let g = &mut graph;
     let n_layers = layers.len();
     let mut legend = Vec::new();
-    for p in &params {
-        let short = if p.name.ends_with(".weight") {
-            "W"
-        } else {
-            "b"
+    // The model says which parameter is a weight; `params` is in its order.
+    for (p, spec) in params.iter().zip(model.params()) {
+        let short = match spec.role {
+            ParamRole::Weight => "W",
+            ParamRole::Bias => "b",
         };
         let name = format!("{short}{}", p.layer + 1);
         let dims: Vec<String> = p.shape.iter().map(|d| d.to_string()).collect();
@@ -76,7 +77,7 @@ pub fn derive(net: Network, model: &Model) -> Equations {
     // with ones, is act'(z) element-wise, sharing the forward nodes.
     let mut act_derivs = Vec::new();
     for (l, layer) in layers.iter().zip(&model.layers) {
-        let elementwise = !matches!(layer.activation, Activation::Softmax);
+        let elementwise = !matches!(layer.activation(), Activation::Softmax);
         if l.a != l.z && elementwise {
             act_derivs.push(Some(diff::grad(g, l.a, &[l.z]).grads[0]));
         } else {
@@ -159,7 +160,7 @@ pub fn derive(net: Network, model: &Model) -> Equations {
     let mut derivatives = Vec::new();
     for (i, (d, layer)) in act_derivs.iter().zip(&model.layers).enumerate() {
         if let Some(d) = d {
-            let name = match &layer.activation {
+            let name = match layer.activation() {
                 Activation::Builtin(b) => b.name().to_string(),
                 Activation::Softmax => "softmax".to_string(),
                 Activation::Custom(n) => n.clone(),
@@ -241,7 +242,7 @@ pub fn derive(net: Network, model: &Model) -> Equations {
 }
 
 fn last_is(model: &Model, a: &Activation) -> bool {
-    model.layers.last().map(|l| &l.activation) == Some(a)
+    model.layers.last().map(|l| l.activation()) == Some(a)
 }
 
 fn line(lhs: &str, rhs: NodeId, note: Option<String>) -> Line {

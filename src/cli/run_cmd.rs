@@ -523,7 +523,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let (lower_diff, simp) = (stats(lower_diff), stats(simp));
     let (net, _) = train_net::network(&loaded)?;
     let mut jit = Jit::new(threads).map_err(jit_failure)?;
-    let nx = model.input * batch;
+    let nx = model.input.features() * batch;
     let nt = if model.loss == Loss::CrossEntropy {
         batch
     } else {
@@ -587,7 +587,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let flops: usize = model
         .layers
         .iter()
-        .map(|l| 6 * batch * l.input_width * l.width)
+        .map(|l| 6 * batch * l.forward_macs())
         .sum();
     let rate = |s: &Stats| {
         format!(

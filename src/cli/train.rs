@@ -387,13 +387,13 @@ fn layer_formula(model: &Model, k: usize) -> String {
     } else {
         format!("a{k}")
     };
-    let bias = if layer.bias {
+    let bias = if layer.has_bias() {
         format!(" + b{n}")
     } else {
         String::new()
     };
     let z = format!("W{n}·{input}{bias}");
-    let f = match &layer.activation {
+    let f = match layer.activation() {
         Activation::Builtin(b) if b.name() == "identity" => return format!("a{n} = {z}"),
         Activation::Builtin(b) => b.name().to_string(),
         Activation::Softmax => "softmax".to_string(),

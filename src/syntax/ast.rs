@@ -132,6 +132,14 @@ pub enum ValueKind {
     Bool(bool),
     /// `[v, v, ...]`
     List(Vec<Value>),
+    /// A size such as `1x8x8`: two or more whole numbers joined by `x`.
+    Size {
+        /// The numbers in order; one too large for a `u64` is `u64::MAX`,
+        /// so `check` reports it as out of range.
+        dims: Vec<u64>,
+        /// The text as written.
+        text: String,
+    },
 }
 
 /// A scalar expression with its place.

@@ -203,7 +203,7 @@ fn statement(stmt: &Stmt) -> String {
 
 fn write_value(out: &mut String, v: &Value) {
     match &v.kind {
-        ValueKind::Number { text, .. } => out.push_str(text),
+        ValueKind::Number { text, .. } | ValueKind::Size { text, .. } => out.push_str(text),
         ValueKind::Ident(name) => out.push_str(name),
         ValueKind::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         ValueKind::Str(s) => {

@@ -68,6 +68,7 @@ pub fn stmt(stmt: &Stmt) -> String {
 pub fn value(v: &Value) -> String {
     match &v.kind {
         ValueKind::Number { text, .. } => text.clone(),
+        ValueKind::Size { text, .. } => format!("(size {text})"),
         ValueKind::Ident(name) => name.clone(),
         ValueKind::Str(s) => format!("{s:?}"),
         ValueKind::Bool(b) => b.to_string(),

@@ -1,12 +1,14 @@
 //! A model's parameters as named float32 tensors: initialisation (spec §5),
 //! safetensors reading and writing, and atomic file replacement.
 //!
-//! The order of [`Weights::tensors`] is the model's parameter order: for each
-//! layer, first to last, `NAME.weight` (`[out, in]`, row-major) and then
-//! `NAME.bias` (`[out]`) when the layer has one. Everything downstream
-//! (training buffers, gradients, `predict`) relies on that order.
+//! The order of [`Weights::tensors`] is the model's parameter order,
+//! [`Model::params`] (for each layer, first to last, `NAME.weight` and then
+//! `NAME.bias` when the layer has one; `check::layer` says their shapes).
+//! Everything downstream (training buffers, gradients, `predict`) relies on
+//! that order.
 
 use super::rng::Rng;
+use crate::check::layer::ParamSpec;
 use crate::check::model::{Init, Model};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::fmt;
@@ -50,61 +52,55 @@ impl Weights {
 
 /// The names and shapes a model's weights must have, in parameter order.
 pub fn expected_shapes(model: &Model) -> Vec<(String, Vec<usize>)> {
-    let mut out = Vec::new();
-    for layer in &model.layers {
-        out.push((
-            format!("{}.weight", layer.name),
-            vec![layer.width, layer.input_width],
-        ));
-        if layer.bias {
-            out.push((format!("{}.bias", layer.name), vec![layer.width]));
-        }
-    }
-    out
+    model
+        .params()
+        .into_iter()
+        .map(|p| (p.name, p.shape))
+        .collect()
 }
 
 /// The RNG stream used for initialisation (shuffling uses another).
 pub const INIT_STREAM: u64 = 0;
 
-/// Fresh weights for `model` (spec §5): glorot uniform on ±sqrt(6/(in+out)),
-/// he normal with std sqrt(2/in) (Box–Muller), or zeros; biases zero.
+/// Fresh weights for `model` (spec §5), from each parameter's fan_in and
+/// fan_out: glorot uniform on ±sqrt(6/(fan_in + fan_out)), he normal with
+/// std sqrt(2/fan_in) (Box–Muller), standard uniform on ±1/sqrt(fan_in),
+/// or zeros (every bias).
 ///
-/// One RNG stream seeded by `seed` is consumed layer by layer, weight
-/// elements in row-major order, so the result depends only on the model's
-/// shapes, inits and the seed.
+/// One RNG stream seeded by `seed` is consumed parameter by parameter,
+/// elements in row-major order (zeros draw nothing), so the result depends
+/// only on the model's shapes, inits and the seed.
 pub fn init(model: &Model, seed: u64) -> Weights {
     let mut rng = Rng::new(seed, INIT_STREAM);
-    let mut tensors = Vec::new();
-    for layer in &model.layers {
-        let (fan_out, fan_in) = (layer.width, layer.input_width);
-        let n = fan_out * fan_in;
-        let data: Vec<f32> = match layer.init {
-            Init::Glorot => {
-                let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
-                (0..n)
-                    .map(|_| ((2.0 * rng.next_f64() - 1.0) * limit) as f32)
-                    .collect()
-            }
-            Init::He => {
-                let std = (2.0 / fan_in as f64).sqrt();
-                (0..n).map(|_| (rng.normal() * std) as f32).collect()
-            }
-            Init::Zeros => vec![0.0; n],
-        };
-        tensors.push(Tensor {
-            name: format!("{}.weight", layer.name),
-            shape: vec![fan_out, fan_in],
-            data,
-        });
-        if layer.bias {
-            tensors.push(Tensor {
-                name: format!("{}.bias", layer.name),
-                shape: vec![fan_out],
-                data: vec![0.0; fan_out],
-            });
-        }
-    }
+    let tensors = model
+        .params()
+        .into_iter()
+        .map(|p| Tensor {
+            data: init_values(&p, &mut rng),
+            name: p.name,
+            shape: p.shape,
+        })
+        .collect();
     Weights { tensors }
+}
+
+/// The initial values of one parameter, drawn from `rng`.
+fn init_values(p: &ParamSpec, rng: &mut Rng) -> Vec<f32> {
+    let n = p.len();
+    let uniform = |rng: &mut Rng, limit: f64| -> Vec<f32> {
+        (0..n)
+            .map(|_| ((2.0 * rng.next_f64() - 1.0) * limit) as f32)
+            .collect()
+    };
+    match p.init {
+        Init::Glorot => uniform(rng, (6.0 / (p.fan_in + p.fan_out) as f64).sqrt()),
+        Init::He => {
+            let std = (2.0 / p.fan_in as f64).sqrt();
+            (0..n).map(|_| (rng.normal() * std) as f32).collect()
+        }
+        Init::Standard => uniform(rng, 1.0 / (p.fan_in as f64).sqrt()),
+        Init::Zeros => vec![0.0; n],
+    }
 }
 
 /// Why a weights file does not fit a model.

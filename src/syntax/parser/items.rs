@@ -443,7 +443,39 @@ impl<'a> Parser<'a> {
         Ok((rest, Opt { key, value, span }))
     }
 
-    /// `value = number | string | "true" | "false" | ident | list ;`
+    /// `size = digits "x" digits { "x" digits } ;` as a value (`1x8x8`).
+    /// `i` starts with digits and `x`; anything else glued to it (`1x`,
+    /// `1x8x`, `2x2.5`) makes the whole word an invalid size.
+    fn size(&mut self, i: &'a str) -> PResult<'a, Value> {
+        if let Ok((rest, text)) = lex::size_text(i)
+            && !rest.starts_with(lex::is_word_char)
+        {
+            let dims = text
+                .split('x')
+                .map(|d| d.parse::<u64>().unwrap_or(u64::MAX))
+                .collect();
+            let kind = ValueKind::Size {
+                dims,
+                text: text.to_string(),
+            };
+            let span = self.span(i, rest);
+            return Ok((rest, Value { kind, span }));
+        }
+        let len = i.len() - i.trim_start_matches(lex::is_word_char).len();
+        let start = self.off(i);
+        Err(Box::new(
+            Diagnostic::error(
+                format!("invalid size '{}'", &i[..len]),
+                Span::new(start, start + len),
+            )
+            .with_label("expected whole numbers joined by 'x'")
+            .with_help(
+                "a size is two or more whole numbers joined by 'x' with no spaces, such as 1x8x8",
+            ),
+        ))
+    }
+
+    /// `value = size | number | string | "true" | "false" | ident | list ;`
     /// Numbers may carry a sign here (`lr=-1` parses; `check` rejects it).
     fn value(&mut self, i: &'a str) -> PResult<'a, Value> {
         let start = self.off(i);
@@ -473,6 +505,9 @@ impl<'a> Parser<'a> {
                     span: self.span(i, rest),
                 },
             ));
+        }
+        if lex::starts_size(i) {
+            return self.size(i);
         }
         let unsigned = i.strip_prefix(['-', '+']).unwrap_or(i);
         if unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.') {

@@ -33,6 +33,18 @@ pub(super) fn number_text(i: &str) -> IResult<&str, &str> {
     .parse(i)
 }
 
+/// `size = digits "x" digits { "x" digits } ;` (`1x8x8`; no blanks inside).
+pub(super) fn size_text(i: &str) -> IResult<&str, &str> {
+    recognize((digit1, nom::multi::many1((char('x'), digit1)))).parse(i)
+}
+
+/// True if `i` starts with digits directly followed by `x`: a size, well
+/// formed or not (`1x8`, `1x`), rather than a number.
+pub(super) fn starts_size(i: &str) -> bool {
+    let digits = i.len() - i.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    digits > 0 && i[digits..].starts_with('x')
+}
+
 /// True if `c` may continue an identifier or a number; used to find the
 /// extent of a malformed number such as `2x` or `1e`.
 pub(super) fn is_word_char(c: char) -> bool {
@@ -137,6 +149,18 @@ mod tests {
         }
         assert_eq!(number_text("1e"), Ok(("e", "1")));
         assert!(number_text("e1").is_err());
+    }
+
+    #[test]
+    fn sizes_as_in_the_spec() {
+        for n in ["3x3", "1x8x8", "10x20x30x4"] {
+            assert_eq!(size_text(n), Ok(("", n)));
+            assert!(starts_size(n));
+        }
+        assert_eq!(size_text("1x8x"), Ok(("x", "1x8")));
+        assert!(size_text("1x").is_err());
+        assert!(starts_size("1x"));
+        assert!(!starts_size("1e3") && !starts_size("x1") && !starts_size("1.5x2"));
     }
 
     #[test]
