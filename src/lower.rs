@@ -155,8 +155,8 @@ impl Lowerer<'_, '_> {
                 let name = func.name.as_str();
                 let builtin = BuiltinFunction::from_name(name);
                 let want = builtin.map_or(1, BuiltinFunction::arity);
-                let known = builtin.is_some()
-                    || self.program.and_then(|p| p.activation(name)).is_some();
+                let known =
+                    builtin.is_some() || self.program.and_then(|p| p.activation(name)).is_some();
                 if !known {
                     return Err(self.unknown_function(name, func.span));
                 }
@@ -309,8 +309,11 @@ pub fn builtin(g: &mut Graph, b: Builtin, x: NodeId) -> NodeId {
 
 /// The formula of `b` ([`Builtin::formula`]) over `x`.
 fn formula(g: &mut Graph, b: Builtin, x: NodeId) -> NodeId {
-    let text = b.formula().expect("the table gives every formula activation its formula");
-    let e = crate::syntax::parse_expr(text).expect("the built-in formulas parse (a unit test checks)");
+    let text = b
+        .formula()
+        .expect("the table gives every formula activation its formula");
+    let e =
+        crate::syntax::parse_expr(text).expect("the built-in formulas parse (a unit test checks)");
     formula_expr(g, &e, x)
 }
 

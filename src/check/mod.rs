@@ -44,7 +44,10 @@ pub const BUILTIN_FUNCTIONS: [(&str, usize); BuiltinFunction::ALL.len()] = {
     let mut out = [("", 0); BuiltinFunction::ALL.len()];
     let mut i = 0;
     while i < out.len() {
-        out[i] = (BuiltinFunction::ALL[i].name(), BuiltinFunction::ALL[i].arity());
+        out[i] = (
+            BuiltinFunction::ALL[i].name(),
+            BuiltinFunction::ALL[i].arity(),
+        );
         i += 1;
     }
     out
