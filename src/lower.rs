@@ -302,6 +302,7 @@ fn apply(g: &mut Graph, f: BuiltinFunction, args: &[NodeId]) -> NodeId {
 pub fn builtin(g: &mut Graph, b: Builtin, x: NodeId) -> NodeId {
     match lowering(BuiltinFunction::Activation(b)) {
         Lowering::Op(op) => g.make(op, &[x]),
+        // `Select` is `where`, never an activation.
         Lowering::Select | Lowering::Identity => x,
         Lowering::Formula(b) => formula(g, b, x),
     }

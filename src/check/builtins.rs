@@ -4,7 +4,7 @@
 //! It lives in `check`, stage 2, because every user can import it from
 //! here: `check` (names, arities, suggestions, size limits) may not import
 //! `graph`, while `lower` imports `check` and maps each entry to graph ops
-//! with an exhaustive `match` ([`crate::lower::builtin`]). So a new built-in
+//! with an exhaustive `match` (`lowering` in `lower.rs`). So a new built-in
 //! activation is a variant here (name, formula, default init) plus one arm
 //! in `lower`; the compiler points at both.
 

@@ -2,7 +2,11 @@
 //! reference evaluation, derivative rule) as exhaustive `match`es, one place.
 //!
 //! Adding an op means adding a variant here; the compiler then points at
-//! every fact (and every codegen arm) that must be written for it.
+//! every fact (and every codegen arm) that must be written for it. What the
+//! simplifier may assume of an op's value (sign, boundedness, NaN flow) is
+//! the table's continuation in `facts.rs`, exhaustive in the same way.
+//! [`Op::eval_scalar`] is the one f64 evaluation of an element: the
+//! interpreter maps it over tensors and constant folding calls it.
 
 /// A scalar constant stored by its bits, so ops can be hashed and compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
