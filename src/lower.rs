@@ -15,6 +15,7 @@
 // are rare and end the run, so their size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
+use crate::check::BuiltinFunction;
 use crate::check::layer::{ParamRole, ParamSpec};
 use crate::check::model::{Activation, Builtin, Function, Layer, LayerKind, Loss, Model, Program};
 use crate::diag::{Diagnostic, Span, suggest};
@@ -22,19 +23,46 @@ use crate::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape};
 use crate::syntax::ast::{BinOp, Expr, ExprKind};
 use std::collections::HashMap;
 
-/// Built-in functions with a primitive op, by name.
-const PRIMITIVES: [(&str, Op); 10] = [
-    ("exp", Op::Exp),
-    ("log", Op::Log),
-    ("sqrt", Op::Sqrt),
-    ("abs", Op::Abs),
-    ("sin", Op::Sin),
-    ("cos", Op::Cos),
-    ("tanh", Op::Tanh),
-    ("sigmoid", Op::Sigmoid),
-    ("relu", Op::Relu),
-    ("softplus", Op::Softplus),
-];
+/// How a built-in function of `check`'s table becomes graph nodes.
+enum Lowering {
+    /// The element-wise op of the same meaning.
+    Op(Op),
+    /// `where(c, a, b)`, through [`Graph::select`].
+    Select,
+    /// The argument itself.
+    Identity,
+    /// The activation's formula ([`Builtin::formula`]).
+    Formula(Builtin),
+}
+
+/// The graph side of the built-in function table: one exhaustive arm per
+/// entry, so a new built-in does not compile until it is lowered.
+fn lowering(f: BuiltinFunction) -> Lowering {
+    match f {
+        BuiltinFunction::Exp => Lowering::Op(Op::Exp),
+        BuiltinFunction::Log => Lowering::Op(Op::Log),
+        BuiltinFunction::Sqrt => Lowering::Op(Op::Sqrt),
+        BuiltinFunction::Abs => Lowering::Op(Op::Abs),
+        BuiltinFunction::Sin => Lowering::Op(Op::Sin),
+        BuiltinFunction::Cos => Lowering::Op(Op::Cos),
+        BuiltinFunction::Max => Lowering::Op(Op::Max),
+        BuiltinFunction::Min => Lowering::Op(Op::Min),
+        BuiltinFunction::Where => Lowering::Select,
+        BuiltinFunction::Activation(b) => match b {
+            Builtin::Identity => Lowering::Identity,
+            Builtin::Sigmoid => Lowering::Op(Op::Sigmoid),
+            Builtin::Tanh => Lowering::Op(Op::Tanh),
+            Builtin::Relu => Lowering::Op(Op::Relu),
+            Builtin::Softplus => Lowering::Op(Op::Softplus),
+            Builtin::LeakyRelu
+            | Builtin::Elu
+            | Builtin::Softsign
+            | Builtin::Swish
+            | Builtin::Mish
+            | Builtin::Gelu => Lowering::Formula(b),
+        },
+    }
+}
 
 /// Where a formula's variables come from.
 enum Scope<'a> {
@@ -122,30 +150,14 @@ impl Lowerer<'_, '_> {
             ExprKind::Binary { op, lhs, rhs } => {
                 let a = self.expr(lhs, scope)?;
                 let b = self.expr(rhs, scope)?;
-                let g = &mut *self.graph;
-                Ok(match op {
-                    BinOp::Add => g.add2(a, b),
-                    BinOp::Sub => g.sub(a, b),
-                    BinOp::Mul => g.mul2(a, b),
-                    BinOp::Div => g.div(a, b),
-                    BinOp::Pow => g.pow(a, b),
-                    BinOp::Lt => g.elementwise(Op::Lt, &[a, b]),
-                    BinOp::Gt => g.elementwise(Op::Gt, &[a, b]),
-                    BinOp::Le => g.elementwise(Op::Le, &[a, b]),
-                    BinOp::Ge => g.elementwise(Op::Ge, &[a, b]),
-                })
+                Ok(binary(self.graph, *op, a, b))
             }
             ExprKind::Call { func, args } => {
                 let name = func.name.as_str();
-                let want = match name {
-                    "max" | "min" => 2,
-                    "where" => 3,
-                    _ => 1,
-                };
-                let known = want != 1
-                    || PRIMITIVES.iter().any(|(n, _)| *n == name)
-                    || Builtin::from_name(name).is_some()
-                    || self.program.and_then(|p| p.activation(name)).is_some();
+                let builtin = BuiltinFunction::from_name(name);
+                let want = builtin.map_or(1, BuiltinFunction::arity);
+                let known =
+                    builtin.is_some() || self.program.and_then(|p| p.activation(name)).is_some();
                 if !known {
                     return Err(self.unknown_function(name, func.span));
                 }
@@ -198,9 +210,7 @@ impl Lowerer<'_, '_> {
     }
 
     fn unknown_function(&self, name: &str, span: Span) -> Diagnostic {
-        let mut candidates: Vec<&str> = PRIMITIVES.iter().map(|(n, _)| *n).collect();
-        candidates.extend(Builtin::ALL.iter().map(|b| b.name()));
-        candidates.extend(["max", "min", "where"]);
+        let mut candidates: Vec<&str> = BuiltinFunction::ALL.iter().map(|f| f.name()).collect();
         if let Some(p) = self.program {
             candidates.extend(p.activations.iter().map(|f| f.name.as_str()));
         }
@@ -214,18 +224,8 @@ impl Lowerer<'_, '_> {
 
     /// A call whose arity has been checked.
     fn call(&mut self, name: &str, args: &[NodeId], span: Span) -> Result<NodeId, Diagnostic> {
-        let g = &mut *self.graph;
-        if let Some((_, op)) = PRIMITIVES.iter().find(|(n, _)| *n == name) {
-            return Ok(g.elementwise(*op, args));
-        }
-        match name {
-            "max" => return Ok(g.elementwise(Op::Max, args)),
-            "min" => return Ok(g.elementwise(Op::Min, args)),
-            "where" => return Ok(g.select(args[0], args[1], args[2])),
-            _ => {}
-        }
-        if let Some(b) = Builtin::from_name(name) {
-            return Ok(builtin(g, b, args[0]));
+        if let Some(f) = BuiltinFunction::from_name(name) {
+            return Ok(apply(self.graph, f, args));
         }
         let f = self
             .program
@@ -273,49 +273,129 @@ impl Lowerer<'_, '_> {
     }
 }
 
-/// A built-in activation applied element-wise to `x`, from the spec's formula.
+/// `a op b`: subtraction and division in their canonical forms.
+fn binary(g: &mut Graph, op: BinOp, a: NodeId, b: NodeId) -> NodeId {
+    match op {
+        BinOp::Add => g.add2(a, b),
+        BinOp::Sub => g.sub(a, b),
+        BinOp::Mul => g.mul2(a, b),
+        BinOp::Div => g.div(a, b),
+        BinOp::Pow => g.pow(a, b),
+        BinOp::Lt => g.elementwise(Op::Lt, &[a, b]),
+        BinOp::Gt => g.elementwise(Op::Gt, &[a, b]),
+        BinOp::Le => g.elementwise(Op::Le, &[a, b]),
+        BinOp::Ge => g.elementwise(Op::Ge, &[a, b]),
+    }
+}
+
+/// A built-in function applied to `args` (their number checked).
+fn apply(g: &mut Graph, f: BuiltinFunction, args: &[NodeId]) -> NodeId {
+    match lowering(f) {
+        Lowering::Op(op) => g.elementwise(op, args),
+        Lowering::Select => g.select(args[0], args[1], args[2]),
+        Lowering::Identity => args[0],
+        Lowering::Formula(b) => formula(g, b, args[0]),
+    }
+}
+
+/// A built-in activation applied element-wise to `x`: its op, or its
+/// formula from the table.
 pub fn builtin(g: &mut Graph, b: Builtin, x: NodeId) -> NodeId {
-    match b {
-        Builtin::Identity => x,
-        Builtin::Sigmoid => g.make(Op::Sigmoid, &[x]),
-        Builtin::Tanh => g.make(Op::Tanh, &[x]),
-        Builtin::Relu => g.make(Op::Relu, &[x]),
-        Builtin::Softplus => g.make(Op::Softplus, &[x]),
-        Builtin::LeakyRelu => {
-            // where(x > 0, x, 0.01*x)
-            let zero = g.constant(0.0);
-            let c = g.elementwise(Op::Gt, &[x, zero]);
-            let k = g.constant(0.01);
-            let small = g.mul2(k, x);
-            g.select(c, x, small)
+    match lowering(BuiltinFunction::Activation(b)) {
+        Lowering::Op(op) => g.make(op, &[x]),
+        // `Select` is `where`, never an activation.
+        Lowering::Select | Lowering::Identity => x,
+        Lowering::Formula(b) => formula(g, b, x),
+    }
+}
+
+/// The formula of `b` ([`Builtin::formula`]) over `x`.
+fn formula(g: &mut Graph, b: Builtin, x: NodeId) -> NodeId {
+    let text = b
+        .formula()
+        .expect("the table gives every formula activation its formula");
+    let e =
+        crate::syntax::parse_expr(text).expect("the built-in formulas parse (a unit test checks)");
+    formula_expr(g, &e, x)
+}
+
+/// A built-in formula over `x`, built in the builder's canonical forms: a
+/// part without `x` is one constant (`sqrt(2/pi)` is 0.7978845608028654,
+/// not a square root of a quotient) and a chain `a*b*c` is one product.
+fn formula_expr(g: &mut Graph, e: &Expr, x: NodeId) -> NodeId {
+    if let Some(v) = constant_value(e) {
+        return g.constant(v);
+    }
+    match &e.kind {
+        ExprKind::Number { value, .. } => g.constant(*value),
+        ExprKind::Var(_) => x,
+        ExprKind::Paren(a) => formula_expr(g, a, x),
+        ExprKind::Neg(a) => {
+            let a = formula_expr(g, a, x);
+            g.neg(a)
         }
-        Builtin::Elu => {
-            // where(x > 0, x, exp(x) - 1)
-            let zero = g.constant(0.0);
-            let c = g.elementwise(Op::Gt, &[x, zero]);
-            let ex = g.make(Op::Exp, &[x]);
-            let one = g.constant(1.0);
-            let em1 = g.sub(ex, one);
-            g.select(c, x, em1)
+        ExprKind::Binary {
+            op: BinOp::Mul,
+            lhs,
+            rhs,
+        } => {
+            let mut chain = vec![&**rhs];
+            let mut left = &**lhs;
+            while let ExprKind::Binary {
+                op: BinOp::Mul,
+                lhs,
+                rhs,
+            } = &left.kind
+            {
+                chain.push(rhs);
+                left = lhs;
+            }
+            chain.push(left);
+            let factors: Vec<NodeId> = chain.iter().rev().map(|f| formula_expr(g, f, x)).collect();
+            g.mul_n(&factors)
         }
-        Builtin::Swish => {
-            // x*sigmoid(x)
-            let s = g.make(Op::Sigmoid, &[x]);
-            g.mul2(x, s)
+        ExprKind::Binary { op, lhs, rhs } => {
+            let a = formula_expr(g, lhs, x);
+            let b = formula_expr(g, rhs, x);
+            binary(g, *op, a, b)
         }
-        Builtin::Gelu => {
-            // 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))
-            let x3 = g.pow_const(x, 3.0);
-            let k = g.constant(0.044715);
-            let kx3 = g.mul2(k, x3);
-            let inner = g.add2(x, kx3);
-            let c = g.constant((2.0 / std::f64::consts::PI).sqrt());
-            let arg = g.mul2(c, inner);
-            let th = g.make(Op::Tanh, &[arg]);
-            let one = g.constant(1.0);
-            let s = g.add2(one, th);
-            let half = g.constant(0.5);
-            g.mul_n(&[half, x, s])
+        ExprKind::Call { func, args } => {
+            let f = BuiltinFunction::from_name(&func.name)
+                .expect("built-in formulas call only built-ins");
+            let vals: Vec<NodeId> = args.iter().map(|a| formula_expr(g, a, x)).collect();
+            apply(g, f, &vals)
+        }
+    }
+}
+
+/// The value of a built-in formula's part that does not use `x`, in f64.
+fn constant_value(e: &Expr) -> Option<f64> {
+    match &e.kind {
+        ExprKind::Number { value, .. } => Some(*value),
+        ExprKind::Var(name) => match name.as_str() {
+            "e" => Some(std::f64::consts::E),
+            "pi" => Some(std::f64::consts::PI),
+            _ => None,
+        },
+        ExprKind::Paren(a) => constant_value(a),
+        ExprKind::Neg(a) => constant_value(a).map(|v| -v),
+        ExprKind::Binary { op, lhs, rhs } => {
+            let (a, b) = (constant_value(lhs)?, constant_value(rhs)?);
+            Some(match op {
+                BinOp::Add => a + b,
+                BinOp::Sub => a - b,
+                BinOp::Mul => a * b,
+                BinOp::Div => a / b,
+                BinOp::Pow => a.powf(b),
+                BinOp::Lt | BinOp::Gt | BinOp::Le | BinOp::Ge => return None,
+            })
+        }
+        ExprKind::Call { func, args } => {
+            let vals: Option<Vec<f64>> = args.iter().map(constant_value).collect();
+            match lowering(BuiltinFunction::from_name(&func.name)?) {
+                Lowering::Op(op) => op.eval_scalar(&vals?),
+                Lowering::Select | Lowering::Identity | Lowering::Formula(_) => None,
+            }
         }
     }
 }

@@ -98,6 +98,8 @@ const TABLE: &[(&str, &str)] = &[
     ("leaky_relu(x)",             "where(x > 0, 1, 0.01)"),
     ("elu(x)",                    "where(x > 0, 1, exp(x))"),
     ("swish(x)",                  "sigmoid(x)*(x*(1 - sigmoid(x)) + 1)"),
+    ("softsign(x)",               "1/(abs(x) + 1) - abs(x)/(abs(x) + 1)^2"),
+    ("mish(x)",                   "tanh(softplus(x)) + x*sigmoid(x)*(1 - tanh(softplus(x))^2)"),
     ("gelu(x)",                   "(tanh(sqrt(2/pi)*(x + 0.044715*x^3)) + 1)/2 + (1 - tanh(sqrt(2/pi)*(x + 0.044715*x^3))^2)*(0.134145*x^3/sqrt(2*pi) + x/sqrt(2*pi))"),
     ("max(x, 0)",                 "where(x > 0, 1, 0)"),
     ("max(x, y)",                 "where(x > y, 1, 0)"),

@@ -306,6 +306,7 @@ fn parsed_formulas_match_finite_differences() {
         "sigmoid(x) * tanh(x)",
         "relu(x) + softplus(x)",
         "identity(x) + leaky_relu(x) + elu(x) + swish(x) + gelu(x)",
+        "softsign(x) + mish(x) + softsign(2*x)*mish(-x)",
         "exp(sin(x)) / (1 + cos(x)^2)",
         "log(1 + x^2) + sqrt(1 + x^2)",
         "abs(x) * max(x, 0.5) + min(x, -0.5)",

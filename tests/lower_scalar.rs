@@ -112,6 +112,8 @@ fn builtins_follow_the_spec_formulas() {
         ));
         assert!(close(f("elu", x), if x > 0.0 { x } else { x.exp() - 1.0 }));
         assert!(close(f("swish", x), x * sig(x)));
+        assert!(close(f("softsign", x), x / (1.0 + x.abs())));
+        assert!(close(f("mish", x), x * (1.0 + x.exp()).ln().tanh()));
         let c = (2.0 / std::f64::consts::PI).sqrt();
         let gelu = 0.5 * x * (1.0 + (c * (x + 0.044715 * x.powi(3))).tanh());
         assert!(close(f("gelu", x), gelu));
@@ -223,4 +225,76 @@ fn repeated_calls_are_lowered_once() {
     let p = program(acts);
     let (g, _) = lower(&call("f60", vec![var("x")]), Some(&p)).unwrap();
     assert!(g.dag.node_count() < 200);
+}
+
+/// The graph each built-in activation had when its formula was written as
+/// builder calls (before the formulas moved to the table in `check`), and
+/// the new ones written the same way: lowering the table's text must give
+/// the very same hash-consed node, for a scalar and for a `[B, 3]` operand.
+fn by_hand(g: &mut Graph, b: slope::check::model::Builtin, x: NodeId) -> NodeId {
+    use slope::check::model::Builtin as B;
+    match b {
+        B::Identity => x,
+        B::Sigmoid => g.make(Op::Sigmoid, &[x]),
+        B::Tanh => g.make(Op::Tanh, &[x]),
+        B::Relu => g.make(Op::Relu, &[x]),
+        B::Softplus => g.make(Op::Softplus, &[x]),
+        B::LeakyRelu => {
+            let zero = g.constant(0.0);
+            let c = g.elementwise(Op::Gt, &[x, zero]);
+            let k = g.constant(0.01);
+            let small = g.mul2(k, x);
+            g.select(c, x, small)
+        }
+        B::Elu => {
+            let zero = g.constant(0.0);
+            let c = g.elementwise(Op::Gt, &[x, zero]);
+            let ex = g.make(Op::Exp, &[x]);
+            let one = g.constant(1.0);
+            let em1 = g.sub(ex, one);
+            g.select(c, x, em1)
+        }
+        B::Softsign => {
+            let a = g.make(Op::Abs, &[x]);
+            let one = g.constant(1.0);
+            let d = g.add2(one, a);
+            g.div(x, d)
+        }
+        B::Swish => {
+            let s = g.make(Op::Sigmoid, &[x]);
+            g.mul2(x, s)
+        }
+        B::Mish => {
+            let sp = g.make(Op::Softplus, &[x]);
+            let t = g.make(Op::Tanh, &[sp]);
+            g.mul2(x, t)
+        }
+        B::Gelu => {
+            let x3 = g.pow_const(x, 3.0);
+            let k = g.constant(0.044715);
+            let kx3 = g.mul2(k, x3);
+            let inner = g.add2(x, kx3);
+            let c = g.constant((2.0 / std::f64::consts::PI).sqrt());
+            let arg = g.mul2(c, inner);
+            let th = g.make(Op::Tanh, &[arg]);
+            let one = g.constant(1.0);
+            let s = g.add2(one, th);
+            let half = g.constant(0.5);
+            g.mul_n(&[half, x, s])
+        }
+    }
+}
+
+#[test]
+fn builtin_formulas_lower_to_the_graphs_written_by_hand() {
+    use slope::graph::{Dim, LeafKind, Shape};
+    for b in slope::check::model::Builtin::ALL {
+        for shape in [vec![], vec![Dim::Batch, Dim::Fixed(3)]] {
+            let mut g = Graph::new();
+            let x = g.leaf("x", LeafKind::Input, Shape(shape));
+            let from_table = slope::lower::builtin(&mut g, b, x);
+            let written = by_hand(&mut g, b, x);
+            assert_eq!(from_table, written, "{}", b.name());
+        }
+    }
 }

@@ -209,3 +209,31 @@ fn grad_elementwise_parts_paste_back() {
         assert!(checked > 0, "{file}");
     }
 }
+
+/// softsign and mish are built-ins: `slope diff` prints their derivatives
+/// by the ordinary rules (checked against finite differences in
+/// tests/derivatives.rs), and a network using them gets its equations, with
+/// the default init `glorot` shown by `slope check`.
+#[test]
+fn softsign_and_mish_are_builtins() {
+    let (out, err, code) = slope(&["diff", "softsign(x)"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "1/(abs(x) + 1) - abs(x)/(abs(x) + 1)^2\n");
+    let (out, err, code) = slope(&["diff", "mish(x)"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "tanh(softplus(x)) + x*sigmoid(x)*(1 - tanh(softplus(x))^2)\n"
+    );
+    let file = model_file(
+        "softsign_mish.nn",
+        "model m {\n    input 2\n    dense 4 softsign\n    dense 3 mish\n    dense 1 sigmoid\n    loss bce\n}\n",
+    );
+    let (out, err, code) = slope(&["grad", &file]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("softsign'(z1) = "), "{out}");
+    assert!(out.contains("mish'(z2) = "), "{out}");
+    let (out, err, code) = slope(&["check", &file]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches("glorot").count(), 3, "{out}");
+}

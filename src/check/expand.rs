@@ -9,6 +9,7 @@
 //! activation and loss item is measured as the tree it becomes after
 //! inlining (saturating arithmetic: the sizes can exceed any integer).
 
+use super::builtins::Builtin;
 use crate::diag::Diagnostic;
 use crate::syntax::ast::{Expr, ExprKind, FuncDef};
 use std::collections::HashMap;
@@ -20,15 +21,6 @@ pub const MAX_EXPANDED_DEPTH: u64 = crate::syntax::MAX_DEPTH as u64;
 /// inlining. Hand-written activations are a few dozen nodes; the printed
 /// derivative of a tree grows with its size times its depth.
 pub const MAX_EXPANDED_SIZE: u64 = 2_000;
-
-/// The built-in activations that lowering expands into formulas using their
-/// argument several times (spec section 5); nesting them multiplies sizes.
-const EXPANDED_BUILTINS: [(&str, &str); 4] = [
-    ("leaky_relu", "where(x > 0, x, 0.01*x)"),
-    ("elu", "where(x > 0, x, exp(x) - 1)"),
-    ("swish", "x*sigmoid(x)"),
-    ("gelu", "0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))"),
-];
 
 /// The measure of a formula after inlining, with its parameters as holes.
 #[derive(Clone, Copy, Debug)]
@@ -182,17 +174,17 @@ fn measure(
     measure_expr(&def.body, &params, names, measures, builtins)
 }
 
-/// The measures of [`EXPANDED_BUILTINS`], from their formulas.
+/// The measures of the built-in activations that lowering expands into
+/// their formulas ([`Builtin::formula`]), which use their argument several
+/// times (spec section 5): nesting them multiplies sizes.
 fn builtin_measures() -> Vec<(&'static str, Measure)> {
-    EXPANDED_BUILTINS
+    Builtin::ALL
         .iter()
+        .filter_map(|b| Some((b.name(), b.formula()?)))
         .map(|(name, formula)| {
             let body = crate::syntax::parse_expr(formula)
                 .expect("the built-in formulas of the spec parse");
-            (
-                *name,
-                measure_expr(&body, &["x"], &HashMap::new(), &[], &[]),
-            )
+            (name, measure_expr(&body, &["x"], &HashMap::new(), &[], &[]))
         })
         .collect()
 }
@@ -322,6 +314,20 @@ fn shown(n: u64) -> String {
     crate::diag::thousands(n)
 }
 
+/// The names of the built-ins with a formula: `leaky_relu, elu, ... and gelu`.
+fn expanded_names() -> String {
+    let names: Vec<&str> = Builtin::ALL
+        .iter()
+        .filter(|b| b.formula().is_some())
+        .map(|b| b.name())
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 /// The size `slope diff` accepts for one expression once built-in
 /// activations are expanded: larger than [`MAX_EXPANDED_SIZE`] so printed
 /// derivatives can be pasted back, small enough that `gelu(gelu(...))`
@@ -354,7 +360,10 @@ pub fn check_expression(expr: &Expr) -> Option<Diagnostic> {
                 shown(m.size),
                 shown(m.depth)
             ))
-            .with_note("leaky_relu, elu, swish and gelu use their argument several times, so nesting them multiplies the size")
+            .with_note(format!(
+                "{} use their argument several times, so nesting them multiplies the size",
+                expanded_names()
+            ))
             .with_help("nest fewer of them"),
     )
 }

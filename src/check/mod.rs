@@ -23,6 +23,7 @@
 //! - `target=` accepts names or quoted strings, so a column header with a
 //!   space can be a target.
 
+mod builtins;
 mod expand;
 mod items;
 pub mod layer;
@@ -38,27 +39,22 @@ use crate::diag::Diagnostic;
 use crate::syntax::ast::{self, Item};
 use std::collections::HashMap;
 
-/// The built-in functions a formula may call, with their argument counts.
-pub const BUILTIN_FUNCTIONS: [(&str, usize); 18] = [
-    ("exp", 1),
-    ("log", 1),
-    ("sqrt", 1),
-    ("abs", 1),
-    ("sin", 1),
-    ("cos", 1),
-    ("tanh", 1),
-    ("sigmoid", 1),
-    ("relu", 1),
-    ("softplus", 1),
-    ("identity", 1),
-    ("leaky_relu", 1),
-    ("elu", 1),
-    ("swish", 1),
-    ("gelu", 1),
-    ("max", 2),
-    ("min", 2),
-    ("where", 3),
-];
+pub use builtins::{Builtin, BuiltinFunction};
+
+/// The built-in functions a formula may call, with their argument counts:
+/// [`BuiltinFunction::ALL`] as names.
+pub const BUILTIN_FUNCTIONS: [(&str, usize); BuiltinFunction::ALL.len()] = {
+    let mut out = [("", 0); BuiltinFunction::ALL.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = (
+            BuiltinFunction::ALL[i].name(),
+            BuiltinFunction::ALL[i].arity(),
+        );
+        i += 1;
+    }
+    out
+};
 
 /// The named constants of formulas.
 pub const CONSTANTS: [&str; 2] = ["e", "pi"];
@@ -79,10 +75,7 @@ pub const TRAIN_STATEMENTS: [&str; 7] = [
 
 /// The number of arguments of built-in function `name`.
 pub fn builtin_arity(name: &str) -> Option<usize> {
-    BUILTIN_FUNCTIONS
-        .iter()
-        .find(|(f, _)| *f == name)
-        .map(|(_, n)| *n)
+    BuiltinFunction::from_name(name).map(BuiltinFunction::arity)
 }
 
 /// Checks a parsed file. Returns what could be checked and every problem

@@ -174,76 +174,7 @@ pub enum Activation {
     Custom(String),
 }
 
-/// The built-in element-wise activations of spec §5.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Builtin {
-    /// `x`
-    Identity,
-    /// `1/(1 + exp(-x))`
-    Sigmoid,
-    /// `tanh(x)`
-    Tanh,
-    /// `max(x, 0)`
-    Relu,
-    /// `where(x > 0, x, 0.01*x)`
-    LeakyRelu,
-    /// `where(x > 0, x, exp(x) - 1)`
-    Elu,
-    /// `log(1 + exp(x))`
-    Softplus,
-    /// `x*sigmoid(x)`
-    Swish,
-    /// `0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))`
-    Gelu,
-}
-
-impl Builtin {
-    /// Every built-in, in the spec's order.
-    pub const ALL: [Builtin; 9] = [
-        Builtin::Identity,
-        Builtin::Sigmoid,
-        Builtin::Tanh,
-        Builtin::Relu,
-        Builtin::LeakyRelu,
-        Builtin::Elu,
-        Builtin::Softplus,
-        Builtin::Swish,
-        Builtin::Gelu,
-    ];
-
-    /// The name as written in `.nn` files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Builtin::Identity => "identity",
-            Builtin::Sigmoid => "sigmoid",
-            Builtin::Tanh => "tanh",
-            Builtin::Relu => "relu",
-            Builtin::LeakyRelu => "leaky_relu",
-            Builtin::Elu => "elu",
-            Builtin::Softplus => "softplus",
-            Builtin::Swish => "swish",
-            Builtin::Gelu => "gelu",
-        }
-    }
-
-    /// The built-in called `name`.
-    pub fn from_name(name: &str) -> Option<Builtin> {
-        Builtin::ALL.into_iter().find(|b| b.name() == name)
-    }
-
-    /// The spec's default init: `he` for the relu family, else `glorot`.
-    pub fn default_init(self) -> Init {
-        match self {
-            Builtin::Relu | Builtin::LeakyRelu | Builtin::Elu => Init::He,
-            Builtin::Identity
-            | Builtin::Sigmoid
-            | Builtin::Tanh
-            | Builtin::Softplus
-            | Builtin::Swish
-            | Builtin::Gelu => Init::Glorot,
-        }
-    }
-}
+pub use super::builtins::Builtin;
 
 /// Weight initialisation schemes (spec §5), in terms of a parameter's
 /// fan_in and fan_out.

@@ -165,6 +165,25 @@ fn typos_in_activations_are_suggested() {
 }
 
 #[test]
+fn softsign_and_mish_are_builtins_with_glorot() {
+    for (name, builtin) in [("softsign", Builtin::Softsign), ("mish", Builtin::Mish)] {
+        let mut b = B::default();
+        let model = xor_model(&mut b, name, vec![]);
+        let (program, diags) = check(&file(vec![model]));
+        assert!(diags.is_empty(), "{diags:?}");
+        let layer = &program.models[0].layers[0];
+        assert_eq!(*layer.activation(), Activation::Builtin(builtin));
+        assert_eq!(layer.params()[0].init, Init::Glorot);
+    }
+    for (typo, meant) in [("sofsign", "softsign"), ("mihs", "mish")] {
+        let mut b = B::default();
+        let model = xor_model(&mut b, typo, vec![]);
+        let (_, diags) = check(&file(vec![model]));
+        assert_eq!(diags[0].help, vec![format!("did you mean '{meant}'?")]);
+    }
+}
+
+#[test]
 fn bad_widths_and_options_are_reported_together() {
     let mut b = B::default();
     let input = {

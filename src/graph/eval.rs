@@ -152,96 +152,42 @@ pub fn eval_scalar(graph: &Graph, root: NodeId, vars: &[(&str, f64)]) -> Result<
     Ok(eval(graph, &[root], &env, 1)?[0].item())
 }
 
-/// `1/(1 + exp(-x))` without overflow for either sign of `x`.
-pub fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// `log(1 + exp(x))` as `max(x, 0) + log1p(exp(-|x|))`, exact for large `|x|`.
-pub fn softplus(x: f64) -> f64 {
-    x.max(0.0) + (-x.abs()).exp().ln_1p()
-}
-
-fn truth(b: bool) -> f64 {
-    if b { 1.0 } else { 0.0 }
-}
+pub use super::op::{sigmoid, softplus};
 
 /// Computes one op on operand values; `shape` is the node's concrete shape.
 ///
 /// Leaves are read from the environment by [`eval`]; operands are assumed
 /// well-shaped (the graph's shape rules guarantee it).
 fn op_eval(op: Op, args: &[&Tensor], shape: &[usize], batch: usize) -> Tensor {
-    let map1 = |f: fn(f64) -> f64| Tensor {
-        shape: shape.to_vec(),
-        data: args[0].data.iter().map(|&a| f(a)).collect(),
-    };
-    let map2 = |f: fn(f64, f64) -> f64| Tensor {
-        shape: shape.to_vec(),
-        data: args[0]
-            .data
-            .iter()
-            .zip(&args[1].data)
-            .map(|(&a, &b)| f(a, b))
-            .collect(),
-    };
-    let fold = |init: f64, f: fn(f64, f64) -> f64| {
-        let mut data = vec![init; shape.iter().product()];
-        for a in args {
-            for (d, &v) in data.iter_mut().zip(&a.data) {
-                *d = f(*d, v);
-            }
-        }
-        Tensor {
-            shape: shape.to_vec(),
-            data,
-        }
-    };
     match op {
         Op::Const(c) => Tensor::scalar(c.value()),
         Op::Leaf(_) => {
             unreachable!("eval reads leaves from the environment before calling op_eval")
         }
         Op::BatchSize => Tensor::scalar(batch as f64),
-        Op::Neg => map1(|a| -a),
-        Op::Recip => map1(|a| 1.0 / a),
-        Op::Exp => map1(f64::exp),
-        Op::Log => map1(f64::ln),
-        Op::Sqrt => map1(f64::sqrt),
-        Op::Abs => map1(f64::abs),
-        Op::Sin => map1(f64::sin),
-        Op::Cos => map1(f64::cos),
-        Op::Tanh => map1(f64::tanh),
-        Op::Sigmoid => map1(sigmoid),
-        Op::Relu => map1(|a| if a > 0.0 { a } else { 0.0 }),
-        Op::Softplus => map1(softplus),
-        Op::Add => fold(0.0, |a, b| a + b),
-        Op::Mul => fold(1.0, |a, b| a * b),
-        Op::Pow => map2(f64::powf),
-        // Written as the derivative rules read: max(a,b)' = where(a > b, a', b').
-        Op::Max => map2(|a, b| if a > b { a } else { b }),
-        Op::Min => map2(|a, b| if a < b { a } else { b }),
-        Op::Lt => map2(|a, b| truth(a < b)),
-        Op::Le => map2(|a, b| truth(a <= b)),
-        Op::Gt => map2(|a, b| truth(a > b)),
-        Op::Ge => map2(|a, b| truth(a >= b)),
-        Op::Eq => map2(|a, b| truth(a == b)),
-        Op::Where => Tensor {
-            shape: shape.to_vec(),
-            data: (0..args[0].data.len())
-                .map(|i| {
-                    if args[0].data[i] != 0.0 {
-                        args[1].data[i]
-                    } else {
-                        args[2].data[i]
-                    }
-                })
-                .collect(),
-        },
+        Op::Neg
+        | Op::Recip
+        | Op::Exp
+        | Op::Log
+        | Op::Sqrt
+        | Op::Abs
+        | Op::Sin
+        | Op::Cos
+        | Op::Tanh
+        | Op::Sigmoid
+        | Op::Relu
+        | Op::Softplus
+        | Op::Add
+        | Op::Mul
+        | Op::Pow
+        | Op::Max
+        | Op::Min
+        | Op::Lt
+        | Op::Le
+        | Op::Gt
+        | Op::Ge
+        | Op::Eq
+        | Op::Where => elementwise(op, args, shape),
         Op::MatMul => matmul(args[0], args[1]),
         Op::Transpose => {
             let (m, n) = (args[0].shape[0], args[0].shape[1]);
@@ -306,6 +252,24 @@ fn op_eval(op: Op, args: &[&Tensor], shape: &[usize], batch: usize) -> Tensor {
             }
             out
         }
+    }
+}
+
+/// An element-wise op, element by element through [`Op::eval_scalar`].
+fn elementwise(op: Op, args: &[&Tensor], shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut operands = Vec::with_capacity(args.len());
+    let data = (0..n)
+        .map(|i| {
+            operands.clear();
+            operands.extend(args.iter().map(|a| a.data[i]));
+            op.eval_scalar(&operands)
+                .expect("every element-wise op has a scalar evaluation")
+        })
+        .collect();
+    Tensor {
+        shape: shape.to_vec(),
+        data,
     }
 }
 

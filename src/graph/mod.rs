@@ -8,10 +8,12 @@
 pub mod build;
 pub mod dot;
 pub mod eval;
+pub mod facts;
 pub mod op;
 pub mod print;
 pub mod verify;
 
+pub use facts::{Fact, NanFlow};
 pub use op::{Axes, Const, Contribution, LeafId, Op, Rule};
 
 /// A dimension: the symbolic batch size or a fixed size.

@@ -2,7 +2,11 @@
 //! reference evaluation, derivative rule) as exhaustive `match`es, one place.
 //!
 //! Adding an op means adding a variant here; the compiler then points at
-//! every fact (and every codegen arm) that must be written for it.
+//! every fact (and every codegen arm) that must be written for it. What the
+//! simplifier may assume of an op's value (sign, boundedness, NaN flow) is
+//! the table's continuation in `facts.rs`, exhaustive in the same way.
+//! [`Op::eval_scalar`] is the one f64 evaluation of an element: the
+//! interpreter maps it over tensors and constant folding calls it.
 
 /// A scalar constant stored by its bits, so ops can be hashed and compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -368,6 +372,93 @@ impl Op {
     }
 }
 
+impl Op {
+    /// The op's value at one element, in f64: the one scalar evaluation both
+    /// the interpreter (element by element) and the simplifier's constant
+    /// folding use, so the oracle and the folded constants cannot disagree.
+    /// `None` for what is not a function of scalar operands: leaves, the
+    /// batch size and the tensor ops (the interpreter computes those whole).
+    pub fn eval_scalar(self, a: &[f64]) -> Option<f64> {
+        let truth = |b: bool| if b { 1.0 } else { 0.0 };
+        Some(match self {
+            Op::Const(c) => c.value(),
+            Op::Neg => -a[0],
+            Op::Recip => 1.0 / a[0],
+            Op::Exp => a[0].exp(),
+            Op::Log => a[0].ln(),
+            Op::Sqrt => a[0].sqrt(),
+            Op::Abs => a[0].abs(),
+            Op::Sin => a[0].sin(),
+            Op::Cos => a[0].cos(),
+            Op::Tanh => a[0].tanh(),
+            Op::Sigmoid => sigmoid(a[0]),
+            Op::Relu => {
+                if a[0] > 0.0 {
+                    a[0]
+                } else {
+                    0.0
+                }
+            }
+            Op::Softplus => softplus(a[0]),
+            Op::Add => a.iter().fold(0.0, |s, &v| s + v),
+            Op::Mul => a.iter().fold(1.0, |p, &v| p * v),
+            Op::Pow => a[0].powf(a[1]),
+            // Written as the derivative rules read: max(a,b)' = where(a > b, a', b').
+            Op::Max => {
+                if a[0] > a[1] {
+                    a[0]
+                } else {
+                    a[1]
+                }
+            }
+            Op::Min => {
+                if a[0] < a[1] {
+                    a[0]
+                } else {
+                    a[1]
+                }
+            }
+            Op::Lt => truth(a[0] < a[1]),
+            Op::Le => truth(a[0] <= a[1]),
+            Op::Gt => truth(a[0] > a[1]),
+            Op::Ge => truth(a[0] >= a[1]),
+            Op::Eq => truth(a[0] == a[1]),
+            Op::Where => {
+                if a[0] != 0.0 {
+                    a[1]
+                } else {
+                    a[2]
+                }
+            }
+            Op::Leaf(_)
+            | Op::BatchSize
+            | Op::MatMul
+            | Op::Transpose
+            | Op::Broadcast(_)
+            | Op::Sum(_)
+            | Op::Softmax
+            | Op::LogSumExp
+            | Op::OneHot(_)
+            | Op::ArgMax => return None,
+        })
+    }
+}
+
+/// `1/(1 + exp(-x))` without overflow for either sign of `x`.
+pub fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `log(1 + exp(x))` as `max(x, 0) + log1p(exp(-|x|))`, exact for large `|x|`.
+pub fn softplus(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
 /// The named differentiation rules, as printed by `slope diff --steps`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Rule {
@@ -482,6 +573,37 @@ pub struct Contribution {
 
 use super::NodeId;
 
+/// The contributions of one node's derivative rule, built slot by slot:
+/// each rule below reads as one line of a table, and the work for an
+/// operand that needs no gradient is never done.
+struct Adjoints<'a> {
+    g: &'a mut Graph,
+    wanted: &'a [bool],
+    out: Vec<Contribution>,
+}
+
+impl Adjoints<'_> {
+    fn want(&self, slot: usize) -> bool {
+        self.wanted.get(slot).copied().unwrap_or(false)
+    }
+
+    /// Sends `value(g)` to `slot` by `rule`, if that slot is wanted.
+    fn slot(&mut self, slot: usize, rule: Rule, value: impl FnOnce(&mut Graph) -> NodeId) {
+        if self.want(slot) {
+            let value = value(self.g);
+            self.out.push(Contribution { slot, value, rule });
+        }
+    }
+
+    /// Sends `up * local(g)` to operand 0: a unary chain rule `f'(x)*up`.
+    fn unary(&mut self, up: NodeId, rule: Rule, local: impl FnOnce(&mut Graph) -> NodeId) {
+        self.slot(0, rule, |g| {
+            let d = local(g);
+            g.mul2(up, d)
+        });
+    }
+}
+
 impl Op {
     /// The reverse-mode derivative rule: given the adjoint `up` of `node`
     /// (an `self` node), the contributions to the adjoints of the operands
@@ -496,277 +618,174 @@ impl Op {
         wanted: &[bool],
     ) -> Vec<Contribution> {
         let n = g.node(node).clone();
-        let args = &n.args;
-        let shape = &n.shape;
-        let want = |i: usize| wanted.get(i).copied().unwrap_or(false);
-        let one = |slot: usize, value: NodeId, rule: Rule| {
-            if want(slot) {
-                vec![Contribution { slot, value, rule }]
-            } else {
-                vec![]
-            }
+        let (args, shape) = (&n.args, &n.shape);
+        let mut d = Adjoints {
+            g,
+            wanted,
+            out: Vec::new(),
         };
         // Unary rules skip their work when the operand needs no gradient.
-        if args.len() == 1 && !want(0) {
+        if args.len() == 1 && !d.want(0) {
             return vec![];
         }
         let x = args.first().copied().unwrap_or(node);
         match self {
-            Op::Const(_) | Op::Leaf(_) | Op::BatchSize => vec![],
-            Op::Neg => {
-                let v = g.neg(up);
-                one(0, v, Rule::ConstantMultiple)
-            }
-            Op::Recip => {
-                // d(1/u) = -1 * u^-2 * u'
+            Op::Const(_) | Op::Leaf(_) | Op::BatchSize => {}
+            Op::Neg => d.slot(0, Rule::ConstantMultiple, |g| g.neg(up)),
+            // d(1/u) = -1 * u^-2 * u'
+            Op::Recip => d.slot(0, Rule::Quotient, |g| {
                 let m1 = g.constant(-1.0);
                 let u2 = g.pow_const(x, -2.0);
-                let v = g.mul_n(&[m1, up, u2]);
-                one(0, v, Rule::Quotient)
-            }
-            Op::Exp => {
-                let v = g.mul2(up, node);
-                one(0, v, Rule::Exp)
-            }
-            Op::Log => {
-                let r = g.recip(x);
-                let v = g.mul2(up, r);
-                one(0, v, Rule::Log)
-            }
-            Op::Sqrt => {
+                g.mul_n(&[m1, up, u2])
+            }),
+            Op::Exp => d.unary(up, Rule::Exp, |_| node),
+            Op::Log => d.unary(up, Rule::Log, |g| g.recip(x)),
+            Op::Sqrt => d.unary(up, Rule::Sqrt, |g| {
                 let two = g.constant(2.0);
                 let d = g.mul2(two, node);
-                let r = g.recip(d);
-                let v = g.mul2(up, r);
-                one(0, v, Rule::Sqrt)
-            }
-            Op::Abs => {
+                g.recip(d)
+            }),
+            Op::Abs => d.unary(up, Rule::Abs, |g| {
                 let (zero, p1, m1) = (g.constant(0.0), g.constant(1.0), g.constant(-1.0));
                 let pos = g.elementwise(Op::Gt, &[x, zero]);
                 let neg = g.elementwise(Op::Lt, &[x, zero]);
                 let inner = g.select(neg, m1, zero);
-                let sign = g.select(pos, p1, inner);
-                let v = g.mul2(up, sign);
-                one(0, v, Rule::Abs)
-            }
-            Op::Sin => {
-                let c = g.make(Op::Cos, &[x]);
-                let v = g.mul2(up, c);
-                one(0, v, Rule::Sin)
-            }
-            Op::Cos => {
+                g.select(pos, p1, inner)
+            }),
+            Op::Sin => d.unary(up, Rule::Sin, |g| g.make(Op::Cos, &[x])),
+            Op::Cos => d.slot(0, Rule::Cos, |g| {
                 let m1 = g.constant(-1.0);
                 let s = g.make(Op::Sin, &[x]);
-                let v = g.mul_n(&[m1, up, s]);
-                one(0, v, Rule::Cos)
-            }
-            Op::Tanh => {
-                // tanh' = 1 - t^2 with t the tanh node itself.
+                g.mul_n(&[m1, up, s])
+            }),
+            // tanh' = 1 - t^2 with t the tanh node itself.
+            Op::Tanh => d.unary(up, Rule::Tanh, |g| {
                 let p1 = g.constant(1.0);
                 let t2 = g.pow_const(node, 2.0);
-                let d = g.sub(p1, t2);
-                let v = g.mul2(up, d);
-                one(0, v, Rule::Tanh)
-            }
-            Op::Sigmoid => {
-                // sigmoid' = s*(1 - s) with s the sigmoid node itself.
+                g.sub(p1, t2)
+            }),
+            // sigmoid' = s*(1 - s) with s the sigmoid node itself.
+            Op::Sigmoid => d.slot(0, Rule::Sigmoid, |g| {
                 let p1 = g.constant(1.0);
                 let d = g.sub(p1, node);
-                let v = g.mul_n(&[up, node, d]);
-                one(0, v, Rule::Sigmoid)
-            }
-            Op::Relu => {
+                g.mul_n(&[up, node, d])
+            }),
+            Op::Relu => d.unary(up, Rule::Relu, |g| {
                 let (zero, p1) = (g.constant(0.0), g.constant(1.0));
                 let pos = g.elementwise(Op::Gt, &[x, zero]);
-                let step = g.select(pos, p1, zero);
-                let v = g.mul2(up, step);
-                one(0, v, Rule::Relu)
-            }
-            Op::Softplus => {
-                let s = g.make(Op::Sigmoid, &[x]);
-                let v = g.mul2(up, s);
-                one(0, v, Rule::Softplus)
-            }
-            Op::Add => (0..args.len())
-                .flat_map(|i| one(i, up, Rule::Sum))
-                .collect(),
-            Op::Mul => {
-                let mut out = vec![];
-                for i in 0..args.len() {
-                    if !want(i) {
-                        continue;
-                    }
-                    let others: Vec<NodeId> = (0..args.len())
-                        .filter(|&j| j != i)
-                        .map(|j| args[j])
-                        .collect();
-                    let rule = if others.iter().all(|&o| g.const_value(o).is_some()) {
-                        Rule::ConstantMultiple
-                    } else {
-                        Rule::Product
-                    };
-                    let mut factors = vec![up];
-                    factors.extend(others);
-                    let value = g.mul_n(&factors);
-                    out.push(Contribution {
-                        slot: i,
-                        value,
-                        rule,
-                    });
-                }
-                out
-            }
-            Op::Pow => {
-                let (u, v) = (args[0], args[1]);
-                // d u^v/du = v*u^(v-1), defined for negative u with integer v.
-                let du = |g: &mut Graph| {
-                    let p = match g.const_value(v) {
-                        Some(c) => g.pow_const(u, c - 1.0),
-                        None => {
-                            let m1 = g.constant(-1.0);
-                            let e = g.add2(v, m1);
-                            g.pow(u, e)
-                        }
-                    };
-                    g.mul_n(&[up, v, p])
-                };
-                if !want(1) {
-                    let d = du(g);
-                    return one(0, d, Rule::Power);
-                }
-                let mut out = vec![];
-                if want(0) {
-                    let value = du(g);
-                    out.push(Contribution {
-                        slot: 0,
-                        value,
-                        rule: Rule::GeneralPower,
-                    });
-                }
-                // d u^v/dv = u^v * log(u), with u^v the node itself.
-                let l = g.make(Op::Log, &[u]);
-                let value = g.mul_n(&[up, node, l]);
-                out.push(Contribution {
-                    slot: 1,
-                    value,
-                    rule: Rule::GeneralPower,
-                });
-                out
-            }
+                g.select(pos, p1, zero)
+            }),
+            Op::Softplus => d.unary(up, Rule::Softplus, |g| g.make(Op::Sigmoid, &[x])),
+            Op::Add => (0..args.len()).for_each(|i| d.slot(i, Rule::Sum, |_| up)),
+            Op::Mul => (0..args.len()).for_each(|i| product(&mut d, args, i, up)),
+            Op::Pow => power(&mut d, args, node, up),
             Op::Max | Op::Min => {
-                let (cmp, rule) = match self {
-                    Op::Max => (Op::Gt, Rule::Max),
-                    _ => (Op::Lt, Rule::Min),
+                let (cmp, rule) = if self == Op::Max {
+                    (Op::Gt, Rule::Max)
+                } else {
+                    (Op::Lt, Rule::Min)
                 };
-                let c = g.elementwise(cmp, &[args[0], args[1]]);
-                let zero = g.constant(0.0);
-                let mut out = vec![];
-                if want(0) {
-                    let value = g.select(c, up, zero);
-                    out.push(Contribution {
-                        slot: 0,
-                        value,
-                        rule,
-                    });
-                }
-                if want(1) {
-                    let value = g.select(c, zero, up);
-                    out.push(Contribution {
-                        slot: 1,
-                        value,
-                        rule,
-                    });
-                }
-                out
+                let c = d.g.elementwise(cmp, &[args[0], args[1]]);
+                let zero = d.g.constant(0.0);
+                d.slot(0, rule, |g| g.select(c, up, zero));
+                d.slot(1, rule, |g| g.select(c, zero, up));
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq => {
-                let zero = g.constant_like(0.0, shape);
-                (0..2)
-                    .flat_map(|i| one(i, zero, Rule::Comparison))
-                    .collect()
+                let zero = d.g.constant_like(0.0, shape);
+                (0..2).for_each(|i| d.slot(i, Rule::Comparison, |_| zero));
             }
             Op::Where => {
-                let zero = g.constant(0.0);
-                let c = args[0];
-                let mut out = vec![];
-                if want(1) {
-                    let value = g.select(c, up, zero);
-                    out.push(Contribution {
-                        slot: 1,
-                        value,
-                        rule: Rule::Where,
-                    });
-                }
-                if want(2) {
-                    let value = g.select(c, zero, up);
-                    out.push(Contribution {
-                        slot: 2,
-                        value,
-                        rule: Rule::Where,
-                    });
-                }
-                out
+                let zero = d.g.constant(0.0);
+                d.slot(1, Rule::Where, |g| g.select(args[0], up, zero));
+                d.slot(2, Rule::Where, |g| g.select(args[0], zero, up));
             }
             Op::MatMul => {
                 let (a, b) = (args[0], args[1]);
-                let mut out = vec![];
-                if want(0) {
+                d.slot(0, Rule::MatMul, |g| {
                     let bt = g.transpose(b);
-                    let value = g.make(Op::MatMul, &[up, bt]);
-                    out.push(Contribution {
-                        slot: 0,
-                        value,
-                        rule: Rule::MatMul,
-                    });
-                }
-                if want(1) {
+                    g.make(Op::MatMul, &[up, bt])
+                });
+                d.slot(1, Rule::MatMul, |g| {
                     let at = g.transpose(a);
-                    let value = g.make(Op::MatMul, &[at, up]);
-                    out.push(Contribution {
-                        slot: 1,
-                        value,
-                        rule: Rule::MatMul,
-                    });
-                }
-                out
+                    g.make(Op::MatMul, &[at, up])
+                });
             }
-            Op::Transpose => {
-                let v = g.transpose(up);
-                one(0, v, Rule::Transpose)
-            }
-            Op::Broadcast(axes) => {
-                let v = g.sum(up, axes);
-                one(0, v, Rule::Broadcast)
-            }
-            Op::Sum(axes) => {
+            Op::Transpose => d.slot(0, Rule::Transpose, |g| g.transpose(up)),
+            Op::Broadcast(axes) => d.slot(0, Rule::Broadcast, |g| g.sum(up, axes)),
+            Op::Sum(axes) => d.slot(0, Rule::Reduction, |g| {
                 let from = g.node(x).shape.clone();
-                let v = g.broadcast_to(up, axes, &from);
-                one(0, v, Rule::Reduction)
-            }
-            Op::Softmax => {
-                // y ⊙ (ḡ - rowsum(ḡ ⊙ y)) with y the softmax node itself.
+                g.broadcast_to(up, axes, &from)
+            }),
+            // y ⊙ (ḡ - rowsum(ḡ ⊙ y)) with y the softmax node itself.
+            Op::Softmax => d.slot(0, Rule::Softmax, |g| {
                 let last = Axes(1 << (shape.0.len() - 1));
                 let gy = g.mul2(up, node);
                 let s = g.sum(gy, last);
                 let sb = g.broadcast_to(s, last, shape);
                 let d = g.sub(up, sb);
-                let v = g.mul2(node, d);
-                one(0, v, Rule::Softmax)
-            }
-            Op::LogSumExp => {
-                // broadcast(ḡ) ⊙ softmax(x); the softmax node is the forward
-                // output's when the last layer is softmax.
+                g.mul2(node, d)
+            }),
+            // broadcast(ḡ) ⊙ softmax(x); the softmax node is the forward
+            // output's when the last layer is softmax.
+            Op::LogSumExp => d.slot(0, Rule::LogSumExp, |g| {
                 let from = g.node(x).shape.clone();
                 let last = Axes(1 << (from.0.len() - 1));
                 let gb = g.broadcast_to(up, last, &from);
                 let s = g.make(Op::Softmax, &[x]);
-                let v = g.mul2(gb, s);
-                one(0, v, Rule::LogSumExp)
-            }
-            Op::OneHot(_) | Op::ArgMax => {
-                let zero = g.constant_like(0.0, &g.node(x).shape.clone());
-                one(0, zero, Rule::Constant)
-            }
+                g.mul2(gb, s)
+            }),
+            Op::OneHot(_) | Op::ArgMax => d.slot(0, Rule::Constant, |g| {
+                let from = g.node(x).shape.clone();
+                g.constant_like(0.0, &from)
+            }),
         }
+        d.out
     }
+}
+
+/// `d(u*v*...)/du = up * v * ...`: the constant multiple rule when the other
+/// factors are constants, else the product rule.
+fn product(d: &mut Adjoints, args: &[NodeId], i: usize, up: NodeId) {
+    let others: Vec<NodeId> = (0..args.len())
+        .filter(|&j| j != i)
+        .map(|j| args[j])
+        .collect();
+    let rule = if others.iter().all(|&o| d.g.const_value(o).is_some()) {
+        Rule::ConstantMultiple
+    } else {
+        Rule::Product
+    };
+    d.slot(i, rule, |g| {
+        let mut factors = vec![up];
+        factors.extend(others);
+        g.mul_n(&factors)
+    });
+}
+
+/// `d u^v`: `v*u^(v-1)` to the base (the power rule when the exponent needs
+/// no gradient), and `u^v * log(u)` to the exponent (the general power rule).
+fn power(d: &mut Adjoints, args: &[NodeId], node: NodeId, up: NodeId) {
+    let (u, v) = (args[0], args[1]);
+    // d u^v/du = v*u^(v-1), defined for negative u with integer v.
+    let rule = if d.want(1) {
+        Rule::GeneralPower
+    } else {
+        Rule::Power
+    };
+    d.slot(0, rule, |g| {
+        let p = match g.const_value(v) {
+            Some(c) => g.pow_const(u, c - 1.0),
+            None => {
+                let m1 = g.constant(-1.0);
+                let e = g.add2(v, m1);
+                g.pow(u, e)
+            }
+        };
+        g.mul_n(&[up, v, p])
+    });
+    // d u^v/dv = u^v * log(u), with u^v the node itself.
+    d.slot(1, Rule::GeneralPower, |g| {
+        let l = g.make(Op::Log, &[u]);
+        g.mul_n(&[up, node, l])
+    });
 }

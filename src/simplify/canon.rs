@@ -2,7 +2,7 @@
 //! shape, n-ary sums and products in sorted order, the operand order itself,
 //! and sign facts (`nonzero`, `positive`) that guard the unsafe rewrites.
 
-use crate::graph::{Axes, Dim, Graph, NodeId, Op, Shape};
+use crate::graph::{Axes, Dim, Fact, Graph, NodeId, Op, Shape};
 use std::cmp::Ordering;
 
 pub use crate::graph::print::const_value;
@@ -103,13 +103,7 @@ pub(super) fn nonzero(g: &Graph, id: NodeId) -> bool {
     if let Some(c) = const_value(g, id) {
         return c != 0.0;
     }
-    let n = g.node(id);
-    match n.op {
-        Op::Exp | Op::Sigmoid | Op::Softplus | Op::Recip => true,
-        Op::Mul => n.args.iter().all(|&a| nonzero(g, a)),
-        Op::Pow | Op::Sqrt => nonzero(g, n.args[0]),
-        _ => positive(g, id),
-    }
+    holds(g, id, g.node(id).op.nonzero(), nonzero)
 }
 
 /// True when the node's value is always positive (where it is defined).
@@ -118,24 +112,17 @@ pub(super) fn positive(g: &Graph, id: NodeId) -> bool {
         return c > 0.0;
     }
     let n = g.node(id);
-    match n.op {
-        Op::Exp | Op::Sigmoid | Op::Softplus => true,
-        // `1 - sigmoid(u)` is sigmoid(-u), positive.
-        Op::Add if n.args.len() == 2 && const_value(g, n.args[0]) == Some(1.0) => {
-            let m = g.node(n.args[1]);
-            m.op == Op::Mul
-                && m.args.len() == 2
-                && const_value(g, m.args[0]) == Some(-1.0)
-                && g.node(m.args[1]).op == Op::Sigmoid
-        }
-        // A positive term plus non-negative ones (`1 + abs(x)`).
-        Op::Add => {
-            n.args.iter().all(|&a| nonnegative(g, a)) && n.args.iter().any(|&a| positive(g, a))
-        }
-        Op::Mul => n.args.iter().all(|&a| positive(g, a)),
-        Op::Recip | Op::Sqrt => positive(g, n.args[0]),
-        _ => false,
+    // `1 - sigmoid(u)` is sigmoid(-u), positive: a fact about a pattern of
+    // nodes, not of one op. A sum `1 + ...` of any other form is decided
+    // here too (as false), as it always was.
+    if n.op == Op::Add && n.args.len() == 2 && const_value(g, n.args[0]) == Some(1.0) {
+        let m = g.node(n.args[1]);
+        return m.op == Op::Mul
+            && m.args.len() == 2
+            && const_value(g, m.args[0]) == Some(-1.0)
+            && g.node(m.args[1]).op == Op::Sigmoid;
     }
+    holds(g, id, n.op.positive(), positive)
 }
 
 /// True when the node's value is never negative (where it is defined).
@@ -143,50 +130,42 @@ pub(super) fn nonnegative(g: &Graph, id: NodeId) -> bool {
     if let Some(c) = const_value(g, id) {
         return c >= 0.0;
     }
-    let n = g.node(id);
-    match n.op {
-        Op::Abs | Op::Relu | Op::Sqrt => true,
-        Op::Pow => const_value(g, n.args[1]).is_some_and(|k| k % 2.0 == 0.0),
-        Op::Add | Op::Mul => n.args.iter().all(|&a| nonnegative(g, a)),
-        _ => positive(g, id),
+    holds(g, id, g.node(id).op.nonnegative(), nonnegative)
+}
+
+/// True when the node's value is a number wherever its leaves are: made of
+/// bounded functions, so `0*x` is 0 (not `0*inf` = NaN).
+pub(super) fn bounded(g: &Graph, id: NodeId) -> bool {
+    if let Some(c) = const_value(g, id) {
+        return c.is_finite();
+    }
+    holds(g, id, g.node(id).op.bounded(), bounded)
+}
+
+/// Whether the op table's `fact` holds of node `id`; `same` asks the same
+/// fact of an operand.
+fn holds(g: &Graph, id: NodeId, fact: Fact, same: fn(&Graph, NodeId) -> bool) -> bool {
+    let args = &g.node(id).args;
+    match fact {
+        Fact::Always => true,
+        Fact::Unknown => false,
+        Fact::IfAll => args.iter().all(|&a| same(g, a)),
+        Fact::IfFirst => same(g, args[0]),
+        Fact::IfPositive => positive(g, id),
+        Fact::IfEvenExponent => const_value(g, args[1]).is_some_and(|k| k % 2.0 == 0.0),
+        Fact::IfNonnegativeAndOnePositive => {
+            args.iter().all(|&a| nonnegative(g, a)) && args.iter().any(|&a| positive(g, a))
+        }
     }
 }
 
-/// The scalar value of an element-wise op on constants, when it is finite.
+/// The scalar value of an element-wise op on constants, when it is finite
+/// (the op table's [`Op::eval_scalar`], which the interpreter uses too).
 pub(super) fn fold(op: Op, v: &[f64]) -> Option<f64> {
-    let r = match op {
-        Op::Neg => -v[0],
-        Op::Recip => 1.0 / v[0],
-        Op::Exp => v[0].exp(),
-        Op::Log => v[0].ln(),
-        Op::Sqrt => v[0].sqrt(),
-        Op::Abs => v[0].abs(),
-        Op::Sin => v[0].sin(),
-        Op::Cos => v[0].cos(),
-        Op::Tanh => v[0].tanh(),
-        Op::Sigmoid => 1.0 / (1.0 + (-v[0]).exp()),
-        Op::Relu => v[0].max(0.0),
-        Op::Softplus => v[0].max(0.0) + (-v[0].abs()).exp().ln_1p(),
-        Op::Add => v.iter().sum(),
-        Op::Mul => v.iter().product(),
-        Op::Pow => v[0].powf(v[1]),
-        Op::Max => v[0].max(v[1]),
-        Op::Min => v[0].min(v[1]),
-        Op::Lt => f64::from(v[0] < v[1]),
-        Op::Le => f64::from(v[0] <= v[1]),
-        Op::Gt => f64::from(v[0] > v[1]),
-        Op::Ge => f64::from(v[0] >= v[1]),
-        Op::Eq => f64::from(v[0] == v[1]),
-        Op::Where => {
-            if v[0] != 0.0 {
-                v[1]
-            } else {
-                v[2]
-            }
-        }
-        _ => return None,
-    };
-    r.is_finite().then_some(r)
+    if !op.is_elementwise() {
+        return None;
+    }
+    op.eval_scalar(v).filter(|r| r.is_finite())
 }
 
 pub(super) fn args(g: &Graph, id: NodeId) -> Vec<NodeId> {
@@ -205,22 +184,4 @@ pub fn fixed_len(s: &Shape) -> Option<usize> {
             Dim::Batch => None,
         })
         .product()
-}
-
-/// True when the node's value is a number wherever its leaves are: made of
-/// bounded functions, so `0*x` is 0 (not `0*inf` = NaN).
-pub(super) fn bounded(g: &Graph, id: NodeId) -> bool {
-    let n = g.node(id);
-    match n.op {
-        Op::Const(c) => c.value().is_finite(),
-        Op::Leaf(_) | Op::BatchSize => true,
-        Op::Sin | Op::Cos | Op::Tanh | Op::Sigmoid | Op::Abs | Op::Relu => {
-            n.args.iter().all(|&a| bounded(g, a))
-        }
-        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq => true,
-        Op::Add | Op::Mul | Op::Where | Op::Max | Op::Min | Op::Broadcast(_) => {
-            n.args.iter().all(|&a| bounded(g, a))
-        }
-        _ => false,
-    }
 }

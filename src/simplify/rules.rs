@@ -18,7 +18,7 @@ use super::canon::{
     add, args, bounded, constant, fold, is, mul, nary, nonzero, order, positive, shape,
 };
 pub use super::canon::{const_value, fixed_len};
-use crate::graph::{Graph, NodeId, Op};
+use crate::graph::{Graph, NanFlow, NodeId, Op};
 use std::cmp::Ordering;
 
 /// A named rewrite rule.
@@ -62,20 +62,13 @@ macro_rules! rule {
 /// (`NaN^0 = 1`).
 pub fn propagates(g: &Graph, node: NodeId, slot: usize) -> bool {
     let n = g.node(node);
-    match n.op {
-        Op::Where => slot != 0,
-        Op::Pow => slot == 0 && const_value(g, n.args[1]).is_some_and(|k| k != 0.0),
-        Op::Max
-        | Op::Min
-        | Op::Relu
-        | Op::Lt
-        | Op::Le
-        | Op::Gt
-        | Op::Ge
-        | Op::Eq
-        | Op::ArgMax
-        | Op::OneHot(_) => false,
-        _ => true,
+    match n.op.nan_flow() {
+        NanFlow::Propagates => true,
+        NanFlow::Absorbed => false,
+        NanFlow::FromBranches => slot != 0,
+        NanFlow::FromBaseOfNonzeroPower => {
+            slot == 0 && const_value(g, n.args[1]).is_some_and(|k| k != 0.0)
+        }
     }
 }
 
@@ -171,11 +164,7 @@ fn const_fold(g: &mut Graph, id: NodeId) -> Option<NodeId> {
     let v = fold(n.op, &vals?)?;
     // `log(2)` reads better than 0.6931471805599453: transcendental
     // functions fold only to whole numbers (`exp(0) = 1`).
-    let transcendental = matches!(
-        n.op,
-        Op::Exp | Op::Log | Op::Sin | Op::Cos | Op::Tanh | Op::Sigmoid | Op::Softplus
-    );
-    if transcendental && v.fract() != 0.0 {
+    if n.op.is_transcendental() && v.fract() != 0.0 {
         return None;
     }
     Some(constant(g, v, &shape(g, id)))

@@ -75,9 +75,15 @@ const MODELS: &[(&str, &str, Option<usize>, bool)] = &[
     ),
     (
         "custom",
-        "activation softsign(x) = x / (1 + abs(x))\nactivation smooth(x) = softplus(2*x) / 2\n\
+        "activation isru(x) = x / sqrt(1 + x^2)\nactivation smooth(x) = softplus(2*x) / 2\n\
          loss huber(y, t) = where(abs(y - t) < 1, 0.5*(y - t)^2, abs(y - t) - 0.5)\n\
-         model m { input 3; dense 8 softsign; dense 4 smooth; dense 2 swish; dense 1 gelu; loss huber }",
+         model m { input 3; dense 8 isru; dense 4 smooth; dense 2 swish; dense 1 gelu; loss huber }",
+        None,
+        false,
+    ),
+    (
+        "softsign-mish",
+        "model m { input 4; dense 6 softsign; dense 5 mish; dense 3 softsign; dense 2 mish; loss mse }",
         None,
         false,
     ),
