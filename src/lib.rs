@@ -55,6 +55,7 @@ pub mod diag;
 pub mod diff;
 pub mod graph;
 pub mod lower;
+pub mod pipeline;
 pub mod simplify;
 pub mod syntax;
 pub mod train;

@@ -343,7 +343,9 @@ pub struct LayerNodes {
     pub a: NodeId,
 }
 
-/// A model lowered on a symbolic batch of `B` rows.
+/// A model lowered on a symbolic batch of `B` rows: the one network type of
+/// the crate. [`lower_model`] fills everything but `grads`;
+/// `pipeline::compile` (a later stage) differentiates and simplifies it.
 #[derive(Clone, Debug)]
 pub struct Network {
     /// The graph holding everything below.
@@ -364,6 +366,9 @@ pub struct Network {
     /// batch: rows whose arg-max is the class (`cross_entropy`, out of B), or
     /// outputs on the target's side of 0.5 (`bce`, out of B·K).
     pub correct: Option<NodeId>,
+    /// `∂loss/∂param`, parallel to `params`; empty until the pipeline
+    /// differentiates the network (`pipeline::derive`).
+    pub grads: Vec<NodeId>,
 }
 
 /// Lowers `model` to a graph over a batch: `z_l = a_{l-1}·W_lᵀ + b_l`,
@@ -523,6 +528,7 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
         y,
         loss,
         correct,
+        grads: Vec::new(),
     })
 }
 

@@ -8,7 +8,8 @@ use slope::data::Dataset;
 use slope::diag::Span;
 use slope::graph::{Axes, Dim, Graph, LeafKind, Op, Shape};
 use slope::train::weights::{Tensor, Weights};
-use slope::train::{self, Network, Settings, TrainError};
+use slope::pipeline::{Network, ParamNode};
+use slope::train::{self, Settings, TrainError};
 
 const X: [[f64; 2]; 3] = [[1.0, 2.0], [0.5, -1.0], [-1.5, 0.25]];
 const T: [f64; 3] = [1.0, 0.0, 2.0];
@@ -96,11 +97,22 @@ fn network() -> Network {
     let dzt = g.add(Op::Transpose, &[dz]).unwrap();
     let dw = g.add(Op::MatMul, &[dzt, x]).unwrap();
     let db = g.add(Op::Sum(Axes(1)), &[dz]).unwrap();
+    let param = |name: &str, node, shape| ParamNode {
+        name: name.into(),
+        node,
+        shape,
+        layer: 0,
+    };
     Network {
         graph: g,
         x,
         t,
-        params: vec![w, b],
+        params: vec![
+            param("dense1.weight", w, vec![1, 2]),
+            param("dense1.bias", b, vec![1]),
+        ],
+        layers: vec![],
+        y: z,
         grads: vec![dw, db],
         loss,
         correct: None,
@@ -358,22 +370,7 @@ fn lowered_xor_trains_to_full_accuracy() {
         models: vec![model.clone()],
         train: None,
     };
-    let lowered = slope::lower::lower_model(&program, &model).unwrap();
-    let mut graph = lowered.graph;
-    let params: Vec<_> = lowered.params.iter().map(|p| p.node).collect();
-    let grads = slope::diff::grad(&mut graph, lowered.loss, &params).grads;
-    let mut roots = vec![lowered.loss, lowered.correct.unwrap()];
-    roots.extend(&grads);
-    let s = slope::simplify::simplify(&mut graph, &roots).roots;
-    let net = Network {
-        graph,
-        x: lowered.x,
-        t: lowered.t,
-        params,
-        grads: s[2..].to_vec(),
-        loss: s[0],
-        correct: Some(s[1]),
-    };
+    let (net, _) = slope::pipeline::compile(&program, &model).unwrap();
     let data = Dataset {
         columns: vec!["a".into(), "b".into(), "y".into()],
         feature_names: vec!["a".into(), "b".into()],
