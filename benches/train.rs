@@ -15,8 +15,8 @@ use slope::check::model::{Activation, Builtin, Init, Layer, Loss, Model, Optimiz
 use slope::data::Dataset;
 use slope::diag::Span;
 use slope::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape};
-use slope::train::weights;
 use slope::pipeline::{Network, ParamNode};
+use slope::train::weights;
 use slope::train::{self, Settings};
 
 /// A dense network with `hidden` activations on all but the last layer,
@@ -145,12 +145,22 @@ fn mlp(sizes: &[usize], relu: bool) -> (Model, Network) {
         .iter()
         .enumerate()
         .map(|(i, &node)| ParamNode {
-            name: format!("dense{}.{}", i / 2 + 1, if i % 2 == 0 { "weight" } else { "bias" }),
+            name: format!(
+                "dense{}.{}",
+                i / 2 + 1,
+                if i % 2 == 0 { "weight" } else { "bias" }
+            ),
             node,
-            shape: g.node(node).shape.0.iter().map(|d| match d {
-                Dim::Fixed(n) => *n,
-                Dim::Batch => unreachable!("parameters have fixed shapes"),
-            }).collect(),
+            shape: g
+                .node(node)
+                .shape
+                .0
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => *n,
+                    Dim::Batch => unreachable!("parameters have fixed shapes"),
+                })
+                .collect(),
             layer: i / 2,
         })
         .collect();

@@ -4,7 +4,7 @@
 //! accuracy count and gradients are ready for the code generator.
 //!
 //! Every command, test and benchmark that needs a differentiated network
-//! calls [`compile`] (or [`derive`] on a network it lowered itself, to name
+//! calls [`compile`] (or [`derive()`] on a network it lowered itself, to name
 //! nodes first or to ask for more simplified roots with a [`Focus`]).
 //!
 //! **Architecture Invariant:** this is the only place that chains
@@ -70,7 +70,7 @@ pub struct Derived {
 /// and simplifies the loss, the accuracy count and the gradients.
 ///
 /// ```
-/// let src = "model m {\n input 2\n dense 1 act=sigmoid\n loss bce\n}\n";
+/// let src = "model m {\n input 2\n dense 1 sigmoid\n loss bce\n}\n";
 /// let (file, _) = slope::syntax::parse(src);
 /// let (program, diags) = slope::check::check(&file);
 /// assert!(diags.is_empty());
@@ -101,9 +101,8 @@ pub fn derive(mut net: Network, focus: Focus) -> Derived {
         // with ones, is act'(z) element-wise, sharing the forward nodes.
         for l in &net.layers {
             let elementwise = g.node(l.a).op != Op::Softmax;
-            activation_derivatives.push(
-                (l.a != l.z && elementwise).then(|| diff::grad(g, l.a, &[l.z]).grads[0]),
-            );
+            activation_derivatives
+                .push((l.a != l.z && elementwise).then(|| diff::grad(g, l.a, &[l.z]).grads[0]));
         }
     }
     let lower_diff = start.elapsed().as_secs_f64();

@@ -7,8 +7,8 @@ use slope::check::model::{Activation, Builtin, Init, Layer, Loss, Model, Optimiz
 use slope::data::Dataset;
 use slope::diag::Span;
 use slope::graph::{Axes, Dim, Graph, LeafKind, Op, Shape};
-use slope::train::weights::{Tensor, Weights};
 use slope::pipeline::{Network, ParamNode};
+use slope::train::weights::{Tensor, Weights};
 use slope::train::{self, Settings, TrainError};
 
 const X: [[f64; 2]; 3] = [[1.0, 2.0], [0.5, -1.0], [-1.5, 0.25]];

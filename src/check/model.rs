@@ -441,16 +441,18 @@ impl Optimizer {
             (Optimizer::Sgd { .. }, "beta1" | "beta2" | "eps") => {
                 Some("'beta1', 'beta2' and 'eps' are options of adam: optimizer adam ...")
             }
-            (Optimizer::Adam { .. } | Optimizer::AdamW { .. }, "momentum") => Some(
-                "'momentum' is an option of sgd; adam keeps its own moment estimates (beta1)",
-            ),
+            (Optimizer::Adam { .. } | Optimizer::AdamW { .. }, "momentum") => {
+                Some("'momentum' is an option of sgd; adam keeps its own moment estimates (beta1)")
+            }
             (Optimizer::RmsProp { .. }, "momentum") => {
                 Some("'momentum' is an option of sgd; rmsprop keeps a mean square (rho)")
             }
             (Optimizer::RmsProp { .. }, "beta1" | "beta2") => {
                 Some("'beta1' and 'beta2' are options of adam and adamw; rmsprop's decay is rho")
             }
-            (_, "weight_decay") => Some("'weight_decay' is an option of adamw: optimizer adamw ..."),
+            (_, "weight_decay") => {
+                Some("'weight_decay' is an option of adamw: optimizer adamw ...")
+            }
             (_, "rho") => Some("'rho' is an option of rmsprop: optimizer rmsprop ..."),
             _ => None,
         }

@@ -7,7 +7,6 @@ use super::values::{Range, Seen, boolean, choice, describe, options, positional,
 use crate::diag::{Diagnostic, Span, suggest};
 use crate::syntax::ast::{Block, Stmt, Value, ValueKind};
 
-
 /// The largest epoch count and batch size accepted.
 const MAX_COUNT: u64 = u32::MAX as u64;
 
@@ -219,7 +218,13 @@ fn check_targets(value: &Value, diags: &mut Vec<Diagnostic>) -> Option<Vec<(Stri
 }
 
 fn check_optimizer(stmt: &Stmt, diags: &mut Vec<Diagnostic>) -> Option<Optimizer> {
-    let values = positional(stmt, 1, 1, "optimizer sgd|adam|adamw|rmsprop [OPTIONS]", diags);
+    let values = positional(
+        stmt,
+        1,
+        1,
+        "optimizer sgd|adam|adamw|rmsprop [OPTIONS]",
+        diags,
+    );
     let kind = values.and_then(|v| choice(&v[0], "optimizer", &Optimizer::NAMES, diags));
     let Some(mut opt) = kind.and_then(Optimizer::default_of) else {
         // Still check the options' values, against every optimizer's keys.

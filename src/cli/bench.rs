@@ -185,8 +185,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
             t.clone(),
         ));
     });
-    let mut lg = lg.expect("compiled five times above").map_err(jit_failure)?;
-    let mut ts = TrainStep::new(&mut jit, &net, &model, &opt, batch, (x, t)).map_err(jit_failure)?;
+    let mut lg = lg
+        .expect("compiled five times above")
+        .map_err(jit_failure)?;
+    let mut ts =
+        TrainStep::new(&mut jit, &net, &model, &opt, batch, (x, t)).map_err(jit_failure)?;
     let params = param_values::<f32>(&weights::init(&model, 1));
     let mut outs = lg.outputs();
     let mut failed = None;

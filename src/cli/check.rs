@@ -3,9 +3,7 @@
 
 use super::common::{self, Loaded, LoadedData};
 use super::{Failure, PathArg};
-use crate::check::model::{
-    Activation, Function, Init, Loss, Model, Optimizer, TrainConfig,
-};
+use crate::check::model::{Activation, Function, Init, Loss, Model, Optimizer, TrainConfig};
 use crate::data;
 use crate::diag::thousands;
 use clap::Args;

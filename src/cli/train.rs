@@ -84,10 +84,8 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Failure> {
         .map_err(|d| Failure::Input(loaded.render(&[d])))?;
 
     let mut optimizer = config.optimizer;
-    if let Some(lr) = args.lr {
-        if let Some(l) = optimizer.setting_mut("lr") {
-            *l = Setting::given(lr);
-        }
+    if let (Some(lr), Some(l)) = (args.lr, optimizer.setting_mut("lr")) {
+        *l = Setting::given(lr);
     }
     let settings = Settings {
         epochs: args.epochs.unwrap_or(config.epochs.value),

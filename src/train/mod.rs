@@ -197,7 +197,9 @@ pub fn train(
     let (step_entry, updates) = builder.step(&settings.optimizer).map_err(internal)?;
     let eval_entry = builder.eval().map_err(internal)?;
     if updates.scalars.len() > optim::MAX_SCALARS {
-        return Err(internal("the optimizer has more per-step scalars than MAX_SCALARS"));
+        return Err(internal(
+            "the optimizer has more per-step scalars than MAX_SCALARS",
+        ));
     }
 
     let mut jit = Jit::new(settings.threads).map_err(internal)?;
@@ -228,7 +230,8 @@ pub fn train(
 
     // ---- Slots by role, buffers: all allocated here, none inside an epoch. ----
     let n_params = net.params.len();
-    let slot = |entry: &layout::Entry, role| entry.output(role).ok_or_else(|| internal("missing output"));
+    let slot =
+        |entry: &layout::Entry, role| entry.output(role).ok_or_else(|| internal("missing output"));
     let loss_slot = slot(&step_entry, Role::Loss)?;
     let correct_slot = step_entry.output(Role::Correct);
     let check_slots: Vec<usize> = (0..n_params)
@@ -269,7 +272,8 @@ pub fn train(
                 optim::step_scalars(&settings.optimizer, steps, &mut scalars);
                 let (x, t) = buf.gather(data, chunk);
                 // Inputs by role, in a fixed-size array (no allocation per step).
-                let mut all_inputs: [&[f32]; 2 + optim::MAX_SCALARS] = [&[]; 2 + optim::MAX_SCALARS];
+                let mut all_inputs: [&[f32]; 2 + optim::MAX_SCALARS] =
+                    [&[]; 2 + optim::MAX_SCALARS];
                 for (slot, role) in all_inputs.iter_mut().zip(&step_entry.inputs) {
                     *slot = match *role {
                         Role::Input => x,

@@ -130,7 +130,13 @@ pub fn build_updates(
             beta1,
             beta2,
             eps,
-        } => adam(graph, params, [lr, beta1, beta2, eps].map(|s| s.value), 0.0, &mut b)?,
+        } => adam(
+            graph,
+            params,
+            [lr, beta1, beta2, eps].map(|s| s.value),
+            0.0,
+            &mut b,
+        )?,
         Optimizer::AdamW {
             lr,
             beta1,

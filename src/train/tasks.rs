@@ -167,7 +167,10 @@ pub fn gradient(
     lg.run(&param_values(w), &mut outs)?;
     let mut g = w.clone();
     for (i, tensor) in g.tensors.iter_mut().enumerate() {
-        let slot = lg.entry.output(Role::Grad(i)).ok_or_else(|| fail("no gradient"))?;
+        let slot = lg
+            .entry
+            .output(Role::Grad(i))
+            .ok_or_else(|| fail("no gradient"))?;
         tensor.data = std::mem::take(&mut outs[slot]);
     }
     Ok(g)
@@ -220,14 +223,20 @@ pub fn gradcheck(
     let mut jit = Jit::new(1).map_err(fail)?;
     let mut lg = LossGrad::<f64>::new(&mut jit, net, (false, true), rows, x.clone(), t.clone())?;
     let mut loss = LossGrad::<f64>::new(&mut jit, net, (true, false), rows, x, t)?;
-    let loss_slot = loss.entry.output(Role::Loss).ok_or_else(|| fail("no loss"))?;
+    let loss_slot = loss
+        .entry
+        .output(Role::Loss)
+        .ok_or_else(|| fail("no loss"))?;
     let mut params = param_values::<f64>(w);
     let mut grads = lg.outputs();
     lg.run(&params, &mut grads)?;
     let mut lout = loss.outputs();
     let mut checks = Vec::new();
     for ti in 0..params.len() {
-        let gslot = lg.entry.output(Role::Grad(ti)).ok_or_else(|| fail("no gradient"))?;
+        let gslot = lg
+            .entry
+            .output(Role::Grad(ti))
+            .ok_or_else(|| fail("no gradient"))?;
         let mut worst: f64 = 0.0;
         let indices = gradcheck_indices(params[ti].len());
         for &i in &indices {
