@@ -25,6 +25,7 @@ use crate::data::Dataset;
 use crate::pipeline::Network;
 use batch::{BatchBuf, SHUFFLE_STREAM, Split};
 use layout::{Builder, Role};
+
 use rng::Rng;
 use std::time::Instant;
 use weights::Weights;
@@ -164,6 +165,94 @@ fn accuracy_units(model: &Model, rows: usize) -> f64 {
     }
 }
 
+/// The compiled training step (for full batches and for the shorter last
+/// one) and validation pass, with their layouts.
+struct Steps {
+    step_entry: layout::Entry,
+    eval_entry: layout::Entry,
+    updates: optim::Updates,
+    step_full: Compiled<f32>,
+    step_rest: Option<Compiled<f32>>,
+    eval: Option<Compiled<f32>>,
+    jit_seconds: f64,
+}
+
+/// Builds the step (forward, loss, gradients, checks, updates) and the
+/// validation pass, and compiles them for `full`, `rest` (when > 0) and
+/// `n_val` (when > 0) rows.
+fn compile_steps(
+    net: &Network,
+    settings: &Settings,
+    full: usize,
+    rest: usize,
+    n_val: usize,
+) -> Result<Steps, TrainError> {
+    let jit_start = Instant::now();
+    let mut builder = Builder::new(net);
+    let (step_entry, updates) = builder.step(&settings.optimizer).map_err(internal)?;
+    let eval_entry = builder.eval().map_err(internal)?;
+    if updates.scalars.len() > optim::MAX_SCALARS {
+        return Err(internal(
+            "the optimizer has more per-step scalars than MAX_SCALARS",
+        ));
+    }
+    let mut jit = Jit::new(settings.threads).map_err(internal)?;
+    let mut compile = |entry: &layout::Entry, rows: usize| -> Result<_, TrainError> {
+        builder.compile(&mut jit, entry, rows).map_err(internal)
+    };
+    let step_full = compile(&step_entry, full)?;
+    let step_rest = (rest > 0).then(|| compile(&step_entry, rest)).transpose()?;
+    let eval = (n_val > 0)
+        .then(|| compile(&eval_entry, n_val))
+        .transpose()?;
+    Ok(Steps {
+        step_entry,
+        eval_entry,
+        updates,
+        step_full,
+        step_rest,
+        eval,
+        jit_seconds: jit_start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The validation loss and accuracy (classification only) of the rows
+/// `(x, t)` at the current parameters (the first entries of `params`).
+fn validate(
+    eval: &mut Compiled<f32>,
+    entry: &layout::Entry,
+    (x, t): (&[f32], &[f32]),
+    params: &[Vec<f32>],
+    out: &mut [Vec<f32>],
+    units: f64,
+) -> Result<(Option<f64>, Option<f64>), TrainError> {
+    let ins = tasks::inputs(entry, x, t, params);
+    let mut outs: Vec<&mut [f32]> = out.iter_mut().map(Vec::as_mut_slice).collect();
+    eval.call(&ins, &mut [], &mut outs).map_err(internal)?;
+    let loss = entry
+        .output(Role::Loss)
+        .ok_or_else(|| internal("no loss"))?;
+    let accuracy = entry
+        .output(Role::Correct)
+        .map(|c| f64::from(out[c][0]) / units);
+    Ok((Some(f64::from(out[loss][0])), accuracy))
+}
+
+/// The rows for training and for validation; an error when none are left
+/// for training.
+fn split_rows(rows: usize, settings: &Settings, rng: &mut Rng) -> Result<Split, TrainError> {
+    let split = batch::split(rows, settings.validation, settings.shuffle, rng);
+    if split.train.is_empty() {
+        return Err(TrainError::Data(format!(
+            "no rows are left for training: the data has {} row{} and validation holds out {}",
+            rows,
+            if rows == 1 { "" } else { "s" },
+            split.validation.len()
+        )));
+    }
+    Ok(split)
+}
+
 /// Trains `net` (the lowered `model`) on `data` from `weights`, calling
 /// `on_epoch` after every epoch. Deterministic: the same inputs give
 /// bit-identical weights.
@@ -180,53 +269,20 @@ pub fn train(
     let Split {
         train: mut order,
         validation,
-    } = batch::split(data.rows, settings.validation, settings.shuffle, &mut rng);
-    if order.is_empty() {
-        return Err(TrainError::Data(format!(
-            "no rows are left for training: the data has {} row{} and validation holds out {}",
-            data.rows,
-            if data.rows == 1 { "" } else { "s" },
-            validation.len()
-        )));
-    }
+    } = split_rows(data.rows, settings, &mut rng)?;
     let n_train = order.len();
 
-    // ---- Build the step: forward, loss, gradients, checks, updates. ----
-    let jit_start = Instant::now();
-    let mut builder = Builder::new(&net);
-    let (step_entry, updates) = builder.step(&settings.optimizer).map_err(internal)?;
-    let eval_entry = builder.eval().map_err(internal)?;
-    if updates.scalars.len() > optim::MAX_SCALARS {
-        return Err(internal(
-            "the optimizer has more per-step scalars than MAX_SCALARS",
-        ));
-    }
-
-    let mut jit = Jit::new(settings.threads).map_err(internal)?;
+    // ---- Build and compile the step and the validation pass. ----
     let full = settings.batch.min(n_train);
-    let rest = n_train % full;
-    let mut step_full: Compiled<f32> = builder
-        .compile(&mut jit, &step_entry, full)
-        .map_err(internal)?;
-    let mut step_rest: Option<Compiled<f32>> = if rest > 0 {
-        Some(
-            builder
-                .compile(&mut jit, &step_entry, rest)
-                .map_err(internal)?,
-        )
-    } else {
-        None
-    };
-    let mut eval: Option<Compiled<f32>> = if validation.is_empty() {
-        None
-    } else {
-        Some(
-            builder
-                .compile(&mut jit, &eval_entry, validation.len())
-                .map_err(internal)?,
-        )
-    };
-    let jit_seconds = jit_start.elapsed().as_secs_f64();
+    let Steps {
+        step_entry,
+        eval_entry,
+        updates,
+        mut step_full,
+        mut step_rest,
+        mut eval,
+        jit_seconds,
+    } = compile_steps(&net, settings, full, n_train % full, validation.len())?;
 
     // ---- Slots by role, buffers: all allocated here, none inside an epoch. ----
     let n_params = net.params.len();
@@ -237,8 +293,6 @@ pub fn train(
     let check_slots: Vec<usize> = (0..n_params)
         .map(|i| slot(&step_entry, Role::Check(i)))
         .collect::<Result<_, _>>()?;
-    let val_loss_slot = slot(&eval_entry, Role::Loss)?;
-    let val_correct_slot = eval_entry.output(Role::Correct);
     let mut state_bufs: Vec<Vec<f32>> = weights.tensors.iter().map(|t| t.data.clone()).collect();
     for &(_, param) in &updates.states {
         state_bufs.push(vec![0.0; weights.tensors[param].data.len()]);
@@ -279,7 +333,13 @@ pub fn train(
                         Role::Input => x,
                         Role::Target => t,
                         Role::Scalar(i) => &scalars[i],
-                        _ => &[],
+                        Role::Param(_)
+                        | Role::State(_)
+                        | Role::Loss
+                        | Role::Correct
+                        | Role::Grad(_)
+                        | Role::Check(_)
+                        | Role::Output => &[],
                     };
                 }
                 let step = if chunk.len() == full {
@@ -312,21 +372,15 @@ pub fn train(
         }
         let (mut val_loss, mut val_accuracy) = (None, None);
         if let Some(eval) = eval.as_mut() {
-            let (x, t) = buf.gather(data, &validation);
-            let ins: Vec<&[f32]> = (eval_entry.inputs.iter())
-                .map(|role| match *role {
-                    Role::Input => x,
-                    Role::Target => t,
-                    Role::Param(i) => state_bufs[i].as_slice(),
-                    _ => &[],
-                })
-                .collect();
-            let mut outs: Vec<&mut [f32]> = val_out.iter_mut().map(Vec::as_mut_slice).collect();
-            eval.call(&ins, &mut [], &mut outs).map_err(internal)?;
-            val_loss = Some(f64::from(val_out[val_loss_slot][0]));
-            if let Some(c) = val_correct_slot {
-                val_accuracy = Some(f64::from(val_out[c][0]) / val_units);
-            }
+            let rows = buf.gather(data, &validation);
+            (val_loss, val_accuracy) = validate(
+                eval,
+                &eval_entry,
+                rows,
+                &state_bufs,
+                &mut val_out,
+                val_units,
+            )?;
         }
         let report = EpochReport {
             epoch,
