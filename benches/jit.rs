@@ -18,11 +18,11 @@
 
 use criterion::Criterion;
 use slope::check::model::{Model, Optimizer, Program};
-use slope::codegen::{Compiled, Jit, Signature};
-use slope::graph::{Axes, NodeId, Op};
-use slope::train::optim;
+use slope::codegen::{Compiled, Jit};
+use slope::pipeline::{self, Network};
+use slope::train::tasks::{self, LossGrad, TrainStep};
 use slope::train::weights;
-use slope::{check, diff, lower, simplify, syntax};
+use slope::{check, syntax};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -41,44 +41,18 @@ const W2: &str = "model w2 {
 /// Everything the benchmarks need from one `.nn` source.
 struct Net {
     model: Model,
-    graph: slope::graph::Graph,
-    x: NodeId,
-    t: NodeId,
-    params: Vec<NodeId>,
-    grads: Vec<NodeId>,
-    loss: NodeId,
-    correct: Option<NodeId>,
+    net: Network,
 }
 
-/// The front end and the symbolic stages, as `slope train` runs them.
+/// The front end and the compile pipeline, as `slope train` runs them.
 fn front(src: &str) -> Net {
     let (file, diags) = syntax::parse(src);
     assert!(diags.is_empty(), "benchmark source parses: {diags:?}");
     let (program, diags): (Program, _) = check::check(&file);
     assert!(diags.is_empty(), "benchmark source checks: {diags:?}");
     let model = program.models[0].clone();
-    let low = lower::lower_model(&program, &model).expect("benchmark model lowers");
-    let mut graph = low.graph;
-    let params: Vec<NodeId> = low.params.iter().map(|p| p.node).collect();
-    let grads = diff::grad(&mut graph, low.loss, &params).grads;
-    let mut roots = vec![low.loss];
-    roots.extend(low.correct);
-    roots.extend(&grads);
-    let s = simplify::simplify(&mut graph, &roots).roots;
-    let (correct, grads) = match low.correct {
-        Some(_) => (Some(s[1]), s[2..].to_vec()),
-        None => (None, s[1..].to_vec()),
-    };
-    Net {
-        model,
-        graph,
-        x: low.x,
-        t: low.t,
-        params,
-        grads,
-        loss: s[0],
-        correct,
-    }
+    let (net, _) = pipeline::compile(&program, &model).expect("benchmark model compiles");
+    Net { model, net }
 }
 
 /// A compiled function with its argument buffers.
@@ -110,30 +84,17 @@ fn batch_data(model: &Model, batch: usize) -> (Vec<f32>, Vec<f32>) {
 
 /// Loss + every gradient at `batch` rows.
 fn loss_grad(jit: &mut Jit, net: &Net, batch: usize) -> Runner {
-    let mut inputs = vec![net.x, net.t];
-    inputs.extend(&net.params);
-    let mut outputs = vec![net.loss];
-    outputs.extend(&net.grads);
-    let sig = Signature {
-        inputs,
-        outputs,
-        updates: vec![],
-    };
-    let f = jit
-        .compile::<f32>(&net.graph, &sig, batch)
-        .expect("compiles");
     let (x, t) = batch_data(&net.model, batch);
-    let mut ins = vec![x, t];
-    ins.extend(
-        weights::init(&net.model, 1)
-            .tensors
-            .into_iter()
-            .map(|t| t.data),
-    );
-    let outputs = f.output_lens().iter().map(|&n| vec![0.0; n]).collect();
+    let lg = LossGrad::<f32>::new(jit, &net.net, (true, true), batch, x, t).expect("compiles");
+    let params = tasks::param_values::<f32>(&weights::init(&net.model, 1));
+    let inputs = tasks::inputs(&lg.entry, &lg.x, &lg.t, &params)
+        .into_iter()
+        .map(<[f32]>::to_vec)
+        .collect();
+    let outputs = lg.outputs();
     Runner {
-        f,
-        inputs: ins,
+        f: lg.f,
+        inputs,
         states: vec![],
         outputs,
     }
@@ -142,45 +103,17 @@ fn loss_grad(jit: &mut Jit, net: &Net, batch: usize) -> Runner {
 /// The training step as `train::train` builds it: loss, correct count,
 /// finiteness checks of every gradient, and the SGD update in place.
 fn train_step(jit: &mut Jit, net: &Net, batch: usize, lr: f64) -> Runner {
-    let mut g = net.graph.clone();
-    let pairs: Vec<(NodeId, NodeId)> = net.params.iter().copied().zip(net.grads.clone()).collect();
     let opt = Optimizer::Sgd {
         lr: slope::check::model::Setting::given(lr),
         momentum: slope::check::model::Setting::default(0.0),
     };
-    let up = optim::build_updates(&mut g, &pairs, &opt).expect("updates build");
-    let mut outputs = vec![net.loss];
-    if let Some(c) = net.correct {
-        let rank = g.node(c).shape.0.len();
-        let c = if rank == 0 {
-            c
-        } else {
-            g.add(Op::Sum(Axes(((1u16 << rank) - 1) as u8)), &[c])
-                .expect("sum of the correct count")
-        };
-        outputs.push(c);
-    }
-    for &gr in &net.grads {
-        outputs.push(optim::finite_check(&mut g, gr).expect("finite check builds"));
-    }
-    let sig = Signature {
-        inputs: vec![net.x, net.t],
-        outputs,
-        updates: up.updates.clone(),
-    };
-    let f = jit.compile::<f32>(&g, &sig, batch).expect("compiles");
-    let (x, t) = batch_data(&net.model, batch);
-    let states = weights::init(&net.model, 1)
-        .tensors
-        .into_iter()
-        .map(|t| t.data)
-        .collect();
-    let outputs = f.output_lens().iter().map(|&n| vec![0.0; n]).collect();
+    let data = batch_data(&net.model, batch);
+    let step = TrainStep::new(jit, &net.net, &net.model, &opt, batch, data).expect("compiles");
     Runner {
-        f,
-        inputs: vec![x, t],
-        states,
-        outputs,
+        f: step.f,
+        inputs: step.inputs,
+        states: step.states,
+        outputs: step.outputs,
     }
 }
 

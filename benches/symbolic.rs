@@ -11,7 +11,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use slope::graph::print::text;
-use slope::graph::{Graph, LeafKind, NodeId, Shape};
+use slope::graph::{Graph, LeafKind, Shape};
 use slope::{check, diff, lower, simplify, syntax};
 use std::hint::black_box;
 
@@ -56,14 +56,10 @@ fn gradient_graph(src: &str) -> usize {
     assert!(errs.is_empty(), "{errs:?}");
     let (program, errs) = check::check(&file);
     assert!(errs.is_empty(), "{errs:?}");
-    let net = lower::lower_model(&program, &program.models[0]).expect("the model lowers");
-    let mut g = net.graph;
-    let wrt: Vec<NodeId> = net.params.iter().map(|p| p.node).collect();
-    let grads = diff::grad(&mut g, net.loss, &wrt);
+    let (net, _) = slope::pipeline::compile(&program, &program.models[0]).expect("compiles");
     let mut roots = vec![net.loss];
-    roots.extend(&grads.grads);
-    let s = simplify::simplify(&mut g, &roots);
-    g.topo_order(&s.roots).len()
+    roots.extend(&net.grads);
+    net.graph.topo_order(&roots).len()
 }
 
 fn node_count_table() {

@@ -11,14 +11,16 @@
 //! `-- --quick` for fewer repetitions; set `MATMUL_NUM_THREADS=1` for one
 //! thread). Prints medians.
 
+use slope::check::layer::ParamRole;
 use slope::check::model::{
     Activation, Builtin, FeatureShape, Init, Layer, Loss, Model, Optimizer, Setting,
 };
 use slope::data::Dataset;
 use slope::diag::Span;
 use slope::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape};
+use slope::pipeline::{Network, ParamNode};
 use slope::train::weights;
-use slope::train::{self, Network, Settings};
+use slope::train::{self, Settings};
 
 /// A dense network with `hidden` activations on all but the last layer,
 /// softmax + cross-entropy on class indices, and its hand-written gradient.
@@ -140,11 +142,41 @@ fn mlp(sizes: &[usize], relu: bool) -> (Model, Network) {
         input_span: Span::default(),
         loss_span: Span::default(),
     };
+    let params = params
+        .iter()
+        .enumerate()
+        .map(|(i, &node)| ParamNode {
+            name: format!(
+                "dense{}.{}",
+                i / 2 + 1,
+                if i % 2 == 0 { "weight" } else { "bias" }
+            ),
+            node,
+            shape: g
+                .node(node)
+                .shape
+                .0
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => *n,
+                    Dim::Batch => unreachable!("parameters have fixed shapes"),
+                })
+                .collect(),
+            layer: i / 2,
+            role: if i % 2 == 0 {
+                ParamRole::Weight
+            } else {
+                ParamRole::Bias
+            },
+        })
+        .collect();
     let net = Network {
         graph: g,
         x,
         t,
         params,
+        layers: vec![],
+        y: z,
         grads,
         loss,
         correct: Some(correct),

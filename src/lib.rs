@@ -1,5 +1,50 @@
 //! slope: a compiler for neural networks written as `.nn` files.
 //!
+//! The library does everything the `slope` command does; the command line
+//! only parses arguments, calls it and prints. Compile a model from a
+//! string, train it on in-memory data and read its gradients:
+//!
+//! ```
+//! use slope::{check, data, diag, pipeline, syntax, train};
+//!
+//! let src = "model xor {\n input 2\n dense 4 tanh\n dense 1 sigmoid\n loss bce\n}\n\
+//!            train {\n data \"xor.csv\" target=y\n optimizer adamw lr=0.05\n batch 4\n}\n";
+//! let (file, diags) = syntax::parse(src);
+//! assert!(diags.is_empty());
+//! let (program, diags) = check::check(&file);
+//! assert!(diags.is_empty());
+//! let model = &program.models[0];
+//! let config = program.train.as_ref().expect("the file has a train block");
+//!
+//! // The data as text: the file named by `data` is never opened.
+//! let csv = "a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n";
+//! let spec = config.data.as_ref().expect("the block names its data");
+//! let rows = data::load(csv, diag::FileId(1), spec, model).expect("the CSV is valid");
+//!
+//! // Lower, differentiate and simplify: one network, loss and gradients.
+//! let (net, _timings) = pipeline::compile(&program, model).expect("the model compiles");
+//! let settings = train::Settings {
+//!     epochs: 20,
+//!     batch: 4,
+//!     shuffle: true,
+//!     seed: 1,
+//!     validation: 0.0,
+//!     optimizer: config.optimizer,
+//!     threads: 1,
+//! };
+//! let initial = train::weights::init(model, settings.seed);
+//! let outcome = train::train(model, net.clone(), &settings, &rows, initial, &mut |_| {})
+//!     .expect("training converges");
+//! assert_eq!(outcome.epochs.len(), 20);
+//!
+//! // The gradient of the mean loss over all rows at the trained weights.
+//! let grads = train::tasks::gradient(&net, &outcome.weights, rows.features.clone(),
+//!                                    rows.targets.clone(), rows.rows)
+//!     .expect("the gradient compiles");
+//! assert_eq!(grads.tensors[0].name, "dense1.weight");
+//! assert!(grads.tensors.iter().all(|t| t.data.iter().all(|g| g.is_finite())));
+//! ```
+//!
 //! The pipeline, one module per stage; imports only follow it:
 //!
 //! ```text
@@ -18,14 +63,29 @@
 //! | [`lower`] | 3: checked model to graph | [`lower::lower_model`], [`lower::lower_formula`] |
 //! | [`diff`] | 4: reverse-mode symbolic differentiation | [`diff::grad`] |
 //! | [`simplify`] | 5: named rewrite rules to a fixed point | [`simplify::simplify`] |
+//! | [`pipeline`] | 5b: lower → diff → simplify, written once; the one [`pipeline::Network`] | [`pipeline::compile`], [`pipeline::derive()`] |
 //! | [`codegen`] | 6: Cranelift JIT | [`codegen::Jit`], [`codegen::Compiled`] |
-//! | [`train`] | 7: training loop, optimizers, weights files | [`train::train`] |
+//! | [`train`] | 7: entry points by role, training loop, optimizers, predict/gradient/gradcheck, weights files | [`train::train`], [`train::layout::Builder`], [`train::optim`], [`train::tasks`] |
 //! | [`cli`] | 8: the `slope` command line | [`cli::main`] |
 //!
 //! **Architecture Invariant:** a stage imports only earlier stages and
 //! `diag`; nothing imports `cli`, the only module that prints or reads files
 //! (`tests/layering.rs` checks this). So `graph`, `diff`, `simplify` and
 //! `codegen` can be tested from graphs built by hand.
+//!
+//! **Architecture Invariant:** the CLI holds no pipeline logic. The chain
+//! lower → diff → simplify exists once, in [`pipeline`]; every compiled
+//! entry point (forward pass, loss + gradients, training step, validation)
+//! is built by [`train::layout::Builder`] and read by
+//! [`train::layout::Role`], never by position; `cli` parses arguments,
+//! calls the library and formats what it returns. No file of `cli` imports
+//! a sibling that imports it back.
+//!
+//! **Architecture Invariant:** an optimizer is one variant of
+//! [`check::model::Optimizer`] (its options, defaults, ranges and hints, one
+//! `match` each) and one arm of [`train::optim::build_updates`] (its state
+//! leaves and update nodes) and of [`train::optim::step_scalars`] (its
+//! per-step scalars); the training loop names no optimizer.
 //!
 //! **Architecture Invariant:** every fact about an op (name, arity, shape,
 //! f64 evaluation, derivative) is one exhaustive `match` in `graph/op.rs`,
@@ -55,6 +115,7 @@ pub mod diag;
 pub mod diff;
 pub mod graph;
 pub mod lower;
+pub mod pipeline;
 pub mod simplify;
 pub mod syntax;
 pub mod train;

@@ -411,6 +411,8 @@ pub struct ParamNode {
     pub shape: Vec<usize>,
     /// The index of its layer in [`Model::layers`] (0 for the first).
     pub layer: usize,
+    /// Weight or bias (weight decay applies to weights only).
+    pub role: ParamRole,
 }
 
 /// The nodes of one dense layer.
@@ -424,7 +426,9 @@ pub struct LayerNodes {
     pub a: NodeId,
 }
 
-/// A model lowered on a symbolic batch of `B` rows.
+/// A model lowered on a symbolic batch of `B` rows: the one network type of
+/// the crate. [`lower_model`] fills everything but `grads`;
+/// `pipeline::compile` (a later stage) differentiates and simplifies it.
 #[derive(Clone, Debug)]
 pub struct Network {
     /// The graph holding everything below.
@@ -445,6 +449,9 @@ pub struct Network {
     /// batch: rows whose arg-max is the class (`cross_entropy`, out of B), or
     /// outputs on the target's side of 0.5 (`bce`, out of B·K).
     pub correct: Option<NodeId>,
+    /// `∂loss/∂param`, parallel to `params`; empty until the pipeline
+    /// differentiates the network (`pipeline::derive`).
+    pub grads: Vec<NodeId>,
 }
 
 /// Lowers `model` to a graph over a batch: `z_l = a_{l-1}·W_lᵀ + b_l`,
@@ -579,6 +586,7 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
         y,
         loss,
         correct,
+        grads: Vec::new(),
     })
 }
 
@@ -612,6 +620,7 @@ fn dense_z(
             node,
             shape: spec.shape.clone(),
             layer: i,
+            role: spec.role,
         });
         node
     };

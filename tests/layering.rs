@@ -22,7 +22,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "train",
         &[
-            "diag", "syntax", "check", "data", "graph", "lower", "diff", "simplify", "codegen",
+            "diag", "syntax", "check", "data", "graph", "lower", "diff", "simplify", "pipeline",
+            "codegen",
         ],
     ),
 ];

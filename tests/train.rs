@@ -298,6 +298,64 @@ fn adam_trajectory_matches_hand_computation() {
 }
 
 #[test]
+fn adamw_trajectory_matches_hand_computation() {
+    let dir = scratch("traj-adamw");
+    let (lr, b1, b2, e, d) = (0.01, 0.9, 0.999, 1e-8, 0.5);
+    let (mut m, mut v, mut s) = ([0.0; 3], [0.0; 3], 0);
+    // Adam, after decoupled weight decay on the weights (p[0], p[1]) only:
+    // w -= lr*D*w, then w -= lr * (m/(1-B1^s)) / (sqrt(v/(1-B2^s)) + E)
+    let (p, losses) = reference(|p, g| {
+        s += 1;
+        for i in 0..3 {
+            m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+            if i < 2 {
+                p[i] -= lr * d * p[i];
+            }
+            p[i] -= lr * (m[i] / (1.0 - f64::powi(b1, s)))
+                / ((v[i] / (1.0 - f64::powi(b2, s))).sqrt() + e);
+        }
+    });
+    check_trajectory(&dir, "optimizer adamw lr=0.01 weight_decay=0.5", p, &losses);
+}
+
+#[test]
+fn rmsprop_trajectory_matches_hand_computation() {
+    let dir = scratch("traj-rmsprop");
+    let (lr, r, e) = (0.01, 0.8, 1e-8);
+    let mut v = [0.0; 3];
+    // v = R*v + (1-R)*g^2; w -= lr*g/(sqrt(v) + E)
+    let (p, losses) = reference(|p, g| {
+        for i in 0..3 {
+            v[i] = r * v[i] + (1.0 - r) * g[i] * g[i];
+            p[i] -= lr * g[i] / (v[i].sqrt() + e);
+        }
+    });
+    check_trajectory(&dir, "optimizer rmsprop lr=0.01 rho=0.8", p, &losses);
+}
+
+#[test]
+fn check_prints_the_new_optimizers_with_their_defaults() {
+    let dir = scratch("check-optimizers");
+    let cases = [
+        (
+            "optimizer adamw lr=0.01",
+            "optimizer: adamw lr=0.01, beta1=0.9 (default), beta2=0.999 (default), eps=1e-8 (default), weight_decay=0.01 (default)",
+        ),
+        (
+            "optimizer rmsprop rho=0.95",
+            "optimizer: rmsprop lr=0.001 (default), rho=0.95, eps=1e-8 (default)",
+        ),
+    ];
+    for (line, want) in cases {
+        let file = linear_model(&dir, line);
+        let out = slope().arg("check").arg(&file).assert().success();
+        let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        assert!(text.lines().any(|l| l == want), "{text}");
+    }
+}
+
+#[test]
 fn bad_data_leaves_existing_weights_untouched() {
     let dir = scratch("atomic");
     let file = linear_model(&dir, "optimizer sgd lr=0.1");

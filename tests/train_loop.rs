@@ -3,14 +3,16 @@
 //! in f64 below. Independent of `lower` and `diff`: this checks batching,
 //! the optimizers' exact formulas, the epoch metrics and the NaN guard.
 
+use slope::check::layer::ParamRole;
 use slope::check::model::{
     Activation, Builtin, FeatureShape, Init, Layer, Loss, Model, Optimizer, Setting,
 };
 use slope::data::Dataset;
 use slope::diag::Span;
 use slope::graph::{Axes, Dim, Graph, LeafKind, Op, Shape};
+use slope::pipeline::{Network, ParamNode};
 use slope::train::weights::{Tensor, Weights};
-use slope::train::{self, Network, Settings, TrainError};
+use slope::train::{self, Settings, TrainError};
 
 const X: [[f64; 2]; 3] = [[1.0, 2.0], [0.5, -1.0], [-1.5, 0.25]];
 const T: [f64; 3] = [1.0, 0.0, 2.0];
@@ -96,11 +98,23 @@ fn network() -> Network {
     let dzt = g.add(Op::Transpose, &[dz]).unwrap();
     let dw = g.add(Op::MatMul, &[dzt, x]).unwrap();
     let db = g.add(Op::Sum(Axes(1)), &[dz]).unwrap();
+    let param = |name: &str, node, shape, role| ParamNode {
+        name: name.into(),
+        node,
+        shape,
+        layer: 0,
+        role,
+    };
     Network {
         graph: g,
         x,
         t,
-        params: vec![w, b],
+        params: vec![
+            param("dense1.weight", w, vec![1, 2], ParamRole::Weight),
+            param("dense1.bias", b, vec![1], ParamRole::Bias),
+        ],
+        layers: vec![],
+        y: z,
         grads: vec![dw, db],
         loss,
         correct: None,
@@ -244,6 +258,62 @@ fn adam_follows_the_formula_with_the_step_count_across_epochs() {
 }
 
 #[test]
+fn adamw_decays_weights_but_not_biases() {
+    let (lr, b1, b2, e, d) = (0.01, 0.9, 0.999, 1e-8, 0.1);
+    let opt = Optimizer::AdamW {
+        lr: Setting::given(lr),
+        beta1: Setting::default(b1),
+        beta2: Setting::default(b2),
+        eps: Setting::default(e),
+        weight_decay: Setting::given(d),
+    };
+    // w -= lr*D*w on the weight (p[0], p[1]), not the bias, then Adam.
+    let (mut m, mut v, mut s) = ([0.0; 3], [0.0; 3], 0);
+    let (p, losses) = reference(2, |p, g| {
+        s += 1;
+        for i in 0..3 {
+            m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+            if i < 2 {
+                p[i] -= lr * d * p[i];
+            }
+            let m_hat = m[i] / (1.0 - f64::powi(b1, s));
+            let v_hat = v[i] / (1.0 - f64::powi(b2, s));
+            p[i] -= lr * m_hat / (v_hat.sqrt() + e);
+        }
+    });
+    check(&run(opt, 2), p, &losses);
+}
+
+#[test]
+fn rmsprop_follows_the_formula() {
+    let (lr, r, e) = (0.01, 0.9, 1e-8);
+    let opt = Optimizer::RmsProp {
+        lr: Setting::given(lr),
+        rho: Setting::default(r),
+        eps: Setting::default(e),
+    };
+    // v = R*v + (1-R)*g^2; w -= lr*g/(sqrt(v) + E), v from 0.
+    let mut v = [0.0; 3];
+    let (p, losses) = reference(2, |p, g| {
+        for i in 0..3 {
+            v[i] = r * v[i] + (1.0 - r) * g[i] * g[i];
+            p[i] -= lr * g[i] / (v[i].sqrt() + e);
+        }
+    });
+    check(&run(opt, 2), p, &losses);
+}
+
+#[test]
+fn adamw_without_decay_is_adam_bit_for_bit() {
+    let adam = Optimizer::default_of("adam").unwrap();
+    let mut adamw = Optimizer::default_of("adamw").unwrap();
+    *adamw.setting_mut("weight_decay").unwrap() = Setting::given(0.0);
+    let (a, b) = (run(adam, 2), run(adamw, 2));
+    assert_eq!(a.weights, b.weights);
+}
+
+#[test]
 fn training_is_bit_for_bit_deterministic() {
     let opt = Optimizer::Adam {
         lr: Setting::given(0.05),
@@ -358,22 +428,7 @@ fn lowered_xor_trains_to_full_accuracy() {
         models: vec![model.clone()],
         train: None,
     };
-    let lowered = slope::lower::lower_model(&program, &model).unwrap();
-    let mut graph = lowered.graph;
-    let params: Vec<_> = lowered.params.iter().map(|p| p.node).collect();
-    let grads = slope::diff::grad(&mut graph, lowered.loss, &params).grads;
-    let mut roots = vec![lowered.loss, lowered.correct.unwrap()];
-    roots.extend(&grads);
-    let s = slope::simplify::simplify(&mut graph, &roots).roots;
-    let net = Network {
-        graph,
-        x: lowered.x,
-        t: lowered.t,
-        params,
-        grads: s[2..].to_vec(),
-        loss: s[0],
-        correct: Some(s[1]),
-    };
+    let (net, _) = slope::pipeline::compile(&program, &model).unwrap();
     let data = Dataset {
         columns: vec!["a".into(), "b".into(), "y".into()],
         feature_names: vec!["a".into(), "b".into()],

@@ -250,7 +250,11 @@ impl<T> Setting<T> {
     }
 }
 
-/// The optimizer and its hyper-parameters.
+/// The optimizer and its hyper-parameters (spec §6).
+///
+/// Every fact about an optimizer's options (names, defaults, ranges, hints)
+/// is an exhaustive `match` in this `impl`; its update is one arm of
+/// `train::optim::build_updates`. A new optimizer touches those two files.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Optimizer {
     /// `v = M*v + g; w -= lr*v`
@@ -271,14 +275,201 @@ pub enum Optimizer {
         /// Denominator guard (> 0).
         eps: Setting<f64>,
     },
+    /// Adam plus decoupled weight decay on weights (not biases):
+    /// `w -= lr*D*w` before the Adam update.
+    AdamW {
+        /// Learning rate (> 0).
+        lr: Setting<f64>,
+        /// First-moment decay in [0, 1).
+        beta1: Setting<f64>,
+        /// Second-moment decay in [0, 1).
+        beta2: Setting<f64>,
+        /// Denominator guard (> 0).
+        eps: Setting<f64>,
+        /// Weight decay `D` (>= 0).
+        weight_decay: Setting<f64>,
+    },
+    /// `v = R*v + (1-R)*g^2; w -= lr*g/(sqrt(v) + E)`.
+    RmsProp {
+        /// Learning rate (> 0).
+        lr: Setting<f64>,
+        /// Decay of the mean square in [0, 1).
+        rho: Setting<f64>,
+        /// Denominator guard (> 0).
+        eps: Setting<f64>,
+    },
+}
+
+impl Default for Optimizer {
+    /// The spec's default: `optimizer sgd` with its default options.
+    fn default() -> Optimizer {
+        Optimizer::Sgd {
+            lr: Setting::default(0.01),
+            momentum: Setting::default(0.0),
+        }
+    }
+}
+
+/// The range an optimizer option (or another real setting) may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// `x > 0` (learning rates, eps).
+    Positive,
+    /// `0 <= x < 1` (momentum, betas, rho, validation).
+    UnitOpen,
+    /// `x >= 0` (weight decay).
+    NonNegative,
 }
 
 impl Optimizer {
+    /// Every optimizer, as `optimizer NAME` spells it.
+    pub const NAMES: [&'static str; 4] = ["sgd", "adam", "adamw", "rmsprop"];
+
+    /// The optimizer called `name`, every option at its default.
+    pub fn default_of(name: &str) -> Option<Optimizer> {
+        let d = Setting::default;
+        Some(match name {
+            "sgd" => Optimizer::default(),
+            "adam" => Optimizer::Adam {
+                lr: d(0.001),
+                beta1: d(0.9),
+                beta2: d(0.999),
+                eps: d(1e-8),
+            },
+            "adamw" => Optimizer::AdamW {
+                lr: d(0.001),
+                beta1: d(0.9),
+                beta2: d(0.999),
+                eps: d(1e-8),
+                weight_decay: d(0.01),
+            },
+            "rmsprop" => Optimizer::RmsProp {
+                lr: d(0.001),
+                rho: d(0.9),
+                eps: d(1e-8),
+            },
+            _ => return None,
+        })
+    }
+
+    /// The name, as `optimizer NAME` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Optimizer::Sgd { .. } => "sgd",
+            Optimizer::Adam { .. } => "adam",
+            Optimizer::AdamW { .. } => "adamw",
+            Optimizer::RmsProp { .. } => "rmsprop",
+        }
+    }
+
+    /// Every option with its value, in the order `slope check` prints them.
+    pub fn settings(&self) -> Vec<(&'static str, Setting<f64>)> {
+        match *self {
+            Optimizer::Sgd { lr, momentum } => vec![("lr", lr), ("momentum", momentum)],
+            Optimizer::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => vec![("lr", lr), ("beta1", beta1), ("beta2", beta2), ("eps", eps)],
+            Optimizer::AdamW {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => vec![
+                ("lr", lr),
+                ("beta1", beta1),
+                ("beta2", beta2),
+                ("eps", eps),
+                ("weight_decay", weight_decay),
+            ],
+            Optimizer::RmsProp { lr, rho, eps } => vec![("lr", lr), ("rho", rho), ("eps", eps)],
+        }
+    }
+
+    /// The option `key` of this optimizer, to set it; `None` when it has none.
+    pub fn setting_mut(&mut self, key: &str) -> Option<&mut Setting<f64>> {
+        match (self, key) {
+            (
+                Optimizer::Sgd { lr, .. }
+                | Optimizer::Adam { lr, .. }
+                | Optimizer::AdamW { lr, .. }
+                | Optimizer::RmsProp { lr, .. },
+                "lr",
+            ) => Some(lr),
+            (Optimizer::Sgd { momentum, .. }, "momentum") => Some(momentum),
+            (Optimizer::Adam { beta1, .. } | Optimizer::AdamW { beta1, .. }, "beta1") => {
+                Some(beta1)
+            }
+            (Optimizer::Adam { beta2, .. } | Optimizer::AdamW { beta2, .. }, "beta2") => {
+                Some(beta2)
+            }
+            (
+                Optimizer::Adam { eps, .. }
+                | Optimizer::AdamW { eps, .. }
+                | Optimizer::RmsProp { eps, .. },
+                "eps",
+            ) => Some(eps),
+            (Optimizer::AdamW { weight_decay, .. }, "weight_decay") => Some(weight_decay),
+            (Optimizer::RmsProp { rho, .. }, "rho") => Some(rho),
+            _ => None,
+        }
+    }
+
+    /// Every option key of every optimizer.
+    pub const ALL_OPTIONS: [&'static str; 7] = [
+        "lr",
+        "momentum",
+        "beta1",
+        "beta2",
+        "eps",
+        "weight_decay",
+        "rho",
+    ];
+
+    /// What diagnostics call option `key`, and its range; `None` for a key
+    /// no optimizer has.
+    pub fn option_bound(key: &str) -> Option<(&'static str, Bound)> {
+        Some(match key {
+            "lr" => ("learning rate", Bound::Positive),
+            "momentum" => ("momentum", Bound::UnitOpen),
+            "beta1" => ("beta1", Bound::UnitOpen),
+            "beta2" => ("beta2", Bound::UnitOpen),
+            "eps" => ("eps", Bound::Positive),
+            "weight_decay" => ("weight decay", Bound::NonNegative),
+            "rho" => ("rho", Bound::UnitOpen),
+            _ => return None,
+        })
+    }
+
+    /// A note for option `key`, which belongs to another optimizer than this one.
+    pub fn foreign_option_note(&self, key: &str) -> Option<&'static str> {
+        match (self, key) {
+            (Optimizer::Sgd { .. }, "beta1" | "beta2" | "eps") => {
+                Some("'beta1', 'beta2' and 'eps' are options of adam: optimizer adam ...")
+            }
+            (Optimizer::Adam { .. } | Optimizer::AdamW { .. }, "momentum") => {
+                Some("'momentum' is an option of sgd; adam keeps its own moment estimates (beta1)")
+            }
+            (Optimizer::RmsProp { .. }, "momentum") => {
+                Some("'momentum' is an option of sgd; rmsprop keeps a mean square (rho)")
+            }
+            (Optimizer::RmsProp { .. }, "beta1" | "beta2") => {
+                Some("'beta1' and 'beta2' are options of adam and adamw; rmsprop's decay is rho")
+            }
+            (_, "weight_decay") => {
+                Some("'weight_decay' is an option of adamw: optimizer adamw ...")
+            }
+            (_, "rho") => Some("'rho' is an option of rmsprop: optimizer rmsprop ..."),
+            _ => None,
+        }
+    }
+
     /// The learning rate.
     pub fn lr(&self) -> f64 {
-        match self {
-            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => lr.value,
-        }
+        self.settings()[0].1.value
     }
 }
 

@@ -7,9 +7,6 @@ use super::values::{Range, Seen, boolean, choice, describe, options, positional,
 use crate::diag::{Diagnostic, Span, suggest};
 use crate::syntax::ast::{Block, Stmt, Value, ValueKind};
 
-const SGD_OPTIONS: [&str; 2] = ["lr", "momentum"];
-const ADAM_OPTIONS: [&str; 4] = ["lr", "beta1", "beta2", "eps"];
-
 /// The largest epoch count and batch size accepted.
 const MAX_COUNT: u64 = u32::MAX as u64;
 
@@ -18,7 +15,7 @@ pub(super) fn check_train(block: &Block, diags: &mut Vec<Diagnostic>) -> TrainCo
     let mut config = TrainConfig {
         data: None,
         validation: Setting::default(0.0),
-        optimizer: default_optimizer("sgd"),
+        optimizer: Optimizer::default(),
         epochs: Setting::default(10),
         batch: Setting::default(32),
         shuffle: Setting::default(true),
@@ -68,7 +65,7 @@ fn unknown_statement(stmt: &Stmt, keyword: &str) -> Diagnostic {
         stmt.keyword.span,
     )
     .with_label("not a train statement");
-    if SGD_OPTIONS.contains(&keyword) || ADAM_OPTIONS.contains(&keyword) {
+    if Optimizer::ALL_OPTIONS.contains(&keyword) {
         d = d.with_help(format!(
             "'{keyword}' is an option of the optimizer: optimizer sgd {keyword}=..."
         ));
@@ -220,69 +217,39 @@ fn check_targets(value: &Value, diags: &mut Vec<Diagnostic>) -> Option<Vec<(Stri
     ok.then_some(out)
 }
 
-fn default_optimizer(kind: &str) -> Optimizer {
-    match kind {
-        "adam" => Optimizer::Adam {
-            lr: Setting::default(0.001),
-            beta1: Setting::default(0.9),
-            beta2: Setting::default(0.999),
-            eps: Setting::default(1e-8),
-        },
-        _ => Optimizer::Sgd {
-            lr: Setting::default(0.01),
-            momentum: Setting::default(0.0),
-        },
-    }
-}
-
 fn check_optimizer(stmt: &Stmt, diags: &mut Vec<Diagnostic>) -> Option<Optimizer> {
-    let values = positional(stmt, 1, 1, "optimizer sgd|adam [OPTIONS]", diags);
-    let kind = values.and_then(|v| choice(&v[0], "optimizer", &["sgd", "adam"], diags));
-    let Some(kind) = kind else {
+    let values = positional(
+        stmt,
+        1,
+        1,
+        "optimizer sgd|adam|adamw|rmsprop [OPTIONS]",
+        diags,
+    );
+    let kind = values.and_then(|v| choice(&v[0], "optimizer", &Optimizer::NAMES, diags));
+    let Some(mut opt) = kind.and_then(Optimizer::default_of) else {
         // Still check the options' values, against every optimizer's keys.
-        options(
-            stmt,
-            &["lr", "momentum", "beta1", "beta2", "eps"],
-            &[],
-            diags,
-        );
+        options(stmt, &Optimizer::ALL_OPTIONS, &[], diags);
         return None;
     };
-    let (allowed, elsewhere): (&[&str], [(&str, &str); 3]) = if kind == "sgd" {
-        let note = "'beta1', 'beta2' and 'eps' are options of adam: optimizer adam ...";
-        (
-            &SGD_OPTIONS,
-            [("beta1", note), ("beta2", note), ("eps", note)],
-        )
-    } else {
-        let note = "'momentum' is an option of sgd; adam keeps its own moment estimates (beta1)";
-        (&ADAM_OPTIONS, [("momentum", note), ("", ""), ("", "")])
-    };
-    let mut opt = default_optimizer(kind);
+    let allowed: Vec<&str> = opt.settings().iter().map(|(k, _)| *k).collect();
+    let elsewhere: Vec<(&str, &str)> = Optimizer::ALL_OPTIONS
+        .iter()
+        .filter_map(|&k| opt.foreign_option_note(k).map(|note| (k, note)))
+        .collect();
     let mut ok = true;
-    for o in options(stmt, allowed, &elsewhere, diags) {
-        let v = &o.value;
+    for o in options(stmt, &allowed, &elsewhere, diags) {
         let key = o.key.name.as_str();
-        let (what, range) = match key {
-            "lr" => ("learning rate", Range::Positive),
-            "momentum" => ("momentum", Range::UnitOpen),
-            "beta1" => ("beta1", Range::UnitOpen),
-            "beta2" => ("beta2", Range::UnitOpen),
-            _ => ("eps", Range::Positive),
+        let Some((what, range)) = Optimizer::option_bound(key) else {
+            unreachable!("options() only returns keys allowed for this optimizer")
         };
-        let Some(x) = real(v, what, range, diags) else {
+        let Some(x) = real(&o.value, what, range, diags) else {
             ok = false;
             continue;
         };
-        let x = Setting::given(x);
-        match (&mut opt, key) {
-            (Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. }, "lr") => *lr = x,
-            (Optimizer::Sgd { momentum, .. }, "momentum") => *momentum = x,
-            (Optimizer::Adam { beta1, .. }, "beta1") => *beta1 = x,
-            (Optimizer::Adam { beta2, .. }, "beta2") => *beta2 = x,
-            (Optimizer::Adam { eps, .. }, "eps") => *eps = x,
-            _ => unreachable!("options() only returns keys allowed for this optimizer"),
-        }
+        let Some(setting) = opt.setting_mut(key) else {
+            unreachable!("options() only returns keys allowed for this optimizer")
+        };
+        *setting = Setting::given(x);
     }
     ok.then_some(opt)
 }

@@ -89,14 +89,8 @@ pub(super) fn whole(
     }
 }
 
-/// The ranges real-valued settings may take.
-#[derive(Clone, Copy)]
-pub(super) enum Range {
-    /// `x > 0` (learning rates, eps).
-    Positive,
-    /// `0 <= x < 1` (momentum, betas, validation).
-    UnitOpen,
-}
+/// The ranges real-valued settings may take (one enum with the optimizers').
+pub(super) use super::model::Bound as Range;
 
 /// A finite number in `range`.
 pub(super) fn real(
@@ -112,6 +106,7 @@ pub(super) fn real(
     let (ok, expected) = match range {
         Range::Positive => (*x > 0.0 && x.is_finite(), "must be greater than 0"),
         Range::UnitOpen => ((0.0..1.0).contains(x), "must be at least 0 and less than 1"),
+        Range::NonNegative => (*x >= 0.0 && x.is_finite(), "must be at least 0"),
     };
     if ok {
         Some(*x)

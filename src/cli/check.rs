@@ -4,7 +4,7 @@
 use super::common::{self, Loaded, LoadedData};
 use super::{Failure, PathArg};
 use crate::check::model::{
-    Activation, Function, Layer, LayerKind, Loss, Model, Optimizer, Setting, TrainConfig,
+    Activation, Function, Layer, LayerKind, Loss, Model, Optimizer, TrainConfig,
 };
 use crate::data;
 use crate::diag::thousands;
@@ -231,32 +231,12 @@ fn task_text(model: &Model) -> String {
 }
 
 fn optimizer_text(opt: &Optimizer) -> String {
-    let parts: Vec<String> = optimizer_settings(opt)
+    let parts: Vec<String> = opt
+        .settings()
         .iter()
         .map(|(k, s)| format!("{k}={}{}", number(s.value), default_mark(s.is_default)))
         .collect();
-    format!("{} {}", optimizer_name(opt), parts.join(", "))
-}
-
-fn optimizer_name(opt: &Optimizer) -> &'static str {
-    match opt {
-        Optimizer::Sgd { .. } => "sgd",
-        Optimizer::Adam { .. } => "adam",
-    }
-}
-
-fn optimizer_settings(opt: &Optimizer) -> Vec<(&'static str, Setting<f64>)> {
-    match *opt {
-        Optimizer::Sgd { lr, momentum } => vec![("lr", lr), ("momentum", momentum)],
-        Optimizer::Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-        } => {
-            vec![("lr", lr), ("beta1", beta1), ("beta2", beta2), ("eps", eps)]
-        }
-    }
+    format!("{} {}", opt.name(), parts.join(", "))
 }
 
 fn schedule_text(t: &TrainConfig) -> String {
@@ -314,9 +294,9 @@ pub fn summary_json(loaded: &Loaded, data: Option<&LoadedData>) -> Value {
         .collect();
     let training = loaded.program.train.as_ref().map(|t| {
         let mut optimizer = serde_json::Map::new();
-        optimizer.insert("name".into(), json!(optimizer_name(&t.optimizer)));
+        optimizer.insert("name".into(), json!(t.optimizer.name()));
         let mut defaults: Vec<&str> = Vec::new();
-        for (k, s) in optimizer_settings(&t.optimizer) {
+        for (k, s) in t.optimizer.settings() {
             optimizer.insert(k.into(), json!(s.value));
             if s.is_default {
                 defaults.push(k);

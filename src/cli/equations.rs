@@ -12,8 +12,7 @@ use crate::check::layer::ParamRole;
 use crate::check::model::{Activation, Builtin, Loss, Model};
 use crate::graph::print::{Printer, Style};
 use crate::graph::{Graph, NodeId, Op};
-use crate::lower::Network;
-use crate::{diff, simplify};
+use crate::pipeline::{self, Derived, Focus, Network};
 
 /// One equation `lhs = rhs`, with an optional note printed before it.
 struct Line {
@@ -47,55 +46,35 @@ pub struct Equations {
 }
 
 /// Differentiates and simplifies the network, then collects its equations.
-pub fn derive(net: Network, model: &Model) -> Equations {
-    let Network {
-        mut graph,
-        params,
-        layers,
-        loss,
-        ..
-    } = net;
-    let g = &mut graph;
-    let n_layers = layers.len();
+pub fn derive(mut net: Network, model: &Model) -> Equations {
     let mut legend = Vec::new();
-    // The model says which parameter is a weight; `params` is in its order.
-    for (p, spec) in params.iter().zip(model.params()) {
-        let short = match spec.role {
+    for p in &net.params {
+        let short = match p.role {
             ParamRole::Weight => "W",
             ParamRole::Bias => "b",
         };
         let name = format!("{short}{}", p.layer + 1);
         let dims: Vec<String> = p.shape.iter().map(|d| d.to_string()).collect();
         legend.push(format!("{name} = {} [{}]", p.name, dims.join(", ")));
-        g.names.insert(p.node, name);
+        net.graph.names.insert(p.node, name);
     }
-
-    let wrt: Vec<NodeId> = params.iter().map(|p| p.node).collect();
-    let grads = diff::grad(g, loss, &wrt);
-    let deltas: Vec<Option<NodeId>> = layers.iter().map(|l| grads.adjoint(l.z)).collect();
-    // Each activation's derivative: the gradient of a = act(z), seeded
-    // with ones, is act'(z) element-wise, sharing the forward nodes.
-    let mut act_derivs = Vec::new();
-    for (l, layer) in layers.iter().zip(&model.layers) {
-        let elementwise = !matches!(layer.activation(), Activation::Softmax);
-        if l.a != l.z && elementwise {
-            act_derivs.push(Some(diff::grad(g, l.a, &[l.z]).grads[0]));
-        } else {
-            act_derivs.push(None);
-        }
-    }
-
-    let mut roots = vec![loss];
-    roots.extend(layers.iter().flat_map(|l| [l.z, l.a]));
-    roots.extend(&grads.grads);
-    let opt: Vec<NodeId> = deltas
-        .iter()
-        .chain(&act_derivs)
-        .flatten()
-        .copied()
-        .collect();
-    roots.extend(&opt);
-    let s = simplify::simplify(g, &roots);
+    let Derived {
+        network:
+            Network {
+                mut graph,
+                params,
+                layers,
+                loss,
+                grads,
+                ..
+            },
+        deltas,
+        activation_derivatives: act_derivs,
+        simplified: s,
+        ..
+    } = pipeline::derive(net, Focus::Equations);
+    let g = &mut graph;
+    let n_layers = layers.len();
 
     for (i, d) in deltas.iter().enumerate() {
         if let Some(d) = d {
@@ -136,7 +115,7 @@ pub fn derive(net: Network, model: &Model) -> Equations {
         _ => None,
     };
     // The loss is `sum(per-element loss) * (1/count)`: print the mean of the per-element loss.
-    let l = s.get(loss);
+    let l = loss;
     let per = g
         .node(l)
         .args
@@ -203,7 +182,7 @@ pub fn derive(net: Network, model: &Model) -> Equations {
                 mean: false,
             });
         }
-        for (p, &gr) in params.iter().zip(&grads.grads) {
+        for (p, &gr) in params.iter().zip(&grads) {
             if p.layer == i {
                 let short = g.names[&p.node].clone();
                 backward.push(Line {
@@ -212,7 +191,7 @@ pub fn derive(net: Network, model: &Model) -> Equations {
                         "\\frac{{\\partial \\ell}}{{\\partial {}}}",
                         crate::graph::print::latex_name(&short)
                     ),
-                    rhs: s.get(gr),
+                    rhs: gr,
                     note: None,
                     mean: false,
                 });

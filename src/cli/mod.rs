@@ -1,16 +1,15 @@
 //! Stage 8: the `slope` command line. The only module that prints, reads
 //! files or uses `anyhow`; nothing imports it.
 
+mod bench;
 mod check;
 pub mod common;
 mod equations;
 mod fmt;
 mod run;
-mod run_cmd;
 pub mod source;
 mod symbolic;
 mod train;
-mod train_net;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -43,7 +42,7 @@ pub enum Command {
     /// Compare the compiled f64 gradient with finite differences.
     Gradcheck(run::GradcheckArgs),
     /// Time each phase and the training step.
-    Bench(run::BenchArgs),
+    Bench(bench::BenchArgs),
     /// JIT-compile and train the network.
     Train(train::TrainArgs),
 }
@@ -82,7 +81,7 @@ pub fn main() -> ExitCode {
         Command::Graph(a) => symbolic::graph(a),
         Command::Predict(a) => run::predict(a),
         Command::Gradcheck(a) => run::gradcheck(a),
-        Command::Bench(a) => run::bench(a),
+        Command::Bench(a) => bench::bench(a),
         Command::Train(a) => train::run(a),
     };
     match result {

@@ -1,7 +1,15 @@
-//! `slope predict`, `slope gradcheck` and `slope bench`: commands that run compiled code.
+//! `slope predict`, `slope gradcheck` and numeric `slope grad --weights`:
+//! commands that run compiled code. The computations are library functions
+//! (`train::tasks`); this file reads the inputs and formats the results.
 
+use super::common::{self, Loaded};
 use super::{Failure, PathArg};
+use crate::check::model::Loss;
+use crate::train::tasks::{self, GRADCHECK_FLOOR, GRADCHECK_ROWS, GRADCHECK_TOL};
+use crate::train::weights;
+use crate::{lower, pipeline};
 use clap::Args;
+use std::path::Path;
 use std::process::ExitCode;
 
 /// Arguments of `slope predict`.
@@ -36,45 +44,166 @@ pub struct GradcheckArgs {
     pub weights: Option<PathArg>,
 }
 
-/// Arguments of `slope bench`.
-#[derive(Args, Debug)]
-pub struct BenchArgs {
-    /// The `.nn` file.
-    pub file: PathArg,
-    /// Which model, when the file has several.
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Threads for large matrix products.
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Rows per step, overriding the file's `batch` (at most 4096).
-    #[arg(long)]
-    pub batch: Option<usize>,
+fn task_failure(e: impl std::fmt::Display) -> Failure {
+    Failure::Input(format!("error: {e}\n"))
+}
+
+/// The chosen model through the compile pipeline, a diagnostic rendered.
+fn compile(loaded: &Loaded) -> Result<pipeline::Network, Failure> {
+    pipeline::compile(&loaded.program, loaded.model())
+        .map(|(net, _)| net)
+        .map_err(|d| Failure::Input(loaded.render(&[d])))
 }
 
 /// Runs `slope predict`.
 pub fn predict(args: PredictArgs) -> Result<ExitCode, Failure> {
-    super::run_cmd::predict(args)
+    let loaded = common::load_program(&args.file, args.model.as_deref())?;
+    let model = loaded.model();
+    let w = common::read_weights(&args.weights, model)?;
+    let data = common::load_data_file(&loaded, &args.data, true)?;
+    // The forward pass needs no gradients: lowering is all of the pipeline it uses.
+    let net = lower::lower_model(&loaded.program, model)
+        .map_err(|d| Failure::Input(loaded.render(&[d])))?;
+    let rows = data.rows;
+    if rows == 0 {
+        return Err(Failure::Input(format!(
+            "error: '{}' has no data rows\n",
+            args.data.display()
+        )));
+    }
+    let p = tasks::predict(&net, model, &w, &data.features, rows).map_err(task_failure)?;
+    let k = p.width;
+    let names: Vec<String> = (0..k).map(|i| format!("y{i}")).collect();
+    let mut out = String::new();
+    if !args.json {
+        out.push_str(&names.join(","));
+        match model.loss {
+            Loss::CrossEntropy => out.push_str(",class"),
+            Loss::Bce if k == 1 => out.push_str(",class"),
+            Loss::Bce => (0..k).for_each(|i| out.push_str(&format!(",class{i}"))),
+            Loss::Mse | Loss::Custom(_) => {}
+        }
+        out.push('\n');
+    }
+    for (row, classes) in p.outputs.chunks(k).zip(&p.classes) {
+        if args.json {
+            let mut obj = serde_json::Map::new();
+            obj.insert(
+                "outputs".into(),
+                serde_json::json!(row.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()),
+            );
+            match classes.as_slice() {
+                [] => {}
+                [c] => {
+                    obj.insert("class".into(), serde_json::json!(c));
+                }
+                cs => {
+                    obj.insert("class".into(), serde_json::json!(cs));
+                }
+            }
+            out.push_str(&serde_json::Value::Object(obj).to_string());
+        } else {
+            let cells: Vec<String> = row
+                .iter()
+                .map(|v| v.to_string())
+                .chain(classes.iter().map(|c| c.to_string()))
+                .collect();
+            out.push_str(&cells.join(","));
+        }
+        out.push('\n');
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `slope grad FILE --weights W --data D --out G`: the gradient of the
+/// mean loss over all rows of D, written as float32 safetensors. `slope
+/// grad` calls this when `--weights` is given.
+pub fn grad_numeric(
+    file: &Path,
+    model: Option<&str>,
+    weights_path: &Path,
+    data: Option<&Path>,
+    out: Option<&Path>,
+) -> Result<ExitCode, Failure> {
+    let (Some(data), Some(out)) = (data, out) else {
+        return Err(Failure::Usage(
+            "error: `slope grad --weights` needs --data D and --out G\n".into(),
+        ));
+    };
+    let loaded = common::load_program(file, model)?;
+    let w = common::read_weights(weights_path, loaded.model())?;
+    let ds = common::load_data_file(&loaded, data, false)?;
+    if ds.rows == 0 {
+        return Err(Failure::Input(format!(
+            "error: '{}' has no data rows\n",
+            data.display()
+        )));
+    }
+    let net = compile(&loaded)?;
+    let g = tasks::gradient(&net, &w, ds.features.clone(), ds.targets.clone(), ds.rows)
+        .map_err(task_failure)?;
+    weights::write_atomic(out, &weights::to_safetensors(&g)).map_err(|e| {
+        Failure::Input(format!(
+            "error: cannot write '{}': {}\n",
+            out.display(),
+            super::source::io_message(&e)
+        ))
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `slope gradcheck`.
 pub fn gradcheck(args: GradcheckArgs) -> Result<ExitCode, Failure> {
-    super::run_cmd::gradcheck(args)
-}
-
-/// Runs `slope bench`.
-pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
-    super::run_cmd::bench(args)
-}
-
-/// Runs `slope grad FILE --weights W --data D --out G` (the numeric
-/// gradient); `slope grad` calls this when `--weights` is given.
-pub fn grad_numeric(
-    file: &std::path::Path,
-    model: Option<&str>,
-    weights: &std::path::Path,
-    data: Option<&std::path::Path>,
-    out: Option<&std::path::Path>,
-) -> Result<ExitCode, Failure> {
-    super::run_cmd::grad_numeric(file, model, weights, data, out)
+    let loaded = common::load_program(&args.file, args.model.as_deref())?;
+    let model = loaded.model();
+    let w = match &args.weights {
+        Some(p) => common::read_weights(p, model)?,
+        None => {
+            let seed = loaded.program.train.as_ref().map_or(0, |t| t.seed.value);
+            weights::init(model, seed)
+        }
+    };
+    let Some(data) = common::load_dataset(&loaded)? else {
+        return Err(Failure::Input(format!(
+            "error: '{}' has no train block with a data statement; gradcheck needs the model's data\n",
+            loaded.name
+        )));
+    };
+    let ds = data.dataset;
+    let rows = ds.rows.min(GRADCHECK_ROWS);
+    if rows == 0 {
+        return Err(Failure::Input(format!(
+            "error: '{}' has no data rows\n",
+            data.name
+        )));
+    }
+    let net = compile(&loaded)?;
+    let x = tasks::widen(&ds.features[..rows * ds.n_features()]);
+    let t = tasks::widen(&ds.targets[..rows * ds.n_targets()]);
+    let checks = tasks::gradcheck(&net, &w, x, t, rows).map_err(task_failure)?;
+    println!(
+        "gradcheck {}: {rows} rows, f64 JIT gradient vs central differences (error: |g - fd| / max(|g|, |fd|, {GRADCHECK_FLOOR:e}))",
+        model.name
+    );
+    let mut worst_all: f64 = 0.0;
+    for (tensor, c) in w.tensors.iter().zip(&checks) {
+        let sampled = if c.checked < c.len {
+            format!(" ({} of {} elements)", c.checked, c.len)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:<24} worst relative error {:.2e}{sampled}",
+            tensor.name, c.worst
+        );
+        worst_all = worst_all.max(c.worst);
+    }
+    if worst_all <= GRADCHECK_TOL {
+        println!("ok: every tensor within {GRADCHECK_TOL:e}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("FAILED: worst relative error {worst_all:.2e} exceeds {GRADCHECK_TOL:e}");
+        Ok(ExitCode::from(1))
+    }
 }

@@ -6,6 +6,7 @@ use super::{Failure, PathArg};
 use crate::diag::{self, SourceMap};
 use crate::graph::print::{Printer, Style};
 use crate::graph::{Graph, LeafKind, NodeId, Shape};
+use crate::pipeline::{self, Focus};
 use crate::syntax::ast::{Expr, ExprKind};
 use crate::{diff, lower, simplify, syntax};
 use clap::Args;
@@ -295,23 +296,19 @@ pub fn grad(args: GradArgs) -> Result<ExitCode, Failure> {
 /// Runs `slope graph FILE [--grad]`.
 pub fn graph(args: GraphArgs) -> Result<ExitCode, Failure> {
     let loaded = load_program(&args.file, args.model.as_deref())?;
-    let mut net = lower::lower_model(&loaded.program, loaded.model())
+    let net = lower::lower_model(&loaded.program, loaded.model())
         .map_err(|d| Failure::Input(loaded.render(&[d])))?;
     let mut roots = vec![("loss".to_string(), net.loss), ("y".to_string(), net.y)];
-    if args.grad {
-        let wrt: Vec<NodeId> = net.params.iter().map(|p| p.node).collect();
-        let grads = diff::grad(&mut net.graph, net.loss, &wrt);
-        let mut ids: Vec<NodeId> = roots.iter().map(|r| r.1).collect();
-        ids.extend(&grads.grads);
-        let s = simplify::simplify(&mut net.graph, &ids);
-        roots = vec![
-            ("loss".to_string(), s.roots[0]),
-            ("y".to_string(), s.roots[1]),
-        ];
-        for (p, &gid) in net.params.iter().zip(&s.roots[2..]) {
+    let net = if args.grad {
+        let net = pipeline::derive(net, Focus::Graph).network;
+        roots = vec![("loss".to_string(), net.loss), ("y".to_string(), net.y)];
+        for (p, &gid) in net.params.iter().zip(&net.grads) {
             roots.push((format!("∂loss/∂{}", p.name), gid));
         }
-    }
+        net
+    } else {
+        net
+    };
     print!("{}", crate::graph::dot::dot(&net.graph, &roots));
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@
 
 use super::common::{self, Loaded};
 use super::{Failure, PathArg};
-use crate::check::model::{Activation, Loss, Model, Optimizer, Setting};
+use crate::check::model::{Activation, Loss, Model, Setting};
 use crate::diag::Diagnostic;
 use crate::train::weights;
 use crate::train::{self, EpochReport, Settings, TrainError};
@@ -80,13 +80,12 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Failure> {
         None => weights::init(model, seed),
     };
 
-    let (net, timings) = super::train_net::network(&loaded)?;
+    let (net, timings) = crate::pipeline::compile(&loaded.program, model)
+        .map_err(|d| Failure::Input(loaded.render(&[d])))?;
 
     let mut optimizer = config.optimizer;
-    if let Some(lr) = args.lr {
-        match &mut optimizer {
-            Optimizer::Sgd { lr: l, .. } | Optimizer::Adam { lr: l, .. } => *l = Setting::given(lr),
-        }
+    if let (Some(lr), Some(l)) = (args.lr, optimizer.setting_mut("lr")) {
+        *l = Setting::given(lr);
     }
     let settings = Settings {
         epochs: args.epochs.unwrap_or(config.epochs.value),

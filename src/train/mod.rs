@@ -3,45 +3,32 @@
 //! step per batch size; this module feeds it batches and keeps the metrics.
 //!
 //! All numeric work runs in JIT-compiled code. The Rust side gathers rows
-//! into preallocated buffers, sets Adam's two bias-correction scalars per
-//! step, and adds up the step's loss and correct-prediction count.
+//! into preallocated buffers, sets the optimizer's per-step scalars
+//! ([`optim::step_scalars`]), and adds up the step's loss and
+//! correct-prediction count. The compiled entry points come from one
+//! builder ([`layout::Builder`]) and are read by [`layout::Role`], never by
+//! position; the loop names no optimizer.
 //!
-//! **Architecture Invariant:** `train` uses `graph`, `codegen`, `data`,
-//! `check::model` and `weights`; it never parses, prints or reads files.
+//! **Architecture Invariant:** `train` uses `pipeline`, `graph`, `codegen`,
+//! `data`, `check::model` and `weights`; it never parses, prints or reads files.
 
 pub mod batch;
+pub mod layout;
 pub mod optim;
 pub mod rng;
+pub mod tasks;
 pub mod weights;
 
 use crate::check::model::{Model, Optimizer};
-use crate::codegen::{Compiled, Jit, Signature};
+use crate::codegen::{Compiled, Jit};
 use crate::data::Dataset;
-use crate::graph::{Axes, Graph, NodeId, Op};
+use crate::pipeline::Network;
 use batch::{BatchBuf, SHUFFLE_STREAM, Split};
+use layout::{Builder, Role};
+
 use rng::Rng;
 use std::time::Instant;
 use weights::Weights;
-
-/// A network ready to be trained: its graph with the loss and gradients.
-#[derive(Clone, Debug)]
-pub struct Network {
-    /// The graph holding the forward pass, the loss and the gradients.
-    pub graph: Graph,
-    /// The input leaf `[B, in]`.
-    pub x: NodeId,
-    /// The target leaf (`[B, K]`, or `[B]` class indices).
-    pub t: NodeId,
-    /// Parameter leaves, in the model's parameter order (as in [`Weights`]).
-    pub params: Vec<NodeId>,
-    /// `∂loss/∂param`, parallel to `params`.
-    pub grads: Vec<NodeId>,
-    /// The mean loss of the batch, a scalar.
-    pub loss: NodeId,
-    /// Correct predictions (a count, or 0/1 per row or element) for
-    /// classification; `None` for regression.
-    pub correct: Option<NodeId>,
-}
 
 /// Hyper-parameters in effect (the `train` block with CLI overrides).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -178,15 +165,92 @@ fn accuracy_units(model: &Model, rows: usize) -> f64 {
     }
 }
 
-/// `node` summed to a scalar (unchanged when it already is one).
-fn total(graph: &mut Graph, node: NodeId) -> Result<NodeId, TrainError> {
-    let rank = graph.node(node).shape.0.len();
-    if rank == 0 {
-        return Ok(node);
+/// The compiled training step (for full batches and for the shorter last
+/// one) and validation pass, with their layouts.
+struct Steps {
+    step_entry: layout::Entry,
+    eval_entry: layout::Entry,
+    updates: optim::Updates,
+    step_full: Compiled<f32>,
+    step_rest: Option<Compiled<f32>>,
+    eval: Option<Compiled<f32>>,
+    jit_seconds: f64,
+}
+
+/// Builds the step (forward, loss, gradients, checks, updates) and the
+/// validation pass, and compiles them for `full`, `rest` (when > 0) and
+/// `n_val` (when > 0) rows.
+fn compile_steps(
+    net: &Network,
+    settings: &Settings,
+    full: usize,
+    rest: usize,
+    n_val: usize,
+) -> Result<Steps, TrainError> {
+    let jit_start = Instant::now();
+    let mut builder = Builder::new(net);
+    let (step_entry, updates) = builder.step(&settings.optimizer).map_err(internal)?;
+    let eval_entry = builder.eval().map_err(internal)?;
+    if updates.scalars.len() > optim::MAX_SCALARS {
+        return Err(internal(
+            "the optimizer has more per-step scalars than MAX_SCALARS",
+        ));
     }
-    graph
-        .add(Op::Sum(Axes(((1u16 << rank) - 1) as u8)), &[node])
-        .map_err(internal)
+    let mut jit = Jit::new(settings.threads).map_err(internal)?;
+    let mut compile = |entry: &layout::Entry, rows: usize| -> Result<_, TrainError> {
+        builder.compile(&mut jit, entry, rows).map_err(internal)
+    };
+    let step_full = compile(&step_entry, full)?;
+    let step_rest = (rest > 0).then(|| compile(&step_entry, rest)).transpose()?;
+    let eval = (n_val > 0)
+        .then(|| compile(&eval_entry, n_val))
+        .transpose()?;
+    Ok(Steps {
+        step_entry,
+        eval_entry,
+        updates,
+        step_full,
+        step_rest,
+        eval,
+        jit_seconds: jit_start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The validation loss and accuracy (classification only) of the rows
+/// `(x, t)` at the current parameters (the first entries of `params`).
+fn validate(
+    eval: &mut Compiled<f32>,
+    entry: &layout::Entry,
+    (x, t): (&[f32], &[f32]),
+    params: &[Vec<f32>],
+    out: &mut [Vec<f32>],
+    units: f64,
+) -> Result<(Option<f64>, Option<f64>), TrainError> {
+    let ins = tasks::inputs(entry, x, t, params);
+    let mut outs: Vec<&mut [f32]> = out.iter_mut().map(Vec::as_mut_slice).collect();
+    eval.call(&ins, &mut [], &mut outs).map_err(internal)?;
+    let loss = entry
+        .output(Role::Loss)
+        .ok_or_else(|| internal("no loss"))?;
+    let accuracy = entry
+        .output(Role::Correct)
+        .map(|c| f64::from(out[c][0]) / units);
+    Ok((Some(f64::from(out[loss][0])), accuracy))
+}
+
+/// The rows for training and for validation; an error when none are left
+/// for training.
+fn split_rows(rows: usize, settings: &Settings, rng: &mut Rng) -> Result<Split, TrainError> {
+    let split = batch::split(rows, settings.validation, settings.shuffle, rng);
+    if split.train.is_empty() {
+        return Err(TrainError::Data(format!(
+            "no rows are left for training: the data has {} row{} and validation holds out {}",
+            rows,
+            if rows == 1 { "" } else { "s" },
+            split.validation.len()
+        )));
+    }
+    Ok(split)
 }
 
 /// Trains `net` (the lowered `model`) on `data` from `weights`, calling
@@ -194,7 +258,7 @@ fn total(graph: &mut Graph, node: NodeId) -> Result<NodeId, TrainError> {
 /// bit-identical weights.
 pub fn train(
     model: &Model,
-    mut net: Network,
+    net: Network,
     settings: &Settings,
     data: &Dataset,
     mut weights: Weights,
@@ -205,85 +269,41 @@ pub fn train(
     let Split {
         train: mut order,
         validation,
-    } = batch::split(data.rows, settings.validation, settings.shuffle, &mut rng);
-    if order.is_empty() {
-        return Err(TrainError::Data(format!(
-            "no rows are left for training: the data has {} row{} and validation holds out {}",
-            data.rows,
-            if data.rows == 1 { "" } else { "s" },
-            validation.len()
-        )));
-    }
+    } = split_rows(data.rows, settings, &mut rng)?;
     let n_train = order.len();
 
-    // ---- Build the step: forward, loss, gradients, checks, updates. ----
-    let jit_start = Instant::now();
-    let g = &mut net.graph;
-    let pairs: Vec<(NodeId, NodeId)> = net
-        .params
-        .iter()
-        .copied()
-        .zip(net.grads.iter().copied())
-        .collect();
-    let updates = optim::build_updates(g, &pairs, &settings.optimizer).map_err(internal)?;
-    let correct = match net.correct {
-        Some(c) => Some(total(g, c)?),
-        None => None,
-    };
-    let mut outputs = vec![net.loss];
-    outputs.extend(correct);
-    let first_check = outputs.len();
-    for &grad in &net.grads {
-        outputs.push(optim::finite_check(g, grad).map_err(internal)?);
-    }
-    let mut inputs = vec![net.x, net.t];
-    inputs.extend(&updates.scalars);
-    let step_sig = Signature {
-        inputs,
-        outputs: outputs.clone(),
-        updates: updates.updates.clone(),
-    };
-    let mut eval_inputs = vec![net.x, net.t];
-    eval_inputs.extend(&net.params);
-    let eval_sig = Signature {
-        inputs: eval_inputs,
-        outputs: outputs[..first_check].to_vec(),
-        updates: Vec::new(),
-    };
-
-    let mut jit = Jit::new(settings.threads).map_err(internal)?;
+    // ---- Build and compile the step and the validation pass. ----
     let full = settings.batch.min(n_train);
-    let rest = n_train % full;
-    let mut step_full: Compiled<f32> =
-        jit.compile(&net.graph, &step_sig, full).map_err(internal)?;
-    let mut step_rest: Option<Compiled<f32>> = if rest > 0 {
-        Some(jit.compile(&net.graph, &step_sig, rest).map_err(internal)?)
-    } else {
-        None
-    };
-    let mut eval: Option<Compiled<f32>> = if validation.is_empty() {
-        None
-    } else {
-        Some(
-            jit.compile(&net.graph, &eval_sig, validation.len())
-                .map_err(internal)?,
-        )
-    };
-    let jit_seconds = jit_start.elapsed().as_secs_f64();
+    let Steps {
+        step_entry,
+        eval_entry,
+        updates,
+        mut step_full,
+        mut step_rest,
+        mut eval,
+        jit_seconds,
+    } = compile_steps(&net, settings, full, n_train % full, validation.len())?;
 
-    // ---- Buffers, all allocated here, none inside an epoch. ----
+    // ---- Slots by role, buffers: all allocated here, none inside an epoch. ----
     let n_params = net.params.len();
+    let slot =
+        |entry: &layout::Entry, role| entry.output(role).ok_or_else(|| internal("missing output"));
+    let loss_slot = slot(&step_entry, Role::Loss)?;
+    let correct_slot = step_entry.output(Role::Correct);
+    let check_slots: Vec<usize> = (0..n_params)
+        .map(|i| slot(&step_entry, Role::Check(i)))
+        .collect::<Result<_, _>>()?;
     let mut state_bufs: Vec<Vec<f32>> = weights.tensors.iter().map(|t| t.data.clone()).collect();
     for &(_, param) in &updates.states {
         state_bufs.push(vec![0.0; weights.tensors[param].data.len()]);
     }
-    let mut out_bufs: Vec<Vec<f32>> = vec![vec![0.0]; outputs.len()];
-    let mut val_out: Vec<Vec<f32>> = vec![vec![0.0]; first_check];
+    let mut out_bufs: Vec<Vec<f32>> = vec![vec![0.0]; step_entry.outputs.len()];
+    let mut val_out: Vec<Vec<f32>> = vec![vec![0.0]; eval_entry.outputs.len()];
     let mut buf = BatchBuf::new(full.max(validation.len()), data);
-    let mut corrections = [[1.0f32], [1.0f32]];
+    let mut scalars = [[1.0f32]; optim::MAX_SCALARS];
+    let n_inputs = step_entry.inputs.len();
     let units = accuracy_units(model, n_train);
     let val_units = accuracy_units(model, validation.len());
-    let has_correct = correct.is_some();
 
     let train_start = Instant::now();
     let mut reports = Vec::with_capacity(settings.epochs);
@@ -303,12 +323,25 @@ pub fn train(
             for chunk in order.chunks(full) {
                 steps += 1;
                 n_batches += 1;
-                if let Optimizer::Adam { beta1, beta2, .. } = settings.optimizer {
-                    let (c1, c2) = optim::adam_corrections(beta1.value, beta2.value, steps);
-                    corrections = [[c1 as f32], [c2 as f32]];
-                }
+                optim::step_scalars(&settings.optimizer, steps, &mut scalars);
                 let (x, t) = buf.gather(data, chunk);
-                let all_inputs: [&[f32]; 4] = [x, t, &corrections[0], &corrections[1]];
+                // Inputs by role, in a fixed-size array (no allocation per step).
+                let mut all_inputs: [&[f32]; 2 + optim::MAX_SCALARS] =
+                    [&[]; 2 + optim::MAX_SCALARS];
+                for (slot, role) in all_inputs.iter_mut().zip(&step_entry.inputs) {
+                    *slot = match *role {
+                        Role::Input => x,
+                        Role::Target => t,
+                        Role::Scalar(i) => &scalars[i],
+                        Role::Param(_)
+                        | Role::State(_)
+                        | Role::Loss
+                        | Role::Correct
+                        | Role::Grad(_)
+                        | Role::Check(_)
+                        | Role::Output => &[],
+                    };
+                }
                 let step = if chunk.len() == full {
                     &mut step_full
                 } else {
@@ -316,17 +349,13 @@ pub fn train(
                         .as_mut()
                         .expect("a batch shorter than `full` exists only when `rest` > 0")
                 };
-                step.call(
-                    &all_inputs[..2 + updates.scalars.len()],
-                    &mut states,
-                    &mut outs,
-                )
-                .map_err(internal)?;
-                let loss = f64::from(outs[0][0]);
-                let bad = (first_check..outs.len()).any(|i| !outs[i][0].is_finite());
+                step.call(&all_inputs[..n_inputs], &mut states, &mut outs)
+                    .map_err(internal)?;
+                let loss = f64::from(outs[loss_slot][0]);
+                let bad = check_slots.iter().any(|&i| !outs[i][0].is_finite());
                 if !loss.is_finite() || bad {
                     let tensors = (0..n_params)
-                        .filter(|&i| !outs[first_check + i][0].is_finite())
+                        .filter(|&i| !outs[check_slots[i]][0].is_finite())
                         .collect();
                     return Err(TrainError::Diverged(Divergence {
                         epoch,
@@ -336,27 +365,27 @@ pub fn train(
                     }));
                 }
                 loss_sum += loss;
-                if has_correct {
-                    correct_sum += f64::from(outs[1][0]);
+                if let Some(c) = correct_slot {
+                    correct_sum += f64::from(outs[c][0]);
                 }
             }
         }
         let (mut val_loss, mut val_accuracy) = (None, None);
         if let Some(eval) = eval.as_mut() {
-            let (x, t) = buf.gather(data, &validation);
-            let mut ins: Vec<&[f32]> = vec![x, t];
-            ins.extend(state_bufs[..n_params].iter().map(Vec::as_slice));
-            let mut outs: Vec<&mut [f32]> = val_out.iter_mut().map(Vec::as_mut_slice).collect();
-            eval.call(&ins, &mut [], &mut outs).map_err(internal)?;
-            val_loss = Some(f64::from(val_out[0][0]));
-            if has_correct {
-                val_accuracy = Some(f64::from(val_out[1][0]) / val_units);
-            }
+            let rows = buf.gather(data, &validation);
+            (val_loss, val_accuracy) = validate(
+                eval,
+                &eval_entry,
+                rows,
+                &state_bufs,
+                &mut val_out,
+                val_units,
+            )?;
         }
         let report = EpochReport {
             epoch,
             loss: loss_sum / n_batches as f64,
-            accuracy: has_correct.then(|| correct_sum / units),
+            accuracy: correct_slot.map(|_| correct_sum / units),
             val_loss,
             val_accuracy,
             seconds: epoch_start.elapsed().as_secs_f64(),

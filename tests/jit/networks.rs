@@ -16,17 +16,23 @@ fn network(src: &str) -> Network {
     lower_model(&program, &program.models[0]).expect("lowers")
 }
 
-/// The network's graph with gradients: (graph, outputs = [y, loss, grads...]).
+/// The network's graph with gradients: (graph, outputs = [y, loss, grads...]),
+/// simplified through the compile pipeline, or (to check the simplifier)
+/// the raw derivative.
 fn with_grads(net: &Network, simplify: bool) -> (Graph, Vec<NodeId>) {
+    if simplify {
+        let d = slope::pipeline::derive(net.clone(), slope::pipeline::Focus::Training).network;
+        let mut roots = vec![d.y, d.loss];
+        roots.extend(d.correct);
+        roots.extend(&d.grads);
+        return (d.graph, roots);
+    }
     let mut g = net.graph.clone();
     let params: Vec<NodeId> = net.params.iter().map(|p| p.node).collect();
     let grads = slope::diff::grad(&mut g, net.loss, &params);
     let mut roots = vec![net.y, net.loss];
     roots.extend(net.correct);
     roots.extend(&grads.grads);
-    if simplify {
-        roots = slope::simplify::simplify(&mut g, &roots).roots;
-    }
     (g, roots)
 }
 

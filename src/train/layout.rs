@@ -1,0 +1,198 @@
+//! The compiled entry points of a network, built by one builder, with every
+//! input, output and updated buffer labelled by its [`Role`].
+//!
+//! A caller never counts positions: it asks [`Entry::input`] or
+//! [`Entry::output`] for the slot of a role. Underneath, an entry is a plain
+//! [`Signature`] for the code generator.
+
+use super::optim::{self, Trainable, Updates};
+use crate::check::layer::ParamRole;
+use crate::check::model::Optimizer;
+use crate::codegen::{CodegenError, Compiled, Element, Jit, Signature};
+use crate::graph::{Axes, Graph, NodeId, Op, ShapeError};
+use crate::pipeline::Network;
+
+/// What one slot of an entry point holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The input rows `x`.
+    Input,
+    /// The targets `t`.
+    Target,
+    /// Parameter `i` (in the network's parameter order).
+    Param(usize),
+    /// The optimizer's per-step scalar `i` (in [`Updates::scalars`] order).
+    Scalar(usize),
+    /// Optimizer state tensor `i` (in [`Updates::states`] order).
+    State(usize),
+    /// The mean loss of the batch.
+    Loss,
+    /// The number of correct predictions (classification only).
+    Correct,
+    /// `∂loss/∂param i`.
+    Grad(usize),
+    /// A scalar that is finite exactly when gradient `i` is.
+    Check(usize),
+    /// The network's output `y`.
+    Output,
+}
+
+/// One entry point: a signature over the builder's graph, with roles.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// What the code generator compiles.
+    pub signature: Signature,
+    /// The role of each input, parallel to `signature.inputs`.
+    pub inputs: Vec<Role>,
+    /// The role of each output, parallel to `signature.outputs`.
+    pub outputs: Vec<Role>,
+    /// The role of each buffer updated in place, parallel to
+    /// `signature.updates` (parameters, then optimizer states).
+    pub updated: Vec<Role>,
+}
+
+impl Entry {
+    /// The input slot holding `role`, if this entry has one.
+    pub fn input(&self, role: Role) -> Option<usize> {
+        self.inputs.iter().position(|&r| r == role)
+    }
+
+    /// The output slot holding `role`, if this entry has one.
+    pub fn output(&self, role: Role) -> Option<usize> {
+        self.outputs.iter().position(|&r| r == role)
+    }
+}
+
+/// Builds entry points over one copy of a network's graph; the nodes an
+/// entry adds (updates, checks) are shared with the entries built after it.
+pub struct Builder<'n> {
+    net: &'n Network,
+    graph: Graph,
+}
+
+impl<'n> Builder<'n> {
+    /// A builder over a copy of `net`'s graph.
+    pub fn new(net: &'n Network) -> Self {
+        Builder {
+            net,
+            graph: net.graph.clone(),
+        }
+    }
+
+    /// The graph every entry built so far refers to.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Compiles `entry` for `batch` rows.
+    pub fn compile<T: Element>(
+        &self,
+        jit: &mut Jit,
+        entry: &Entry,
+        batch: usize,
+    ) -> Result<Compiled<T>, CodegenError> {
+        jit.compile(&self.graph, &entry.signature, batch)
+    }
+
+    fn entry(&self, inputs: Vec<(Role, NodeId)>, outputs: Vec<(Role, NodeId)>) -> Entry {
+        Entry {
+            signature: Signature {
+                inputs: inputs.iter().map(|p| p.1).collect(),
+                outputs: outputs.iter().map(|p| p.1).collect(),
+                updates: Vec::new(),
+            },
+            inputs: inputs.into_iter().map(|p| p.0).collect(),
+            outputs: outputs.into_iter().map(|p| p.0).collect(),
+            updated: Vec::new(),
+        }
+    }
+
+    /// `x` and every parameter, as inputs.
+    fn x_params(&self, with_target: bool) -> Vec<(Role, NodeId)> {
+        let mut ins = vec![(Role::Input, self.net.x)];
+        if with_target {
+            ins.push((Role::Target, self.net.t));
+        }
+        ins.extend(self.params());
+        ins
+    }
+
+    fn params(&self) -> impl Iterator<Item = (Role, NodeId)> + '_ {
+        let params = self.net.params.iter().enumerate();
+        params.map(|(i, p)| (Role::Param(i), p.node))
+    }
+
+    /// The forward pass: `x`, parameters → `y`.
+    pub fn forward(&mut self) -> Entry {
+        self.entry(self.x_params(false), vec![(Role::Output, self.net.y)])
+    }
+
+    /// The loss and/or the gradients: `x`, `t`, parameters → loss, grads.
+    pub fn loss_grad(&mut self, loss: bool, grads: bool) -> Entry {
+        let mut outs = Vec::new();
+        if loss {
+            outs.push((Role::Loss, self.net.loss));
+        }
+        if grads {
+            let grads = self.net.grads.iter().enumerate();
+            outs.extend(grads.map(|(i, &g)| (Role::Grad(i), g)));
+        }
+        self.entry(self.x_params(true), outs)
+    }
+
+    /// The loss and the correct count (a scalar), as the step and the
+    /// validation pass report them.
+    fn metrics(&mut self) -> Result<Vec<(Role, NodeId)>, ShapeError> {
+        let mut outs = vec![(Role::Loss, self.net.loss)];
+        if let Some(c) = self.net.correct {
+            outs.push((Role::Correct, total(&mut self.graph, c)?));
+        }
+        Ok(outs)
+    }
+
+    /// The training step: `x`, `t` and the optimizer's scalars → loss,
+    /// correct count and one finiteness check per gradient; parameters and
+    /// optimizer states are updated in place. Also returns the optimizer's
+    /// [`Updates`] (its state leaves and scalars).
+    pub fn step(&mut self, opt: &Optimizer) -> Result<(Entry, Updates), ShapeError> {
+        let g = &mut self.graph;
+        let pairs: Vec<Trainable> = (self.net.params.iter())
+            .zip(self.net.grads.iter().copied())
+            .map(|(p, grad)| Trainable {
+                leaf: p.node,
+                grad,
+                decays: p.role == ParamRole::Weight,
+            })
+            .collect();
+        let updates = optim::build_updates(g, &pairs, opt)?;
+        let mut outs = self.metrics()?;
+        for (i, &grad) in self.net.grads.iter().enumerate() {
+            outs.push((Role::Check(i), optim::finite_check(&mut self.graph, grad)?));
+        }
+        let mut ins = vec![(Role::Input, self.net.x), (Role::Target, self.net.t)];
+        let scalars = updates.scalars.iter().enumerate();
+        ins.extend(scalars.map(|(i, &s)| (Role::Scalar(i), s)));
+        let mut entry = self.entry(ins, outs);
+        entry.signature.updates = updates.updates.clone();
+        entry.updated = (0..self.net.params.len())
+            .map(Role::Param)
+            .chain((0..updates.states.len()).map(Role::State))
+            .collect();
+        Ok((entry, updates))
+    }
+
+    /// The validation pass: `x`, `t`, parameters → loss and correct count.
+    pub fn eval(&mut self) -> Result<Entry, ShapeError> {
+        let outs = self.metrics()?;
+        Ok(self.entry(self.x_params(true), outs))
+    }
+}
+
+/// `node` summed to a scalar (unchanged when it already is one).
+fn total(graph: &mut Graph, node: NodeId) -> Result<NodeId, ShapeError> {
+    let rank = graph.node(node).shape.0.len();
+    if rank == 0 {
+        return Ok(node);
+    }
+    graph.add(Op::Sum(Axes(((1u16 << rank) - 1) as u8)), &[node])
+}

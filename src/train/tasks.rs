@@ -1,0 +1,331 @@
+//! The compiled computations of `slope predict`, `slope grad --weights`,
+//! `slope gradcheck` and `slope bench`, as library functions that return
+//! data (the command line only formats it). Every number comes from
+//! JIT-compiled code, never from the interpreter.
+
+use super::layout::{Builder, Entry, Role};
+use super::optim;
+use super::weights::{self, Weights};
+use crate::check::model::{Loss, Model, Optimizer};
+use crate::codegen::{Compiled, Element, Jit};
+use crate::pipeline::Network;
+
+/// Why a compiled computation failed: a bug in slope, never bad input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskError(pub String);
+
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+fn fail(e: impl std::fmt::Display) -> TaskError {
+    TaskError(e.to_string())
+}
+
+/// The weights' values in `T`, in parameter order.
+pub fn param_values<T: Element>(w: &Weights) -> Vec<Vec<T>> {
+    w.tensors.iter().map(|t| widen(&t.data)).collect()
+}
+
+/// `v` converted to `T`.
+pub fn widen<T: Element>(v: &[f32]) -> Vec<T> {
+    v.iter().map(|&x| T::from_f64(f64::from(x))).collect()
+}
+
+/// The input list of `entry`, each slot filled by its role: `x`, `t` or a
+/// parameter (an entry with per-step scalars needs [`TrainStep`]).
+pub fn inputs<'a, T>(entry: &Entry, x: &'a [T], t: &'a [T], params: &'a [Vec<T>]) -> Vec<&'a [T]> {
+    (entry.inputs.iter())
+        .map(|role| match *role {
+            Role::Input => x,
+            Role::Target => t,
+            Role::Param(i) => params[i].as_slice(),
+            Role::Scalar(_)
+            | Role::State(_)
+            | Role::Loss
+            | Role::Correct
+            | Role::Grad(_)
+            | Role::Check(_)
+            | Role::Output => &[],
+        })
+        .collect()
+}
+
+/// What `slope predict` prints: the outputs and the picked classes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// Outputs per row (`K` of them).
+    pub width: usize,
+    /// Row-major outputs, `rows × width`.
+    pub outputs: Vec<f32>,
+    /// Per row, the predicted class (cross-entropy: one; bce: one per
+    /// output); empty for regression.
+    pub classes: Vec<Vec<usize>>,
+}
+
+/// Runs the compiled forward pass of `net` on `rows` rows of `features`
+/// and picks classes as the accuracy count does.
+pub fn predict(
+    net: &Network,
+    model: &Model,
+    w: &Weights,
+    features: &[f32],
+    rows: usize,
+) -> Result<Prediction, TaskError> {
+    let mut b = Builder::new(net);
+    let entry = b.forward();
+    let mut jit = Jit::new(1).map_err(fail)?;
+    let mut f: Compiled<f32> = b.compile(&mut jit, &entry, rows).map_err(fail)?;
+    let params = param_values::<f32>(w);
+    let ins = inputs(&entry, features, &[], &params);
+    let k = f.output_lens()[0] / rows.max(1);
+    let mut y = vec![0.0f32; rows * k];
+    f.call(&ins, &mut [], &mut [&mut y]).map_err(fail)?;
+    let classes = y.chunks(k.max(1)).map(|row| classes(model, row)).collect();
+    Ok(Prediction {
+        width: k,
+        outputs: y,
+        classes,
+    })
+}
+
+/// The classes of one output row.
+fn classes(model: &Model, row: &[f32]) -> Vec<usize> {
+    match model.loss {
+        Loss::CrossEntropy => {
+            // The first largest output, as the accuracy count does.
+            let best = row
+                .iter()
+                .enumerate()
+                .fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
+            vec![best]
+        }
+        Loss::Bce => row.iter().map(|&v| usize::from(v > 0.5)).collect(),
+        Loss::Mse | Loss::Custom(_) => vec![],
+    }
+}
+
+/// A compiled mean loss and/or gradients over a fixed set of rows.
+pub struct LossGrad<T: Element> {
+    /// The compiled function.
+    pub f: Compiled<T>,
+    /// Its layout.
+    pub entry: Entry,
+    /// The rows' inputs.
+    pub x: Vec<T>,
+    /// The rows' targets.
+    pub t: Vec<T>,
+}
+
+impl<T: Element> LossGrad<T> {
+    /// Compiles the loss (if `loss`) and the gradients (if `grads`) of `net`
+    /// over all `rows` of `x` and `t`.
+    pub fn new(
+        jit: &mut Jit,
+        net: &Network,
+        (loss, grads): (bool, bool),
+        rows: usize,
+        x: Vec<T>,
+        t: Vec<T>,
+    ) -> Result<Self, TaskError> {
+        let mut b = Builder::new(net);
+        let entry = b.loss_grad(loss, grads);
+        let f = b.compile::<T>(jit, &entry, rows).map_err(fail)?;
+        Ok(LossGrad { f, entry, x, t })
+    }
+
+    /// Runs it at `params`, into `outs` (made by [`LossGrad::outputs`]).
+    pub fn run(&mut self, params: &[Vec<T>], outs: &mut [Vec<T>]) -> Result<(), TaskError> {
+        let ins = inputs(&self.entry, &self.x, &self.t, params);
+        let mut refs: Vec<&mut [T]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+        self.f.call(&ins, &mut [], &mut refs).map_err(fail)
+    }
+
+    /// Output buffers of the right sizes.
+    pub fn outputs(&self) -> Vec<Vec<T>> {
+        let lens = self.f.output_lens();
+        lens.iter().map(|&n| vec![T::default(); n]).collect()
+    }
+}
+
+/// The f32 gradient of the mean loss over all `rows` of `x`/`t` at `w`,
+/// as weights (`slope grad --weights`).
+pub fn gradient(
+    net: &Network,
+    w: &Weights,
+    x: Vec<f32>,
+    t: Vec<f32>,
+    rows: usize,
+) -> Result<Weights, TaskError> {
+    let mut jit = Jit::new(1).map_err(fail)?;
+    let mut lg = LossGrad::<f32>::new(&mut jit, net, (false, true), rows, x, t)?;
+    let mut outs = lg.outputs();
+    lg.run(&param_values(w), &mut outs)?;
+    let mut g = w.clone();
+    for (i, tensor) in g.tensors.iter_mut().enumerate() {
+        let slot = lg
+            .entry
+            .output(Role::Grad(i))
+            .ok_or_else(|| fail("no gradient"))?;
+        tensor.data = std::mem::take(&mut outs[slot]);
+    }
+    Ok(g)
+}
+
+/// Relative error beyond which `gradcheck` fails.
+pub const GRADCHECK_TOL: f64 = 1e-4;
+/// Gradients smaller than this are compared by absolute error.
+pub const GRADCHECK_FLOOR: f64 = 1e-4;
+/// Rows used by `gradcheck` at most (finite differences cost two losses per scalar).
+pub const GRADCHECK_ROWS: usize = 64;
+/// Elements checked per tensor at most: evenly spaced, first and last
+/// included, so a large model is checked in seconds rather than hours.
+pub const GRADCHECK_ELEMENTS: usize = 256;
+
+/// The indices `gradcheck` compares in a tensor of `len` elements.
+fn gradcheck_indices(len: usize) -> Vec<usize> {
+    if len <= GRADCHECK_ELEMENTS {
+        return (0..len).collect();
+    }
+    let last = (len - 1) as f64;
+    let steps = (GRADCHECK_ELEMENTS - 1) as f64;
+    let mut picked: Vec<usize> = (0..GRADCHECK_ELEMENTS)
+        .map(|k| (k as f64 * last / steps).round() as usize)
+        .collect();
+    picked.dedup();
+    picked
+}
+
+/// One tensor's gradient check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorCheck {
+    /// The worst relative error (infinite when one is NaN).
+    pub worst: f64,
+    /// Elements compared.
+    pub checked: usize,
+    /// Elements in the tensor.
+    pub len: usize,
+}
+
+/// Compares the f64 JIT gradient of `net` at `w` over `rows` rows of `x`/`t`
+/// with central differences, per tensor (`slope gradcheck`).
+pub fn gradcheck(
+    net: &Network,
+    w: &Weights,
+    x: Vec<f64>,
+    t: Vec<f64>,
+    rows: usize,
+) -> Result<Vec<TensorCheck>, TaskError> {
+    let mut jit = Jit::new(1).map_err(fail)?;
+    let mut lg = LossGrad::<f64>::new(&mut jit, net, (false, true), rows, x.clone(), t.clone())?;
+    let mut loss = LossGrad::<f64>::new(&mut jit, net, (true, false), rows, x, t)?;
+    let loss_slot = loss
+        .entry
+        .output(Role::Loss)
+        .ok_or_else(|| fail("no loss"))?;
+    let mut params = param_values::<f64>(w);
+    let mut grads = lg.outputs();
+    lg.run(&params, &mut grads)?;
+    let mut lout = loss.outputs();
+    let mut checks = Vec::new();
+    for ti in 0..params.len() {
+        let gslot = lg
+            .entry
+            .output(Role::Grad(ti))
+            .ok_or_else(|| fail("no gradient"))?;
+        let mut worst: f64 = 0.0;
+        let indices = gradcheck_indices(params[ti].len());
+        for &i in &indices {
+            let v = params[ti][i];
+            let h = 1e-6 * v.abs().max(1.0);
+            params[ti][i] = v + h;
+            loss.run(&params, &mut lout)?;
+            let up = lout[loss_slot][0];
+            params[ti][i] = v - h;
+            loss.run(&params, &mut lout)?;
+            let down = lout[loss_slot][0];
+            params[ti][i] = v;
+            let fd = (up - down) / (2.0 * h);
+            let g = grads[gslot][i];
+            // Gradients below the floor are compared absolutely: there the
+            // differences' rounding noise (about 1e-16·loss/h) dominates.
+            let err = (g - fd).abs() / g.abs().max(fd.abs()).max(GRADCHECK_FLOOR);
+            worst = if err.is_nan() {
+                f64::INFINITY
+            } else {
+                worst.max(err)
+            };
+        }
+        checks.push(TensorCheck {
+            worst,
+            checked: indices.len(),
+            len: params[ti].len(),
+        });
+    }
+    Ok(checks)
+}
+
+/// The training step exactly as `slope train` compiles it (forward, loss,
+/// correct count, gradients, finiteness checks, the optimizer's update in
+/// place), with buffers to call it on: what `slope bench` times.
+pub struct TrainStep {
+    /// The compiled step.
+    pub f: Compiled<f32>,
+    /// Input buffers, in the step's input order.
+    pub inputs: Vec<Vec<f32>>,
+    /// Parameters (initialised with seed 1), then optimizer states (zero).
+    pub states: Vec<Vec<f32>>,
+    /// Output buffers.
+    pub outputs: Vec<Vec<f32>>,
+}
+
+impl TrainStep {
+    /// Compiles the step for `batch` rows of `x` and `t`.
+    pub fn new(
+        jit: &mut Jit,
+        net: &Network,
+        model: &Model,
+        opt: &Optimizer,
+        batch: usize,
+        (x, t): (Vec<f32>, Vec<f32>),
+    ) -> Result<TrainStep, TaskError> {
+        let mut b = Builder::new(net);
+        let (entry, up) = b.step(opt).map_err(fail)?;
+        let f = b.compile::<f32>(jit, &entry, batch).map_err(fail)?;
+        // The optimizer's per-step scalars: any value works for timing.
+        let scalars = [[1.0f32]; optim::MAX_SCALARS];
+        let ins = (entry.inputs.iter())
+            .map(|role| match *role {
+                Role::Input => x.clone(),
+                Role::Target => t.clone(),
+                Role::Scalar(i) => scalars[i].to_vec(),
+                Role::Param(_)
+                | Role::State(_)
+                | Role::Loss
+                | Role::Correct
+                | Role::Grad(_)
+                | Role::Check(_)
+                | Role::Output => Vec::new(),
+            })
+            .collect();
+        let mut states: Vec<Vec<f32>> = weights::init(model, 1)
+            .tensors
+            .into_iter()
+            .map(|t| t.data)
+            .collect();
+        for &(_, p) in &up.states {
+            states.push(vec![0.0; states[p].len()]);
+        }
+        let outputs = f.output_lens().iter().map(|&n| vec![0.0; n]).collect();
+        Ok(TrainStep {
+            f,
+            inputs: ins,
+            states,
+            outputs,
+        })
+    }
+}
