@@ -113,6 +113,7 @@ pub mod codegen;
 pub mod data;
 pub mod diag;
 pub mod diff;
+pub mod equations;
 pub mod graph;
 pub mod lower;
 pub mod pipeline;

@@ -4,7 +4,6 @@
 mod bench;
 mod check;
 pub mod common;
-mod equations;
 mod fmt;
 mod run;
 pub mod source;

@@ -1,9 +1,9 @@
 //! The handlers of `slope diff`, `slope grad` (equations) and `slope graph`.
 
 use super::common::load_program;
-use super::equations;
 use super::{Failure, PathArg};
 use crate::diag::{self, SourceMap};
+use crate::equations;
 use crate::graph::print::{Printer, Style};
 use crate::graph::{Graph, LeafKind, NodeId, Shape};
 use crate::pipeline::{self, Focus};
