@@ -177,16 +177,22 @@ fn measure(
 /// The measures of the built-in activations that lowering expands into
 /// their formulas ([`Builtin::formula`]), which use their argument several
 /// times (spec section 5): nesting them multiplies sizes.
-fn builtin_measures() -> Vec<(&'static str, Measure)> {
-    Builtin::ALL
-        .iter()
-        .filter_map(|b| Some((b.name(), b.formula()?)))
-        .map(|(name, formula)| {
-            let body = crate::syntax::parse_expr(formula)
-                .expect("the built-in formulas of the spec parse");
-            (name, measure_expr(&body, &["x"], &HashMap::new(), &[], &[]))
-        })
-        .collect()
+///
+/// Computed once per process: parsing the formulas on every check cost
+/// about a microsecond, a quarter of checking a small file.
+fn builtin_measures() -> &'static [(&'static str, Measure)] {
+    static MEASURES: std::sync::OnceLock<Vec<(&'static str, Measure)>> = std::sync::OnceLock::new();
+    MEASURES.get_or_init(|| {
+        Builtin::ALL
+            .iter()
+            .filter_map(|b| Some((b.name(), b.formula()?)))
+            .map(|(name, formula)| {
+                let body = crate::syntax::parse_expr(formula)
+                    .expect("the built-in formulas of the spec parse");
+                (name, measure_expr(&body, &["x"], &HashMap::new(), &[], &[]))
+            })
+            .collect()
+    })
 }
 
 /// The measure of `body` with `params` as holes.
@@ -340,7 +346,7 @@ pub const MAX_EXPRESSION_SIZE: u64 = 5_000;
 /// at the whole expression.
 pub fn check_expression(expr: &Expr) -> Option<Diagnostic> {
     let builtins = builtin_measures();
-    let m = measure_expr(expr, &[], &HashMap::new(), &[], &builtins);
+    let m = measure_expr(expr, &[], &HashMap::new(), &[], builtins);
     let what = if m.depth > MAX_EXPANDED_DEPTH {
         format!(
             "the expression nests more than {MAX_EXPANDED_DEPTH} levels deep once built-in activations are expanded"
