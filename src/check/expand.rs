@@ -110,7 +110,7 @@ pub(super) fn check_sizes(
             reported[i] = true;
             continue;
         }
-        let m = measure(activations[i], &names, &measures, &builtins);
+        let m = measure(activations[i], &names, &measures, builtins);
         if m.too_large() {
             reported[i] = true;
             diags.push(too_large(activations[i], "activation", m));
@@ -123,7 +123,7 @@ pub(super) fn check_sizes(
         if calls_reported {
             continue;
         }
-        let m = measure(def, &names, &measures, &builtins);
+        let m = measure(def, &names, &measures, builtins);
         if m.too_large() {
             diags.push(too_large(def, "loss", m));
         }
