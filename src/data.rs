@@ -119,43 +119,8 @@ fn load_with(
     let feature_names: Vec<String> = feature_idx.iter().map(|&i| columns[i].clone()).collect();
     let target_names: Vec<String> = target_idx.iter().map(|&i| columns[i].clone()).collect();
 
-    let n_inputs = model.input.features();
-    if feature_names.len() != n_inputs {
-        // An image input says where its count comes from: `1x8x8 = 64 inputs`.
-        let shape = if model.input.is_image() {
-            format!("{} = ", model.input)
-        } else {
-            String::new()
-        };
-        diags.push(
-            Diagnostic::error(
-                format!(
-                    "'{path}' has {} feature column{} but model '{}' takes {} input{}",
-                    feature_names.len(),
-                    plural(feature_names.len()),
-                    model.name,
-                    n_inputs,
-                    plural(n_inputs)
-                ),
-                model.input_span,
-            )
-            .with_label(format!("{shape}{n_inputs} input{}", plural(n_inputs)))
-            .with_note(format!(
-                "the features are all non-target columns, in file order: {}",
-                list(&feature_names)
-            ))
-            .with_help(if model.input.is_image() {
-                format!(
-                    "an input {} needs {n_inputs} feature columns, in (C, H, W) order",
-                    model.input
-                )
-            } else if feature_names.len() > n_inputs {
-                "list every target column in target=[...], or set 'input' to the number of features"
-                    .to_string()
-            } else {
-                "set 'input' to the number of feature columns".to_string()
-            }),
-        );
+    if feature_names.len() != model.input.features() {
+        diags.push(feature_count_error(path, &feature_names, model));
     }
     if !targets_absent && let Some(d) = check_target_count(spec, model) {
         diags.push(d);
@@ -173,10 +138,86 @@ fn load_with(
     }
 
     let rows = records.len();
+    let columns_ix = Columns {
+        names: &columns,
+        features: &feature_idx,
+        targets: &target_idx,
+    };
+    let (features, targets, errors) = read_cells(text, file, &records, &columns_ix, model);
+    if !errors.diags.is_empty() {
+        return Err(errors.finish(path));
+    }
+    Ok(Dataset {
+        columns,
+        feature_names,
+        target_names,
+        rows,
+        features,
+        targets,
+    })
+}
+
+/// The diagnostic for a CSV whose feature columns do not match the
+/// model's inputs; an image input says where its count comes from.
+fn feature_count_error(path: &str, feature_names: &[String], model: &Model) -> Diagnostic {
+    let n_inputs = model.input.features();
+    // An image input says where its count comes from: `1x8x8 = 64 inputs`.
+    let shape = if model.input.is_image() {
+        format!("{} = ", model.input)
+    } else {
+        String::new()
+    };
+    Diagnostic::error(
+        format!(
+            "'{path}' has {} feature column{} but model '{}' takes {} input{}",
+            feature_names.len(),
+            plural(feature_names.len()),
+            model.name,
+            n_inputs,
+            plural(n_inputs)
+        ),
+        model.input_span,
+    )
+    .with_label(format!("{shape}{n_inputs} input{}", plural(n_inputs)))
+    .with_note(format!(
+        "the features are all non-target columns, in file order: {}",
+        list(feature_names)
+    ))
+    .with_help(if model.input.is_image() {
+        format!(
+            "an input {} needs {n_inputs} feature columns, in (C, H, W) order",
+            model.input
+        )
+    } else if feature_names.len() > n_inputs {
+        "list every target column in target=[...], or set 'input' to the number of features"
+            .to_string()
+    } else {
+        "set 'input' to the number of feature columns".to_string()
+    })
+}
+
+/// The header's columns split into features and targets, by index.
+struct Columns<'a> {
+    names: &'a [String],
+    features: &'a [usize],
+    targets: &'a [usize],
+}
+
+/// Every row's feature and target values, in row-major order, with the
+/// problems of the cells that are not numbers (or not valid targets).
+fn read_cells(
+    text: &str,
+    file: FileId,
+    records: &[Record],
+    cols: &Columns,
+    model: &Model,
+) -> (Vec<f32>, Vec<f32>, CellErrors) {
+    let (feature_idx, target_idx, columns) = (cols.features, cols.targets, cols.names);
+    let rows = records.len();
     let mut features = Vec::with_capacity(rows * feature_idx.len());
     let mut targets = Vec::with_capacity(rows * target_idx.len());
     let mut errors = CellErrors::default();
-    for record in &records {
+    for record in records {
         if record.cells.len() != columns.len() {
             let span = line_span(text, record.start);
             errors.push(
@@ -191,7 +232,7 @@ fn load_with(
                     span,
                 )
                 .with_label(format!("{} cells", record.cells.len()))
-                .with_note(format!("the columns are: {}", list(&columns))),
+                .with_note(format!("the columns are: {}", list(columns))),
             );
             continue;
         }
@@ -202,7 +243,7 @@ fn load_with(
                 .copied()
                 .unwrap_or_else(|| line_span(text, record.start))
         };
-        for &i in &feature_idx {
+        for &i in feature_idx {
             match number(&record.cells[i], &columns[i]) {
                 Ok(x) => features.push(x),
                 Err((msg, label)) => {
@@ -210,7 +251,7 @@ fn load_with(
                 }
             }
         }
-        for &i in &target_idx {
+        for &i in target_idx {
             let checked = number(&record.cells[i], &columns[i])
                 .and_then(|x| target_value(x, &record.cells[i], model));
             match checked {
@@ -221,17 +262,7 @@ fn load_with(
             }
         }
     }
-    if !errors.diags.is_empty() {
-        return Err(errors.finish(path));
-    }
-    Ok(Dataset {
-        columns,
-        feature_names,
-        target_names,
-        rows,
-        features,
-        targets,
-    })
+    (features, targets, errors)
 }
 
 /// Parses the CSV into records. The `csv` crate handles quoting; we keep
