@@ -64,6 +64,7 @@
 //! | [`diff`] | 4: reverse-mode symbolic differentiation | [`diff::grad`] |
 //! | [`simplify`] | 5: named rewrite rules to a fixed point | [`simplify::simplify`] |
 //! | [`pipeline`] | 5b: lower → diff → simplify, written once; the one [`pipeline::Network`] | [`pipeline::compile`], [`pipeline::derive()`] |
+//! | [`equations`] | 5c: the backprop equations `slope grad` prints | [`equations::derive`] |
 //! | [`codegen`] | 6: Cranelift JIT | [`codegen::Jit`], [`codegen::Compiled`] |
 //! | [`train`] | 7: entry points by role, training loop, optimizers, predict/gradient/gradcheck, weights files | [`train::train`], [`train::layout::Builder`], [`train::optim`], [`train::tasks`] |
 //! | [`cli`] | 8: the `slope` command line | [`cli::main`] |
@@ -88,9 +89,28 @@
 //! per-step scalars); the training loop names no optimizer.
 //!
 //! **Architecture Invariant:** every fact about an op (name, arity, shape,
-//! f64 evaluation, derivative) is one exhaustive `match` in `graph/op.rs`,
-//! and the code generator has one arm per op; a new op does not compile
-//! until all of them exist.
+//! f64 scalar evaluation, derivative rule; sign and NaN facts in
+//! `graph/facts.rs`) is an exhaustive `match` of the op table, and the code
+//! generator has one arm per op; a new op does not compile until all of
+//! them exist. The interpreter and the simplifier's constant folding share
+//! the one scalar evaluation ([`graph::Op::eval_scalar`]).
+//!
+//! **Architecture Invariant:** the built-in functions and activations are
+//! listed once, in `check/builtins.rs` (name, arity, the spec's formula);
+//! `lower` maps each to graph nodes through one exhaustive `match`, and
+//! builds an activation from its formula text, so a new activation is one
+//! table row plus one arm.
+//!
+//! **Architecture Invariant:** each layer kind's facts (parameter names and
+//! shapes, fan-in and fan-out for init, output shape, multiply-adds) live in
+//! [`check::layer`]; weights files, lowering, the summary, `grad`'s legend and
+//! `bench` ask a [`check::model::Layer`] instead of repeating
+//! `NAME.weight [out, in]`.
+//!
+//! **Architecture Invariant:** tensors have any rank. The code generator
+//! handles element-wise loops, broadcasts (by strides) and sums of any rank;
+//! what it does not support (a transpose or product of rank > 2, say) is a
+//! [`codegen::CodegenError`] naming the op and the shapes, never a guess.
 //!
 //! **Architecture Invariant:** the f64 interpreter (`graph::eval`) is a test
 //! oracle only; `train`, `predict` and `grad --weights` always run
