@@ -64,6 +64,7 @@
 //! | [`diff`] | 4: reverse-mode symbolic differentiation | [`diff::grad`] |
 //! | [`simplify`] | 5: named rewrite rules to a fixed point | [`simplify::simplify`] |
 //! | [`pipeline`] | 5b: lower → diff → simplify, written once; the one [`pipeline::Network`] | [`pipeline::compile`], [`pipeline::derive()`] |
+//! | [`derivative`] | 5c: one formula's derivative and its derivation (`slope diff`) | [`derivative::differentiate`] |
 //! | [`equations`] | 5c: the backprop equations `slope grad` prints | [`equations::derive`] |
 //! | [`codegen`] | 6: Cranelift JIT | [`codegen::Jit`], [`codegen::Compiled`] |
 //! | [`train`] | 7: entry points by role, training loop, optimizers, predict/gradient/gradcheck, weights files | [`train::train`], [`train::layout::Builder`], [`train::optim`], [`train::tasks`] |
@@ -131,6 +132,7 @@ pub mod check;
 pub mod cli;
 pub mod codegen;
 pub mod data;
+pub mod derivative;
 pub mod diag;
 pub mod diff;
 pub mod equations;

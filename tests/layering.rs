@@ -26,6 +26,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "derivative",
+        &[
+            "diag", "syntax", "check", "graph", "lower", "diff", "simplify",
+        ],
+    ),
+    (
         "equations",
         &[
             "diag", "syntax", "check", "graph", "lower", "diff", "simplify", "pipeline",

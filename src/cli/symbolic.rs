@@ -3,14 +3,11 @@
 use super::common::load_program;
 use super::{Failure, PathArg};
 use crate::diag::{self, SourceMap};
-use crate::equations;
-use crate::graph::print::{Printer, Style};
-use crate::graph::{Graph, LeafKind, NodeId, Shape};
+use crate::graph::print::Style;
 use crate::pipeline::{self, Focus};
-use crate::syntax::ast::{Expr, ExprKind};
-use crate::{diff, lower, simplify, syntax};
+use crate::{derivative, equations};
+use crate::{lower, syntax};
 use clap::Args;
-use std::collections::HashMap;
 use std::process::ExitCode;
 
 /// Arguments of `slope diff`.
@@ -90,35 +87,19 @@ pub fn diff(args: DiffArgs) -> Result<ExitCode, Failure> {
         )));
     }
 
-    // Every free variable becomes a scalar leaf, declared before lowering
-    // in order of appearance; the variable differentiated by always exists.
-    let mut g = Graph::new();
-    let mut names = Vec::new();
-    free_vars(&expr, &mut names);
-    let mut leaves: HashMap<String, NodeId> = HashMap::new();
-    for name in names.iter().chain(std::iter::once(&args.wrt)) {
-        let id = g.leaf(name, LeafKind::Scalar, Shape(vec![]));
-        leaves.insert(name.clone(), id);
-    }
-    let x = leaves[&args.wrt];
-    let mut lookup = |name: &str| leaves[name];
-    let root = lower::lower_scalar(&mut g, &expr, None, &mut lookup)
+    let mut derived = derivative::differentiate(&expr, &args.wrt)
         .map_err(|d| Failure::Input(diag::render(&[d], &sources)))?;
-
-    let grads = diff::grad(&mut g, root, &[x]);
-    let simplified = simplify::simplify(&mut g, &[grads.grads[0]]);
-    let d = simplified.roots[0];
     let style = if args.latex {
         Style::Latex
     } else {
         Style::Text
     };
-    let derivative = Printer::new(&g, style).root(d);
-
-    let mut steps = Vec::new();
-    if args.steps {
-        steps = derivation(&mut g, &grads, &simplified, &args.wrt);
-    }
+    let derivative = derived.print(style);
+    let steps = if args.steps {
+        derived.steps(&args.wrt)
+    } else {
+        Vec::new()
+    };
     if args.json {
         let mut out = format!(
             "{{\"expr\": {}, \"wrt\": {}, \"derivative\": {}",
@@ -142,127 +123,6 @@ pub fn diff(args: DiffArgs) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// One line per node the derivative rules visited, root first, in the
-/// form `rule: d/dx N = Σ (local derivative)*d/dx(operand)` (the `d/dx`
-/// of the variable itself is 1 and left out), then one line per named
-/// simplification (`mul-one: x*1 → x`); canonical reorderings are hidden.
-fn derivation(
-    g: &mut Graph,
-    grads: &diff::Gradients,
-    simplified: &simplify::Simplified,
-    wrt: &str,
-) -> Vec<String> {
-    use crate::graph::{Op, Rule};
-    let mut lines = Vec::new();
-    let mut nodes: Vec<NodeId> = Vec::new();
-    for step in &grads.steps {
-        if !nodes.contains(&step.node) {
-            nodes.push(step.node);
-        }
-    }
-    for &node in &nodes {
-        let steps: Vec<&diff::Step> = grads.steps.iter().filter(|s| s.node == node).collect();
-        let op = g.node(node).op;
-        let one = g.constant(1.0);
-        let mut rules: Vec<&str> = Vec::new();
-        let mut terms = Vec::new();
-        for step in &steps {
-            let mut wanted = vec![false; g.node(node).args.len()];
-            wanted[step.slot] = true;
-            // The local derivative ∂node/∂operand: the rule with a unit adjoint.
-            let local = op
-                .derivative(g, node, one, &wanted)
-                .first()
-                .map(|c| c.value)
-                .unwrap_or_else(|| g.constant(0.0));
-            let local = simplify::simplify(g, &[local]).roots[0];
-            let leaf = matches!(g.node(step.operand).op, Op::Leaf(_));
-            let chain = !leaf
-                && !matches!(
-                    step.rule,
-                    Rule::Sum | Rule::Product | Rule::ConstantMultiple
-                );
-            if !rules.contains(&step.rule.name()) {
-                rules.push(step.rule.name());
-            }
-            if chain && !rules.contains(&"chain rule") {
-                rules.push("chain rule");
-            }
-            let p = Printer::new(g, Style::Text).with_names(false);
-            let inner = if leaf {
-                None
-            } else {
-                Some(format!("d/d{wrt}({})", p.root(step.operand)))
-            };
-            let factor = p.root(local);
-            terms.push(match (factor.as_str(), inner) {
-                (f, None) => f.to_string(),
-                ("1", Some(i)) => i,
-                ("-1", Some(i)) => format!("-{i}"),
-                (_, Some(i)) => {
-                    let f = if is_product_safe(&factor) {
-                        factor
-                    } else {
-                        format!("({factor})")
-                    };
-                    format!("{f}*{i}")
-                }
-            });
-        }
-        let p = Printer::new(g, Style::Text).with_names(false);
-        let mut rhs = String::new();
-        for (i, t) in terms.iter().enumerate() {
-            match (i, t.strip_prefix('-')) {
-                (0, _) => rhs += t,
-                (_, Some(rest)) => rhs += &format!(" - {rest}"),
-                (_, None) => rhs += &format!(" + {t}"),
-            }
-        }
-        let f = p.root(node);
-        let f = if is_product_safe(&f) {
-            f
-        } else {
-            format!("({f})")
-        };
-        lines.push(format!(
-            "{:>2}. {}: d/d{wrt} {f} = {rhs}",
-            lines.len() + 1,
-            rules.join(" + "),
-        ));
-    }
-    let p = Printer::new(g, Style::Text).with_names(false);
-    let shown = simplified
-        .applied
-        .iter()
-        .filter(|a| !simplify::rules::CANONICAL.contains(&a.rule));
-    for a in shown {
-        lines.push(format!(
-            "{:>2}. {}: {} → {}",
-            lines.len() + 1,
-            a.rule,
-            p.root(a.before),
-            p.root(a.after)
-        ));
-    }
-    lines
-}
-
-/// True when printed text `s` can be a factor of a product as it is: no
-/// top-level `+`, `-` (after the first character) or comparison.
-fn is_product_safe(s: &str) -> bool {
-    let mut depth = 0i32;
-    for (i, c) in s.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            '+' | '<' | '>' if depth == 0 => return false,
-            '-' if depth == 0 && i > 0 => return false,
-            _ => {}
-        }
-    }
-    true
 }
 
 /// Runs `slope grad FILE` in equations mode (the numeric mode is `run::grad_numeric`).
@@ -317,25 +177,6 @@ fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// The variables of `e` in order of first appearance (without `e` and `pi`,
-/// which are constants).
-fn free_vars(e: &Expr, out: &mut Vec<String>) {
-    match &e.kind {
-        ExprKind::Number { .. } => {}
-        ExprKind::Var(v) => {
-            if v != "e" && v != "pi" && !out.contains(v) {
-                out.push(v.clone());
-            }
-        }
-        ExprKind::Call { args, .. } => args.iter().for_each(|a| free_vars(a, out)),
-        ExprKind::Neg(a) | ExprKind::Paren(a) => free_vars(a, out),
-        ExprKind::Binary { lhs, rhs, .. } => {
-            free_vars(lhs, out);
-            free_vars(rhs, out);
-        }
-    }
 }
 
 /// A JSON string literal.
