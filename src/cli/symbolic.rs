@@ -48,7 +48,7 @@ pub struct GradArgs {
     #[arg(long)]
     pub json: bool,
     /// Weights (safetensors): compute a numeric gradient instead of equations.
-    #[arg(long, conflicts_with_all = ["latex", "json"])]
+    #[arg(long, conflicts_with = "latex")]
     pub weights: Option<PathArg>,
     /// The data set (CSV) for the numeric gradient.
     #[arg(long, requires = "weights")]
@@ -56,6 +56,10 @@ pub struct GradArgs {
     /// Where to write the numeric gradient (safetensors).
     #[arg(long, requires = "weights")]
     pub out: Option<PathArg>,
+    /// Worked numbers: the equations, each with its value on row N (from 1)
+    /// of --data at --weights.
+    #[arg(long, value_name = "N", requires_all = ["weights", "data"], conflicts_with_all = ["out", "latex"])]
+    pub sample: Option<u64>,
 }
 
 /// Arguments of `slope graph`.
@@ -267,7 +271,17 @@ fn is_product_safe(s: &str) -> bool {
 
 /// Runs `slope grad FILE` in equations mode (the numeric mode is `run::grad_numeric`).
 pub fn grad(args: GradArgs) -> Result<ExitCode, Failure> {
+    if let (Some(row), Some(weights), Some(data)) = (args.sample, &args.weights, &args.data) {
+        let paths = (weights.as_path(), data.as_path());
+        return super::run::grad_sample(&args.file, args.model.as_deref(), paths, row, args.json);
+    }
     if let Some(weights) = &args.weights {
+        if args.json {
+            return Err(Failure::Usage(
+                "error: `slope grad --weights --out` writes a file; --json goes with --sample N\n"
+                    .into(),
+            ));
+        }
         return super::run::grad_numeric(
             &args.file,
             args.model.as_deref(),
