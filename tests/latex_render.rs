@@ -142,3 +142,40 @@ fn diff_latex_is_one_formula_that_renders() {
         katex(out.trim_end()).unwrap_or_else(|e| panic!("{expr}: {out}\n{e}"));
     }
 }
+
+/// Where a TeX engine is installed (`pdflatex`, Debian's
+/// texlive-latex-base), every example's `--latex` output, pasted into a
+/// standalone amsmath document, compiles without an error. Skipped, with a
+/// note, where there is none: the KaTeX test above runs everywhere.
+#[test]
+fn grad_latex_compiles_in_a_document_where_pdflatex_exists() {
+    let found = std::process::Command::new("pdflatex")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("note: no pdflatex on this machine; the LaTeX document was not compiled");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("slope-latex-doc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("the temporary directory is writable");
+    let mut doc = String::from(
+        "\\documentclass{article}\n\\usepackage[utf8]{inputenc}\n\\usepackage{amsmath}\n\\begin{document}\n",
+    );
+    for file in files() {
+        doc += &slope(&["grad", &file, "--latex"]);
+    }
+    doc += "\\end{document}\n";
+    std::fs::write(dir.join("doc.tex"), &doc).expect("the temporary directory is writable");
+    let out = std::process::Command::new("pdflatex")
+        .args(["-interaction=nonstopmode", "-halt-on-error", "doc.tex"])
+        .current_dir(&dir)
+        .output()
+        .expect("pdflatex runs");
+    assert!(
+        out.status.success(),
+        "pdflatex fails:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(dir.join("doc.pdf").exists());
+}
