@@ -37,20 +37,42 @@ fn program(src: &str) -> Program {
 /// init weights of seed 7 as `w.safetensors`; returns it, the program and
 /// the weights.
 fn scratch(example: &str, data: &str) -> (PathBuf, Program, Weights) {
-    let dir = std::env::temp_dir().join(format!(
-        "slope-grad-sample-{}-{example}",
-        std::process::id()
-    ));
+    let read = |f: &str| {
+        std::fs::read_to_string(Path::new("examples").join(f)).expect("examples are readable")
+    };
+    scratch_with((example, &read(example)), (data, &read(data)))
+}
+
+/// [`scratch`] for a model and data given as text.
+fn scratch_with((nn, src): (&str, &str), (data, csv): (&str, &str)) -> (PathBuf, Program, Weights) {
+    let dir = std::env::temp_dir().join(format!("slope-grad-sample-{}-{nn}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("the temporary directory is writable");
-    for f in [example, data] {
-        std::fs::copy(Path::new("examples").join(f), dir.join(f)).expect("examples are readable");
-    }
-    let src = std::fs::read_to_string(dir.join(example)).expect("the example is readable");
-    let program = program(&src);
+    std::fs::write(dir.join(nn), src).expect("the temporary directory is writable");
+    std::fs::write(dir.join(data), csv).expect("the temporary directory is writable");
+    let program = program(src);
     let w = weights::init(&program.models[0], 7);
     weights::write_atomic(&dir.join("w.safetensors"), &weights::to_safetensors(&w))
         .expect("the temporary directory is writable");
     (dir, program, w)
+}
+
+/// Every built-in activation in one network, two outputs: `(name, source, csv)`.
+fn all_activations() -> [(&'static str, String, String); 2] {
+    let hidden = "relu leaky_relu elu softplus softsign swish mish gelu sigmoid tanh";
+    let layers: String = hidden
+        .split(' ')
+        .map(|a| format!("    dense 3 {a}\n"))
+        .collect();
+    let csv = "a,b,c,y1,y2\n0.5,-1.5,2,0.25,0.75\n-0.3,0.8,-2.2,1,0\n";
+    let train = "train {\n    data \"d.csv\" target=[y1, y2]\n}\n";
+    let mse = format!("model m {{\n    input 3\n{layers}    dense 2\n    loss mse\n}}\n{train}");
+    let bce = format!(
+        "loss sq(y, t) = (y - t)^2*exp(-t)\nmodel m {{\n    input 3\n{layers}    dense 2 sigmoid\n    loss sq\n}}\n{train}"
+    );
+    [
+        ("all_mse.nn", mse, csv.to_string()),
+        ("all_custom.nn", bce, csv.to_string()),
+    ]
 }
 
 /// Row `n` (from 1) of the example's data: features and targets.
@@ -118,13 +140,26 @@ fn oracle(model: &Model, program: &Program, w: &Weights, x: &[f64], t: &[f64]) -
 
 #[test]
 fn every_value_matches_the_interpreter() {
+    let mut cases: Vec<(String, String, String, String, usize)> = Vec::new();
     for (example, data, n) in [
         ("xor.nn", "xor.csv", 3),
         ("iris.nn", "iris.csv", 77),
         ("custom.nn", "iris_petal.csv", 5),
         ("digits.nn", "digits.csv", 10),
     ] {
-        let (dir, program, w) = scratch(example, data);
+        let read = |f: &str| std::fs::read_to_string(Path::new("examples").join(f));
+        let (src, csv) = (
+            read(example).expect("readable"),
+            read(data).expect("readable"),
+        );
+        cases.push((example.into(), src, data.into(), csv, n));
+    }
+    for (name, src, csv) in all_activations() {
+        cases.push((name.into(), src, "d.csv".into(), csv, 2));
+    }
+    for (example, src, data, csv, n) in &cases {
+        let (example, data, n) = (example.as_str(), data.as_str(), *n);
+        let (dir, program, w) = scratch_with((example, src), (data, csv));
         let n_text = n.to_string();
         let args = [
             "grad",
