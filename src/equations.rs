@@ -7,6 +7,10 @@
 //! stable bce lowering, and a custom activation prints its real derivative.
 //! Lowering names the forward nodes (`z1`, `a1`, `y`); here we name the
 //! parameters (`W1`, `b1`) and the adjoints of the pre-activations (`δ1`).
+//!
+//! The LaTeX layout (a fragment that compiles) is in `equations/latex.rs`;
+//! the worked numbers of `--sample` (values computed by the caller's
+//! compiled code, laid out here) in `equations/worked.rs`.
 
 use crate::check::layer::ParamRole;
 use crate::check::model::{Activation, Builtin, Loss, Model};
@@ -18,7 +22,7 @@ use crate::simplify::Simplified;
 mod latex;
 mod worked;
 
-pub use worked::{Sample, show as show_value};
+pub use worked::Sample;
 
 /// One equation `lhs = rhs`, with an optional note printed before it.
 struct Line {

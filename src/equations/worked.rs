@@ -79,7 +79,7 @@ pub(super) fn json(eq: &Equations, s: &Sample) -> serde_json::Value {
 }
 
 /// A value of shape `dims` (row-major `data`) as the worked numbers print it.
-pub fn show(dims: &[usize], data: &[f64]) -> String {
+pub(super) fn show(dims: &[usize], data: &[f64]) -> String {
     let count: usize = dims.iter().product();
     if count != data.len() {
         // Not the shape it claims: show it flat rather than misread it.
