@@ -7,12 +7,22 @@
 //! stable bce lowering, and a custom activation prints its real derivative.
 //! Lowering names the forward nodes (`z1`, `a1`, `y`); here we name the
 //! parameters (`W1`, `b1`) and the adjoints of the pre-activations (`δ1`).
+//!
+//! The LaTeX layout (a fragment that compiles) is in `equations/latex.rs`;
+//! the worked numbers of `--sample` (values computed by the caller's
+//! compiled code, laid out here) in `equations/worked.rs`.
 
 use crate::check::layer::ParamRole;
 use crate::check::model::{Activation, Builtin, Loss, Model};
 use crate::graph::print::{Printer, Style};
-use crate::graph::{Graph, NodeId, Op};
+use crate::graph::{Dim, Graph, NodeId, Op};
 use crate::pipeline::{self, Derived, Focus, Network};
+use crate::simplify::Simplified;
+
+mod latex;
+mod worked;
+
+pub use worked::Sample;
 
 /// One equation `lhs = rhs`, with an optional note printed before it.
 struct Line {
@@ -22,6 +32,9 @@ struct Line {
     note: Option<String>,
     /// Print `mean(rhs)`: the loss is the mean of a per-element formula.
     mean: bool,
+    /// The node whose value the worked numbers show: `rhs`, or the loss
+    /// itself for the `mean(...)` line.
+    value: NodeId,
 }
 
 impl Line {
@@ -33,11 +46,19 @@ impl Line {
             (true, Style::Latex) => format!("\\operatorname{{mean}}\\left({rhs}\\right)"),
         }
     }
+
+    fn lhs(&self, style: Style) -> &str {
+        match style {
+            Style::Text => &self.lhs_text,
+            Style::Latex => &self.lhs_latex,
+        }
+    }
 }
 
 /// The equations of one network, ready to print in either style.
 pub struct Equations {
-    graph: Graph,
+    /// The differentiated network; its graph holds every right-hand side.
+    net: Network,
     forward: Vec<Line>,
     derivatives: Vec<Line>,
     backward: Vec<Line>,
@@ -47,6 +68,40 @@ pub struct Equations {
 
 /// Differentiates and simplifies the network, then collects its equations.
 pub fn derive(mut net: Network, model: &Model) -> Equations {
+    let legend = name_params(&mut net);
+    let Derived {
+        network: mut net,
+        deltas,
+        activation_derivatives,
+        simplified: s,
+        ..
+    } = pipeline::derive(net, Focus::Equations);
+    let deltas: Vec<Option<NodeId>> = deltas.iter().map(|d| d.map(|d| s.get(d))).collect();
+    name_deltas(&mut net.graph, &deltas);
+    let mut forward = forward_lines(&net, &s);
+    forward.push(loss_line(&net.graph, net.loss, model));
+    let act_derivs = activation_derivatives.iter().map(|d| d.map(|d| s.get(d)));
+    let derivatives = derivative_lines(act_derivs, model);
+    let backward = backward_lines(&net, &deltas, model);
+    let mut notes = Vec::new();
+    if let Some(Some(d)) = deltas.last() {
+        let per_row = matches!(model.loss, Loss::CrossEntropy);
+        let k = model.output_width();
+        notes.push(batch_note(&net.graph, *d, k, per_row, net.layers.len()));
+    }
+    Equations {
+        net,
+        forward,
+        derivatives,
+        backward,
+        notes,
+        legend,
+    }
+}
+
+/// Names each parameter `W1`, `b1`, ... in the graph and returns the
+/// legend lines that say which tensor each name stands for.
+fn name_params(net: &mut Network) -> Vec<String> {
     let mut legend = Vec::new();
     for p in &net.params {
         let short = match p.role {
@@ -58,36 +113,27 @@ pub fn derive(mut net: Network, model: &Model) -> Equations {
         legend.push(format!("{name} = {} [{}]", p.name, dims.join(", ")));
         net.graph.names.insert(p.node, name);
     }
-    let Derived {
-        network:
-            Network {
-                mut graph,
-                params,
-                layers,
-                loss,
-                grads,
-                ..
-            },
-        deltas,
-        activation_derivatives: act_derivs,
-        simplified: s,
-        ..
-    } = pipeline::derive(net, Focus::Equations);
-    let g = &mut graph;
-    let n_layers = layers.len();
+    legend
+}
 
+/// Names each layer's (simplified) `δ` unless it is a leaf, a constant or
+/// already named (`δ2 = y - t` may be a node with its own name).
+fn name_deltas(g: &mut Graph, deltas: &[Option<NodeId>]) {
     for (i, d) in deltas.iter().enumerate() {
-        if let Some(d) = d {
-            let d = s.get(*d);
+        if let Some(d) = *d {
             let plain = matches!(g.node(d).op, Op::Leaf(_) | Op::Const(_));
             if !plain && !g.names.contains_key(&d) {
                 g.names.insert(d, format!("δ{}", i + 1));
             }
         }
     }
+}
 
+/// `z_k = ...` and `a_k = ...` of every layer (the last `a` is `y`).
+fn forward_lines(net: &Network, s: &Simplified) -> Vec<Line> {
+    let n_layers = net.layers.len();
     let mut forward = Vec::new();
-    for (i, (l, layer)) in layers.iter().zip(&model.layers).enumerate() {
+    for (i, l) in net.layers.iter().enumerate() {
         let k = i + 1;
         let lhs = if l.a == l.z && k == n_layers {
             format!("y = z{k}")
@@ -101,11 +147,16 @@ pub fn derive(mut net: Network, model: &Model) -> Equations {
             } else {
                 format!("a{k}")
             };
-            let _ = layer;
             forward.push(line(&lhs, s.get(l.a), None));
         }
     }
-    let loss_note = match &model.loss {
+    forward
+}
+
+/// The loss line: the loss is `sum(per-element loss) * (1/count)`, printed
+/// as the mean of the per-element loss.
+fn loss_line(g: &Graph, loss: NodeId, model: &Model) -> Line {
+    let note = match &model.loss {
         Loss::Bce if last_is(model, &Activation::Builtin(Builtin::Sigmoid)) => Some(
             "bce, in its stable form from the logits: -(t*log(y) + (1 - t)*log(1 - y))".to_string(),
         ),
@@ -114,30 +165,27 @@ pub fn derive(mut net: Network, model: &Model) -> Equations {
         }
         _ => None,
     };
-    // The loss is `sum(per-element loss) * (1/count)`: print the mean of the per-element loss.
-    let l = loss;
-    let per = g
-        .node(l)
-        .args
-        .iter()
-        .copied()
-        .find(|&a| matches!(g.node(a).op, Op::Sum(_)));
-    match per {
-        Some(sum) => {
-            let per = g.node(sum).args[0];
-            forward.push(Line {
-                lhs_text: "ℓ".to_string(),
-                lhs_latex: "\\ell".to_string(),
-                rhs: per,
-                note: loss_note,
-                mean: true,
-            });
-        }
-        None => forward.push(line("ℓ", l, loss_note)),
+    let args = g.node(loss).args.iter().copied();
+    match args
+        .into_iter()
+        .find(|&a| matches!(g.node(a).op, Op::Sum(_)))
+    {
+        Some(sum) => Line {
+            lhs_text: "ℓ".to_string(),
+            lhs_latex: "\\ell".to_string(),
+            rhs: g.node(sum).args[0],
+            note,
+            mean: true,
+            value: loss,
+        },
+        None => line("ℓ", loss, note),
     }
+}
 
+/// `act'(z_k) = ...` for every element-wise activation other than identity.
+fn derivative_lines(act_derivs: impl Iterator<Item = Option<NodeId>>, model: &Model) -> Vec<Line> {
     let mut derivatives = Vec::new();
-    for (i, (d, layer)) in act_derivs.iter().zip(&model.layers).enumerate() {
+    for (i, (d, layer)) in act_derivs.zip(&model.layers).enumerate() {
         if let Some(d) = d {
             let name = match layer.activation() {
                 Activation::Builtin(b) => b.name().to_string(),
@@ -149,14 +197,19 @@ pub fn derive(mut net: Network, model: &Model) -> Equations {
             derivatives.push(Line {
                 lhs_text: lhs,
                 lhs_latex: latex,
-                rhs: s.get(*d),
+                rhs: d,
                 note: None,
                 mean: false,
+                value: d,
             });
         }
     }
+    derivatives
+}
 
-    let mut backward = Vec::new();
+/// Backprop, last layer first: `δ_k`, then the gradients of its parameters.
+fn backward_lines(net: &Network, deltas: &[Option<NodeId>], model: &Model) -> Vec<Line> {
+    let n_layers = net.layers.len();
     let fusion = match &model.loss {
         Loss::Bce if last_is(model, &Activation::Builtin(Builtin::Sigmoid)) => {
             Some("sigmoid + bce")
@@ -166,6 +219,7 @@ pub fn derive(mut net: Network, model: &Model) -> Equations {
         }
         _ => None,
     };
+    let mut backward = Vec::new();
     for i in (0..n_layers).rev() {
         let k = i + 1;
         if let Some(d) = deltas[i] {
@@ -177,47 +231,30 @@ pub fn derive(mut net: Network, model: &Model) -> Equations {
                 lhs_latex: format!(
                     "\\delta_{{{k}}} = \\frac{{\\partial \\ell}}{{\\partial z_{{{k}}}}}"
                 ),
-                rhs: s.get(d),
+                rhs: d,
                 note,
                 mean: false,
+                value: d,
             });
         }
-        for (p, &gr) in params.iter().zip(&grads) {
+        for (p, &gr) in net.params.iter().zip(&net.grads) {
             if p.layer == i {
-                let short = g.names[&p.node].clone();
+                let short = &net.graph.names[&p.node];
                 backward.push(Line {
                     lhs_text: format!("∂ℓ/∂{short}"),
                     lhs_latex: format!(
                         "\\frac{{\\partial \\ell}}{{\\partial {}}}",
-                        crate::graph::print::latex_name(&short)
+                        crate::graph::print::latex_name(short)
                     ),
                     rhs: gr,
                     note: None,
                     mean: false,
+                    value: gr,
                 });
             }
         }
     }
-
-    let mut notes = Vec::new();
-    if let Some(Some(d)) = deltas.last() {
-        let per_row = matches!(model.loss, Loss::CrossEntropy);
-        notes.push(batch_note(
-            g,
-            s.get(*d),
-            model.output_width(),
-            per_row,
-            n_layers,
-        ));
-    }
-    Equations {
-        graph,
-        forward,
-        derivatives,
-        backward,
-        notes,
-        legend,
-    }
+    backward
 }
 
 fn last_is(model: &Model, a: &Activation) -> bool {
@@ -236,6 +273,7 @@ fn line(lhs: &str, rhs: NodeId, note: Option<String>) -> Line {
         rhs,
         note,
         mean: false,
+        value: rhs,
     }
 }
 
@@ -273,16 +311,47 @@ fn batch_note(g: &Graph, delta: NodeId, k: usize, per_row: bool, last: usize) ->
 }
 
 impl Equations {
-    /// The equations as text (or LaTeX lines), sections separated by blank lines.
-    pub fn render(&self, style: Style) -> String {
-        let p = Printer::new(&self.graph, style).per_sample();
-        let mut out = String::new();
-        let sections = [
+    /// The three sections in print order, with their titles.
+    fn sections(&self) -> [(&'static str, &[Line]); 3] {
+        [
             ("forward", &self.forward),
             ("activation derivatives", &self.derivatives),
             ("backprop", &self.backward),
-        ];
-        for (title, lines) in sections {
+        ]
+    }
+
+    /// The differentiated network whose graph holds every equation's nodes
+    /// (parameters named `W1`, `b1`, ...), for compiling the worked numbers.
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// The node whose value each equation shows, in print order (forward,
+    /// activation derivatives, backprop): what [`Sample::values`] holds.
+    pub fn value_nodes(&self) -> Vec<NodeId> {
+        let sections = self.sections();
+        let lines = sections.iter().flat_map(|(_, lines)| lines.iter());
+        lines.map(|l| l.value).collect()
+    }
+
+    /// The equations as text, or as a LaTeX fragment that compiles as it
+    /// is (`%` comments, one `align*` per section).
+    pub fn render(&self, style: Style) -> String {
+        match style {
+            Style::Text => self.text(None),
+            Style::Latex => latex::render(self),
+        }
+    }
+
+    /// The text equations, each followed by its value on `sample` when given.
+    fn text(&self, sample: Option<&Sample>) -> String {
+        let p = Printer::new(&self.net.graph, Style::Text).per_sample();
+        let mut out = String::new();
+        let mut values = sample.map(|s| s.values.iter());
+        if let Some(s) = sample {
+            out += &worked::intro(self, s);
+        }
+        for (title, lines) in self.sections() {
             if lines.is_empty() {
                 continue;
             }
@@ -291,11 +360,11 @@ impl Equations {
                 if let Some(note) = &l.note {
                     out += &format!("# {note}\n");
                 }
-                let lhs = match style {
-                    Style::Text => &l.lhs_text,
-                    Style::Latex => &l.lhs_latex,
-                };
-                out += &format!("{lhs} = {}\n", l.text(&p, style));
+                out += &format!("{} = {}\n", l.lhs_text, l.text(&p, Style::Text));
+                if let Some(v) = values.as_mut().and_then(|v| v.next()) {
+                    let pad = l.lhs_text.chars().count();
+                    out += &format!("{:pad$} = {}\n", "", worked::show(&self.dims(l.value), v));
+                }
             }
             out += "\n";
         }
@@ -303,28 +372,42 @@ impl Equations {
             out += &format!("# {n}\n");
         }
         out += "# where\n";
-        for l in &self.legend {
-            out += &format!("#   {l}\n");
+        for (i, l) in self.legend.iter().enumerate() {
+            match sample.and_then(|s| s.params.get(i)) {
+                Some(w) => {
+                    let node = self.net.params[i].node;
+                    out += &format!("#   {l} = {}\n", worked::show(&self.dims(node), w));
+                }
+                None => out += &format!("#   {l}\n"),
+            }
+        }
+        if sample.is_some() {
+            out += worked::LEGEND;
         }
         out
     }
 
     /// The equations as one JSON object.
     pub fn json(&self, style: Style) -> String {
-        let p = Printer::new(&self.graph, style).per_sample();
-        let eqs = |lines: &Vec<Line>| -> serde_json::Value {
+        self.json_value(style, None).to_string()
+    }
+
+    fn json_value(&self, style: Style, sample: Option<&Sample>) -> serde_json::Value {
+        let p = Printer::new(&self.net.graph, style).per_sample();
+        let mut values = sample.map(|s| s.values.iter());
+        let mut eqs = |lines: &[Line]| -> serde_json::Value {
             lines
                 .iter()
                 .map(|l| {
-                    let lhs = match style {
-                        Style::Text => &l.lhs_text,
-                        Style::Latex => &l.lhs_latex,
-                    };
                     let mut m = serde_json::Map::new();
-                    m.insert("lhs".into(), lhs.clone().into());
+                    m.insert("lhs".into(), l.lhs(style).into());
                     m.insert("rhs".into(), l.text(&p, style).into());
                     if let Some(n) = &l.note {
                         m.insert("note".into(), n.clone().into());
+                    }
+                    if let Some(v) = values.as_mut().and_then(|v| v.next()) {
+                        m.insert("shape".into(), self.dims(l.value).into());
+                        m.insert("value".into(), v.clone().into());
                     }
                     serde_json::Value::Object(m)
                 })
@@ -336,6 +419,20 @@ impl Equations {
         m.insert("backprop".into(), eqs(&self.backward));
         m.insert("notes".into(), self.notes.clone().into());
         m.insert("legend".into(), self.legend.clone().into());
-        serde_json::Value::Object(m).to_string()
+        if let Some(s) = sample {
+            m.insert("sample".into(), worked::json(self, s));
+        }
+        serde_json::Value::Object(m)
+    }
+
+    /// The shape of one row's value of `node`: its graph shape with the
+    /// batch axis left out (the worked numbers are one row's).
+    fn dims(&self, node: NodeId) -> Vec<usize> {
+        let shape = &self.net.graph.node(node).shape.0;
+        let fixed = shape.iter().filter_map(|d| match d {
+            Dim::Fixed(n) => Some(*n),
+            Dim::Batch => None,
+        });
+        fixed.collect()
     }
 }

@@ -81,7 +81,10 @@ fn grad_latex_names_each_side_of_a_double_name() {
     // The output line `y = z3 = ...` names one node twice.
     let (out, err, code) = slope(&["grad", "examples/custom.nn", "--latex"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("\ny = z_{3} = W_{3} a_{2} + b_{3}\n"), "{out}");
+    assert!(
+        out.contains("\ny = z_{3} &= W_{3} a_{2} + b_{3} \\\\\n"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use super::{Failure, PathArg};
 use crate::check::model::Loss;
 use crate::train::tasks::{self, GRADCHECK_FLOOR, GRADCHECK_ROWS, GRADCHECK_TOL};
 use crate::train::weights;
-use crate::{lower, pipeline};
+use crate::{equations, lower, pipeline};
 use clap::Args;
 use std::path::Path;
 use std::process::ExitCode;
@@ -150,6 +150,54 @@ pub fn grad_numeric(
             super::source::io_message(&e)
         ))
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `slope grad FILE --weights W --data D --sample N [--json]`: the
+/// equations with each one's value on row N of D, from f64 compiled code.
+pub fn grad_sample(
+    file: &Path,
+    model: Option<&str>,
+    (weights_path, data): (&Path, &Path),
+    row: u64,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let loaded = common::load_program(file, model)?;
+    let w = common::read_weights(weights_path, loaded.model())?;
+    let ds = common::load_data_file(&loaded, data, false)?;
+    let n = usize::try_from(row).unwrap_or(usize::MAX);
+    if n == 0 || n > ds.rows {
+        return Err(Failure::Usage(format!(
+            "error: --sample {row} is not a row of '{}', which has {} data row{}\n  = help: rows count from 1, the header not included\n",
+            data.display(),
+            ds.rows,
+            if ds.rows == 1 { "" } else { "s" }
+        )));
+    }
+    let (nx, nt) = (ds.n_features(), ds.n_targets());
+    let x = tasks::widen::<f64>(&ds.features[(n - 1) * nx..n * nx]);
+    let t = tasks::widen::<f64>(&ds.targets[(n - 1) * nt..n * nt]);
+    let net = lower::lower_model(&loaded.program, loaded.model())
+        .map_err(|d| Failure::Input(loaded.render(&[d])))?;
+    let eq = equations::derive(net, loaded.model());
+    let values = tasks::probe(eq.network(), &w, &x, &t, &eq.value_nodes()).map_err(task_failure)?;
+    let sample = equations::Sample {
+        title: format!(
+            "row {n} of {} at weights {}",
+            data.display(),
+            weights_path.display()
+        ),
+        row: n,
+        x,
+        t,
+        params: tasks::param_values::<f64>(&w),
+        values,
+    };
+    if json {
+        println!("{}", eq.json_worked(&sample));
+    } else {
+        print!("{}", eq.render_worked(&sample));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

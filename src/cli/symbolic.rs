@@ -45,7 +45,7 @@ pub struct GradArgs {
     #[arg(long)]
     pub json: bool,
     /// Weights (safetensors): compute a numeric gradient instead of equations.
-    #[arg(long, conflicts_with_all = ["latex", "json"])]
+    #[arg(long)]
     pub weights: Option<PathArg>,
     /// The data set (CSV) for the numeric gradient.
     #[arg(long, requires = "weights")]
@@ -53,6 +53,10 @@ pub struct GradArgs {
     /// Where to write the numeric gradient (safetensors).
     #[arg(long, requires = "weights")]
     pub out: Option<PathArg>,
+    /// Worked numbers: the equations, each with its value on row N (from 1)
+    /// of --data at --weights.
+    #[arg(long, value_name = "N", requires_all = ["weights", "data"], conflicts_with = "out")]
+    pub sample: Option<u64>,
 }
 
 /// Arguments of `slope graph`.
@@ -127,7 +131,24 @@ pub fn diff(args: DiffArgs) -> Result<ExitCode, Failure> {
 
 /// Runs `slope grad FILE` in equations mode (the numeric mode is `run::grad_numeric`).
 pub fn grad(args: GradArgs) -> Result<ExitCode, Failure> {
+    if args.weights.is_some() && args.latex {
+        return Err(Failure::Usage(
+            "error: --latex does not go with --weights: worked numbers (--sample N) print as text \
+             or --json, and --out writes a file\n"
+                .into(),
+        ));
+    }
+    if let (Some(row), Some(weights), Some(data)) = (args.sample, &args.weights, &args.data) {
+        let paths = (weights.as_path(), data.as_path());
+        return super::run::grad_sample(&args.file, args.model.as_deref(), paths, row, args.json);
+    }
     if let Some(weights) = &args.weights {
+        if args.json {
+            return Err(Failure::Usage(
+                "error: `slope grad --weights --out` writes a file; --json goes with --sample N\n"
+                    .into(),
+            ));
+        }
         return super::run::grad_numeric(
             &args.file,
             args.model.as_deref(),

@@ -35,6 +35,8 @@ pub enum Role {
     Check(usize),
     /// The network's output `y`.
     Output,
+    /// Node `i` of the list given to [`Builder::probe`].
+    Probe(usize),
 }
 
 /// One entry point: a signature over the builder's graph, with roles.
@@ -179,6 +181,14 @@ impl<'n> Builder<'n> {
             .chain((0..updates.states.len()).map(Role::State))
             .collect();
         Ok((entry, updates))
+    }
+
+    /// Any nodes of the network's graph, as outputs: `x`, `t`, parameters
+    /// → `nodes` (the worked numbers of `slope grad --sample`).
+    pub fn probe(&mut self, nodes: &[NodeId]) -> Entry {
+        let outs = nodes.iter().enumerate();
+        let outs = outs.map(|(i, &n)| (Role::Probe(i), n)).collect();
+        self.entry(self.x_params(true), outs)
     }
 
     /// The validation pass: `x`, `t`, parameters → loss and correct count.

@@ -339,7 +339,8 @@ pub fn train(
                         | Role::Correct
                         | Role::Grad(_)
                         | Role::Check(_)
-                        | Role::Output => &[],
+                        | Role::Output
+                        | Role::Probe(_) => &[],
                     };
                 }
                 let step = if chunk.len() == full {

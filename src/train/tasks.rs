@@ -8,6 +8,7 @@ use super::optim;
 use super::weights::{self, Weights};
 use crate::check::model::{Loss, Model, Optimizer};
 use crate::codegen::{Compiled, Element, Jit};
+use crate::graph::NodeId;
 use crate::pipeline::Network;
 
 /// Why a compiled computation failed: a bug in slope, never bad input.
@@ -50,7 +51,8 @@ pub fn inputs<'a, T>(entry: &Entry, x: &'a [T], t: &'a [T], params: &'a [Vec<T>]
             | Role::Correct
             | Role::Grad(_)
             | Role::Check(_)
-            | Role::Output => &[],
+            | Role::Output
+            | Role::Probe(_) => &[],
         })
         .collect()
 }
@@ -309,7 +311,8 @@ impl TrainStep {
                 | Role::Correct
                 | Role::Grad(_)
                 | Role::Check(_)
-                | Role::Output => Vec::new(),
+                | Role::Output
+                | Role::Probe(_) => Vec::new(),
             })
             .collect();
         let mut states: Vec<Vec<f32>> = weights::init(model, 1)
@@ -328,4 +331,33 @@ impl TrainStep {
             outputs,
         })
     }
+}
+
+/// The values of `nodes` (any nodes of `net`'s graph) on one row `x`/`t`
+/// at `w`, from f64 compiled code: the worked numbers of
+/// `slope grad --sample`. Each value is row-major, batch axis of 1 row.
+pub fn probe(
+    net: &Network,
+    w: &Weights,
+    x: &[f64],
+    t: &[f64],
+    nodes: &[NodeId],
+) -> Result<Vec<Vec<f64>>, TaskError> {
+    let mut b = Builder::new(net);
+    let entry = b.probe(nodes);
+    let mut jit = Jit::new(1).map_err(fail)?;
+    let mut f: Compiled<f64> = b.compile(&mut jit, &entry, 1).map_err(fail)?;
+    let params = param_values::<f64>(w);
+    let ins = inputs(&entry, x, t, &params);
+    let mut outs: Vec<Vec<f64>> = f.output_lens().iter().map(|&n| vec![0.0; n]).collect();
+    let mut refs: Vec<&mut [f64]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+    f.call(&ins, &mut [], &mut refs).map_err(fail)?;
+    // Reorder by role, never by position (the entry lists them in order today).
+    let mut values = vec![Vec::new(); nodes.len()];
+    for (slot, role) in entry.outputs.iter().enumerate() {
+        if let Role::Probe(i) = *role {
+            values[i] = std::mem::take(&mut outs[slot]);
+        }
+    }
+    Ok(values)
 }
