@@ -114,6 +114,7 @@ pub mod data;
 pub mod diag;
 pub mod diff;
 pub mod equations;
+pub mod export;
 pub mod graph;
 pub mod lower;
 pub mod pipeline;
