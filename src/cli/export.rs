@@ -58,9 +58,15 @@ pub fn run(args: ExportArgs) -> Result<ExitCode, Failure> {
             args.weights.display(),
             model.name
         )),
-        e => Failure::Input(format!("error: cannot export model '{}': {e}\n", model.name)),
+        e => Failure::Input(format!(
+            "error: cannot export model '{}': {e}\n",
+            model.name
+        )),
     })?;
-    let out = args.out.clone().unwrap_or_else(|| default_out(&loaded, args.gradient));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&loaded, args.gradient));
     let bytes = export::encode(&onnx);
     weights::write_atomic(&out, &bytes).map_err(|e| {
         Failure::Input(format!(

@@ -129,7 +129,10 @@ impl<'g> Emitter<'g> {
 
     /// Says that graph node `id` (a leaf) is the ONNX value `name` of type `elem`.
     pub fn bind(&mut self, id: NodeId, name: &str, elem: Elem) {
-        self.forms.entry(id).or_default().set(elem, name.to_string());
+        self.forms
+            .entry(id)
+            .or_default()
+            .set(elem, name.to_string());
     }
 
     /// A fresh value name starting with `base`.
@@ -144,7 +147,13 @@ impl<'g> Emitter<'g> {
     }
 
     /// Appends the node `op_type(inputs) -> outputs` with its attributes.
-    pub fn node(&mut self, op_type: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<(&str, Attr)>) {
+    pub fn node(
+        &mut self,
+        op_type: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+    ) {
         let attribute = attrs
             .into_iter()
             .map(|(name, a)| {
@@ -172,7 +181,13 @@ impl<'g> Emitter<'g> {
     }
 
     /// A new value `op_type(inputs)` named after `base`.
-    fn op(&mut self, base: &str, op_type: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
+    fn op(
+        &mut self,
+        base: &str,
+        op_type: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+    ) -> String {
         let out = self.fresh(base);
         self.node(op_type, inputs, &[&out], attrs);
         out
@@ -273,7 +288,8 @@ impl<'g> Emitter<'g> {
             let n = self.g.node(id);
             matches!(n.op, Op::Broadcast(_)) && matches!(self.g.node(n.args[0]).op, Op::Const(_))
         };
-        let mut candidates: HashSet<NodeId> = order.iter().copied().filter(|&id| splat(id)).collect();
+        let mut candidates: HashSet<NodeId> =
+            order.iter().copied().filter(|&id| splat(id)).collect();
         for r in roots {
             candidates.remove(r);
         }
@@ -310,7 +326,12 @@ impl<'g> Emitter<'g> {
             .find_map(|e| forms.get(e).cloned())
             .ok_or_else(|| ExportError::Internal(format!("graph node {id:?} was not written")))?;
         let base = format!("{from}_{}", elem_suffix(elem));
-        let v = self.op(&base, "Cast", &[&from], vec![("to", Attr::Int(elem.onnx()))]);
+        let v = self.op(
+            &base,
+            "Cast",
+            &[&from],
+            vec![("to", Attr::Int(elem.onnx()))],
+        );
         self.forms.entry(id).or_default().set(elem, v.clone());
         Ok(v)
     }
@@ -331,7 +352,12 @@ impl<'g> Emitter<'g> {
     }
 
     /// Writes node `id` as `op_type` on the float forms of its operands.
-    fn simple(&mut self, id: NodeId, op_type: &str, attrs: Vec<(&str, Attr)>) -> Result<(), ExportError> {
+    fn simple(
+        &mut self,
+        id: NodeId,
+        op_type: &str,
+        attrs: Vec<(&str, Attr)>,
+    ) -> Result<(), ExportError> {
         let args = self.operands(id)?;
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = self.name_for(id);
@@ -352,7 +378,12 @@ impl<'g> Emitter<'g> {
         match op {
             Op::Const(c) => {
                 let out = self.name_for(id);
-                self.node("Constant", &[], &[&out], vec![("value_float", Attr::Float(c.value() as f32))]);
+                self.node(
+                    "Constant",
+                    &[],
+                    &[&out],
+                    vec![("value_float", Attr::Float(c.value() as f32))],
+                );
                 self.bind(id, &out, Elem::Float);
             }
             Op::Leaf(leaf) => {
@@ -366,7 +397,12 @@ impl<'g> Emitter<'g> {
             }
             Op::BatchSize => {
                 let b = self.batch();
-                let f = self.op("batch_f", "Cast", &[&b], vec![("to", Attr::Int(Elem::Float.onnx()))]);
+                let f = self.op(
+                    "batch_f",
+                    "Cast",
+                    &[&b],
+                    vec![("to", Attr::Int(Elem::Float.onnx()))],
+                );
                 let axes = self.ints("axes", &[0]);
                 let out = self.name_for(id);
                 self.node("Squeeze", &[&f, &axes], &[&out], vec![]);
@@ -409,7 +445,9 @@ impl<'g> Emitter<'g> {
                 self.bind(id, &out, Elem::Float);
             }
             Op::MatMul => self.gemm(id)?,
-            Op::Transpose => self.simple(id, "Transpose", vec![("perm", Attr::Ints(vec![1, 0]))])?,
+            Op::Transpose => {
+                self.simple(id, "Transpose", vec![("perm", Attr::Ints(vec![1, 0]))])?
+            }
             Op::Broadcast(axes) => self.broadcast(id, axes)?,
             Op::Sum(axes) => {
                 let a = self.float(node.args[0])?;
@@ -418,7 +456,12 @@ impl<'g> Emitter<'g> {
                     self.node("Identity", &[&a], &[&out], vec![]);
                 } else {
                     let list = self.ints("axes", &axis_list(axes));
-                    self.node("ReduceSum", &[&a, &list], &[&out], vec![("keepdims", Attr::Int(0))]);
+                    self.node(
+                        "ReduceSum",
+                        &[&a, &list],
+                        &[&out],
+                        vec![("keepdims", Attr::Int(0))],
+                    );
                 }
                 self.bind(id, &out, Elem::Float);
             }
@@ -429,18 +472,32 @@ impl<'g> Emitter<'g> {
                 let depth = self.ints("depth", &[i64::from(k)]);
                 let values = self.floats("onehot_values", &[0.0, 1.0]);
                 let out = self.name_for(id);
-                self.node("OneHot", &[&idx, &depth, &values], &[&out], vec![("axis", Attr::Int(-1))]);
+                self.node(
+                    "OneHot",
+                    &[&idx, &depth, &values],
+                    &[&out],
+                    vec![("axis", Attr::Int(-1))],
+                );
                 self.bind(id, &out, Elem::Float);
             }
             Op::ArgMax => {
                 let a = self.float(node.args[0])?;
                 let out = self.fresh("argmax");
-                let attrs = vec![("axis", Attr::Int(-1)), ("keepdims", Attr::Int(0)), ("select_last_index", Attr::Int(0))];
+                let attrs = vec![
+                    ("axis", Attr::Int(-1)),
+                    ("keepdims", Attr::Int(0)),
+                    ("select_last_index", Attr::Int(0)),
+                ];
                 self.node("ArgMax", &[&a], &[&out], attrs);
                 self.bind(id, &out, Elem::Int64);
                 if self.outputs.contains_key(&id) {
                     let f = self.name_for(id);
-                    self.node("Cast", &[&out], &[&f], vec![("to", Attr::Int(Elem::Float.onnx()))]);
+                    self.node(
+                        "Cast",
+                        &[&out],
+                        &[&f],
+                        vec![("to", Attr::Int(Elem::Float.onnx()))],
+                    );
                     self.bind(id, &f, Elem::Float);
                 }
             }
@@ -471,7 +528,12 @@ impl<'g> Emitter<'g> {
         self.bind(id, &out, Elem::Bool);
         if self.outputs.contains_key(&id) {
             let f = self.name_for(id);
-            self.node("Cast", &[&out], &[&f], vec![("to", Attr::Int(Elem::Float.onnx()))]);
+            self.node(
+                "Cast",
+                &[&out],
+                &[&f],
+                vec![("to", Attr::Int(Elem::Float.onnx()))],
+            );
             self.bind(id, &f, Elem::Float);
         }
         Ok(())
@@ -498,7 +560,9 @@ impl<'g> Emitter<'g> {
     /// absorbed transposes becoming `transA`/`transB`.
     fn gemm(&mut self, id: NodeId) -> Result<(), ExportError> {
         let (mm, bias) = match self.g.node(id).op {
-            Op::Add => self.dense_parts(id).map_or((id, None), |(m, b)| (m, Some(b))),
+            Op::Add => self
+                .dense_parts(id)
+                .map_or((id, None), |(m, b)| (m, Some(b))),
             _ => (id, None),
         };
         let args = self.g.node(mm).args.clone();

@@ -188,15 +188,18 @@ fn build(
         e.bind(net.x, "x", Elem::Float);
     } else {
         let flat = e.fresh("x_flat");
-        e.node("Flatten", &["x"], &[&flat], vec![("axis", emit::Attr::Int(1))]);
+        e.node(
+            "Flatten",
+            &["x"],
+            &[&flat],
+            vec![("axis", emit::Attr::Int(1))],
+        );
         e.bind(net.x, &flat, Elem::Float);
     }
     if training {
         let (elem, shape) = match model.loss {
             Loss::CrossEntropy => (Elem::Int64, Shape(vec![Dim::Batch])),
-            Loss::Mse | Loss::Bce | Loss::Custom(_) => {
-                (Elem::Float, g.node(net.t).shape.clone())
-            }
+            Loss::Mse | Loss::Bce | Loss::Custom(_) => (Elem::Float, g.node(net.t).shape.clone()),
         };
         inputs.push(value_info("t", elem, &shape));
         e.bind(net.t, "t", elem);
