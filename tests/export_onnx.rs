@@ -6,7 +6,7 @@
 //! outputs must match `slope predict` (1e-5) and `slope grad --out` (1e-4
 //! relative), and the exported `loss` a naive loss loop written here.
 //!
-//! The client is `tests/onnx_client.py`, run by the Python named in
+//! The client is `tests/onnx/client.py`, run by the Python named in
 //! `SLOPE_ONNX_PYTHON` (`.ci/run` makes a virtual environment with pinned
 //! `onnx` and `onnxruntime` and sets it). Without it the test still
 //! exports everything and checks the files' structure, says loudly that
@@ -461,7 +461,7 @@ fn every_example_and_activation_runs_in_onnxruntime() {
     };
     let jobs_file = dir.join("jobs.json");
     std::fs::write(&jobs_file, serde_json::to_string(&jobs).expect("JSON")).expect("jobs");
-    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx_client.py");
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/client.py");
     let out = Command::new(python)
         .arg(client)
         .arg(&jobs_file)

@@ -251,11 +251,12 @@ impl<'g> Emitter<'g> {
                     }
                 }
                 Op::Add if n.args.len() == 2 => {
-                    if let Some((mm, bias)) = self.dense_parts(id) {
-                        if single(mm) && single(bias) {
-                            self.absorbed.extend([mm, bias]);
-                            self.gemm_add.insert(id);
-                        }
+                    if let Some((mm, bias)) = self.dense_parts(id)
+                        && single(mm)
+                        && single(bias)
+                    {
+                        self.absorbed.extend([mm, bias]);
+                        self.gemm_add.insert(id);
                     }
                 }
                 _ => {}
@@ -339,10 +340,10 @@ impl<'g> Emitter<'g> {
     /// The name the value of `id` is written under: its output name when it
     /// is a root, the graph's name for it (`z1`, `a1`) or its op's name.
     fn name_for(&mut self, id: NodeId) -> String {
-        if let Some(names) = self.outputs.get(&id) {
-            if self.named.insert(id) {
-                return names[0].clone();
-            }
+        if let Some(names) = self.outputs.get(&id)
+            && self.named.insert(id)
+        {
+            return names[0].clone();
         }
         let base = match self.g.names.get(&id) {
             Some(n) => n.clone(),
@@ -376,38 +377,9 @@ impl<'g> Emitter<'g> {
         let node = self.g.node(id);
         let op = node.op;
         match op {
-            Op::Const(c) => {
-                let out = self.name_for(id);
-                self.node(
-                    "Constant",
-                    &[],
-                    &[&out],
-                    vec![("value_float", Attr::Float(c.value() as f32))],
-                );
-                self.bind(id, &out, Elem::Float);
-            }
-            Op::Leaf(leaf) => {
-                if !self.forms.contains_key(&id) {
-                    let l = self.g.leaf_info(leaf);
-                    return Err(ExportError::Unsupported(format!(
-                        "the {:?} leaf '{}' has no ONNX input",
-                        l.kind, l.name
-                    )));
-                }
-            }
-            Op::BatchSize => {
-                let b = self.batch();
-                let f = self.op(
-                    "batch_f",
-                    "Cast",
-                    &[&b],
-                    vec![("to", Attr::Int(Elem::Float.onnx()))],
-                );
-                let axes = self.ints("axes", &[0]);
-                let out = self.name_for(id);
-                self.node("Squeeze", &[&f, &axes], &[&out], vec![]);
-                self.bind(id, &out, Elem::Float);
-            }
+            Op::Const(c) => self.constant(id, c.value())?,
+            Op::Leaf(_) => self.leaf(id)?,
+            Op::BatchSize => self.batch_size(id)?,
             Op::Neg => self.simple(id, "Neg", vec![])?,
             Op::Recip => self.simple(id, "Reciprocal", vec![])?,
             Op::Exp => self.simple(id, "Exp", vec![])?,
@@ -419,7 +391,8 @@ impl<'g> Emitter<'g> {
             Op::Tanh => self.simple(id, "Tanh", vec![])?,
             Op::Sigmoid => self.simple(id, "Sigmoid", vec![])?,
             Op::Relu => self.simple(id, "Relu", vec![])?,
-            // ONNX Runtime computes Softplus stably (x + log1p(exp(-x)) for x > 0).
+            // Softplus, as slope computes it, is finite for large |x|: so is
+            // ONNX Runtime's (softplus(100) = 100, softplus(-100) = 3.8e-44).
             Op::Softplus => self.simple(id, "Softplus", vec![])?,
             Op::Add if self.gemm_add.contains(&id) => self.gemm(id)?,
             Op::Add if node.args.len() == 2 => self.simple(id, "Add", vec![])?,
@@ -434,73 +407,118 @@ impl<'g> Emitter<'g> {
             Op::Gt => self.compare(id, "Greater")?,
             Op::Ge => self.compare(id, "GreaterOrEqual")?,
             Op::Eq => self.compare(id, "Equal")?,
-            Op::Where => {
-                let args = node.args.clone();
-                // `where` picks `a` where the condition is non-zero; a Cast
-                // to bool says the same (NaN is true in both).
-                let c = self.form(args[0], Elem::Bool)?;
-                let (a, b) = (self.float(args[1])?, self.float(args[2])?);
-                let out = self.name_for(id);
-                self.node("Where", &[&c, &a, &b], &[&out], vec![]);
-                self.bind(id, &out, Elem::Float);
-            }
+            Op::Where => self.select(id)?,
             Op::MatMul => self.gemm(id)?,
             Op::Transpose => {
                 self.simple(id, "Transpose", vec![("perm", Attr::Ints(vec![1, 0]))])?
             }
             Op::Broadcast(axes) => self.broadcast(id, axes)?,
-            Op::Sum(axes) => {
-                let a = self.float(node.args[0])?;
-                let out = self.name_for(id);
-                if axes.0 == 0 {
-                    self.node("Identity", &[&a], &[&out], vec![]);
-                } else {
-                    let list = self.ints("axes", &axis_list(axes));
-                    self.node(
-                        "ReduceSum",
-                        &[&a, &list],
-                        &[&out],
-                        vec![("keepdims", Attr::Int(0))],
-                    );
-                }
-                self.bind(id, &out, Elem::Float);
-            }
+            Op::Sum(axes) => self.reduce_sum(id, axes)?,
             Op::Softmax => self.simple(id, "Softmax", vec![("axis", Attr::Int(-1))])?,
             Op::LogSumExp => self.log_sum_exp(id)?,
-            Op::OneHot(k) => {
-                let idx = self.form(node.args[0], Elem::Int64)?;
-                let depth = self.ints("depth", &[i64::from(k)]);
-                let values = self.floats("onehot_values", &[0.0, 1.0]);
-                let out = self.name_for(id);
-                self.node(
-                    "OneHot",
-                    &[&idx, &depth, &values],
-                    &[&out],
-                    vec![("axis", Attr::Int(-1))],
-                );
-                self.bind(id, &out, Elem::Float);
+            Op::OneHot(k) => self.one_hot(id, k)?,
+            Op::ArgMax => self.arg_max(id)?,
+        }
+        Ok(())
+    }
+
+    /// A scalar constant as a `Constant` node.
+    fn constant(&mut self, id: NodeId, v: f64) -> Result<(), ExportError> {
+        let out = self.name_for(id);
+        let attrs = vec![("value_float", Attr::Float(v as f32))];
+        self.node("Constant", &[], &[&out], attrs);
+        self.bind(id, &out, Elem::Float);
+        Ok(())
+    }
+
+    /// A leaf is a graph input or an initializer, bound before emission;
+    /// any other leaf (optimizer state, a formula's scalar) has no input.
+    fn leaf(&mut self, id: NodeId) -> Result<(), ExportError> {
+        match self.g.node(id).op {
+            Op::Leaf(leaf) if !self.forms.contains_key(&id) => {
+                let l = self.g.leaf_info(leaf);
+                Err(ExportError::Unsupported(format!(
+                    "the {:?} leaf '{}' has no ONNX input",
+                    l.kind, l.name
+                )))
             }
-            Op::ArgMax => {
-                let a = self.float(node.args[0])?;
-                let out = self.fresh("argmax");
-                let attrs = vec![
-                    ("axis", Attr::Int(-1)),
-                    ("keepdims", Attr::Int(0)),
-                    ("select_last_index", Attr::Int(0)),
-                ];
-                self.node("ArgMax", &[&a], &[&out], attrs);
-                self.bind(id, &out, Elem::Int64);
-                if self.outputs.contains_key(&id) {
-                    let f = self.name_for(id);
-                    self.node(
-                        "Cast",
-                        &[&out],
-                        &[&f],
-                        vec![("to", Attr::Int(Elem::Float.onnx()))],
-                    );
-                    self.bind(id, &f, Elem::Float);
-                }
-            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The batch size as a float scalar: `Squeeze(Cast(Shape(x)[0:1]))`.
+    fn batch_size(&mut self, id: NodeId) -> Result<(), ExportError> {
+        let b = self.batch();
+        let to_float = vec![("to", Attr::Int(Elem::Float.onnx()))];
+        let f = self.op("batch_f", "Cast", &[&b], to_float);
+        let axes = self.ints("axes", &[0]);
+        let out = self.name_for(id);
+        self.node("Squeeze", &[&f, &axes], &[&out], vec![]);
+        self.bind(id, &out, Elem::Float);
+        Ok(())
+    }
+
+    /// `where(c, a, b)`: `a` where `c` is non-zero; a Cast to bool says the
+    /// same (NaN is true in both), and a comparison's bool is used as is.
+    fn select(&mut self, id: NodeId) -> Result<(), ExportError> {
+        let args = self.g.node(id).args.clone();
+        let c = self.form(args[0], Elem::Bool)?;
+        let (a, b) = (self.float(args[1])?, self.float(args[2])?);
+        let out = self.name_for(id);
+        self.node("Where", &[&c, &a, &b], &[&out], vec![]);
+        self.bind(id, &out, Elem::Float);
+        Ok(())
+    }
+
+    /// A sum over axes: `ReduceSum` with the axes as an input (opset 13+).
+    fn reduce_sum(&mut self, id: NodeId, axes: Axes) -> Result<(), ExportError> {
+        let a = self.float(self.g.node(id).args[0])?;
+        let out = self.name_for(id);
+        if axes.0 == 0 {
+            // ReduceSum with no axes would sum over all of them.
+            self.node("Identity", &[&a], &[&out], vec![]);
+        } else {
+            let list = self.ints("axes", &axis_list(axes));
+            let attrs = vec![("keepdims", Attr::Int(0))];
+            self.node("ReduceSum", &[&a, &list], &[&out], attrs);
+        }
+        self.bind(id, &out, Elem::Float);
+        Ok(())
+    }
+
+    /// Class indices (int64) to one-hot float rows of width `k`.
+    fn one_hot(&mut self, id: NodeId, k: u32) -> Result<(), ExportError> {
+        let idx = self.form(self.g.node(id).args[0], Elem::Int64)?;
+        let depth = self.ints("depth", &[i64::from(k)]);
+        let values = self.floats("onehot_values", &[0.0, 1.0]);
+        let out = self.name_for(id);
+        let attrs = vec![("axis", Attr::Int(-1))];
+        self.node("OneHot", &[&idx, &depth, &values], &[&out], attrs);
+        self.bind(id, &out, Elem::Float);
+        Ok(())
+    }
+
+    /// The first largest element's index along the last axis, as int64
+    /// (a float `Cast` when arithmetic or an output reads it).
+    fn arg_max(&mut self, id: NodeId) -> Result<(), ExportError> {
+        let a = self.float(self.g.node(id).args[0])?;
+        let out = self.fresh("argmax");
+        let attrs = vec![
+            ("axis", Attr::Int(-1)),
+            ("keepdims", Attr::Int(0)),
+            ("select_last_index", Attr::Int(0)),
+        ];
+        self.node("ArgMax", &[&a], &[&out], attrs);
+        self.bind(id, &out, Elem::Int64);
+        if self.outputs.contains_key(&id) {
+            let f = self.name_for(id);
+            self.node(
+                "Cast",
+                &[&out],
+                &[&f],
+                vec![("to", Attr::Int(Elem::Float.onnx()))],
+            );
+            self.bind(id, &f, Elem::Float);
         }
         Ok(())
     }

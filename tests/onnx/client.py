@@ -1,6 +1,6 @@
 """The ONNX client of tests/export_onnx.rs: a real ONNX engine runs slope's exports.
 
-Usage: python onnx_client.py JOBS.json
+Usage: python client.py JOBS.json
 
 JOBS.json is a list of jobs, each {"model": PATH, "out": PATH, "inputs":
 {NAME: {"dtype": "float32" | "int64", "shape": [...], "data": [...]}}}. For
