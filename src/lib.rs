@@ -136,6 +136,7 @@ pub mod derivative;
 pub mod diag;
 pub mod diff;
 pub mod equations;
+pub mod export;
 pub mod graph;
 pub mod lower;
 pub mod pipeline;

@@ -38,6 +38,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "export",
+        &[
+            "diag", "syntax", "check", "graph", "lower", "diff", "simplify", "pipeline",
+        ],
+    ),
+    (
         "train",
         &[
             "diag", "syntax", "check", "data", "graph", "lower", "diff", "simplify", "pipeline",

@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 pub mod common;
+mod export;
 mod fmt;
 mod run;
 pub mod source;
@@ -44,6 +45,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// JIT-compile and train the network.
     Train(train::TrainArgs),
+    /// Write the network (or its gradient graph) as an ONNX model.
+    Export(export::ExportArgs),
 }
 
 /// Why a command failed: bad input (exit 1) or bad usage (exit 2).
@@ -82,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Gradcheck(a) => run::gradcheck(a),
         Command::Bench(a) => bench::bench(a),
         Command::Train(a) => train::run(a),
+        Command::Export(a) => export::run(a),
     };
     match result {
         Ok(code) => code,
