@@ -3,6 +3,8 @@
 //! bad input — clear errors, exit 1, an existing file left byte-identical.
 //! The numbers are checked by a real ONNX engine in `export_onnx.rs`.
 
+mod common;
+
 use prost::Message;
 use slope::export::proto::ModelProto;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,11 @@ fn slope(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("slope runs")
+}
+
+/// Weights for example `name`, trained once per test into `dir`.
+fn weights(name: &str, dir: &Path) -> String {
+    s(&common::trained_example_weights(name, dir)).to_string()
 }
 
 fn example(name: &str) -> String {
@@ -53,7 +60,7 @@ fn default_paths_sit_next_to_the_file_and_exports_are_deterministic() {
     let dir = temp_dir("default");
     let nn = dir.join("xor.nn");
     std::fs::copy(example("xor.nn"), &nn).expect("copy");
-    let w = example("xor.safetensors");
+    let w = weights("xor", &dir);
     for gradient in [false, true] {
         let mut args = vec!["export", s(&nn), "--weights", &w];
         if gradient {
@@ -87,7 +94,7 @@ fn the_forward_model_is_what_pytorch_would_export() {
         "export",
         &example("xor.nn"),
         "--weights",
-        &example("xor.safetensors"),
+        &weights("xor", &dir),
         "--out",
         s(&out),
     ]);
@@ -126,7 +133,7 @@ fn the_forward_model_is_what_pytorch_would_export() {
         assert_eq!(trans_b[0].i, Some(1));
     }
     // The initializers are the weights file's tensors, bytes and all.
-    let bytes = std::fs::read(example("xor.safetensors")).expect("weights");
+    let bytes = std::fs::read(weights("xor", &dir)).expect("weights");
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
     assert_eq!(g.initializer.len(), st.names().len());
     for t in &g.initializer {
@@ -149,7 +156,7 @@ fn image_inputs_keep_their_shape_and_are_flattened_in_the_graph() {
         "export",
         &example("digits_image.nn"),
         "--weights",
-        &example("digits.safetensors"),
+        &weights("digits", &dir),
         "--out",
         s(&out),
     ]);
@@ -175,7 +182,7 @@ fn the_gradient_graph_needs_no_train_block() {
         "export",
         s(&nn),
         "--weights",
-        &example("xor.safetensors"),
+        &weights("xor", &dir),
         "--out",
         s(&out),
         "--gradient",
@@ -219,7 +226,7 @@ fn bad_input_is_a_clear_error_and_leaves_the_old_file() {
     let dir = temp_dir("bad");
     let out = dir.join("old.onnx");
     let iris = example("iris.nn");
-    let xor_w = example("xor.safetensors");
+    let xor_w = weights("xor", &dir);
     fails_keeping(
         &["export", &iris, "--weights", &xor_w],
         &out,
@@ -257,7 +264,7 @@ fn bad_input_is_a_clear_error_and_leaves_the_old_file() {
     );
 
     // Where the file cannot be written: nothing is left behind.
-    let iris_w = example("iris.safetensors");
+    let iris_w = weights("iris", &dir);
     let nowhere = dir.join("missing-dir").join("m.onnx");
     let o = slope(&["export", &iris, "--weights", &iris_w, "--out", s(&nowhere)]);
     assert_eq!(o.status.code(), Some(1));

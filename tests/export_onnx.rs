@@ -12,6 +12,8 @@
 //! exports everything and checks the files' structure, says loudly that
 //! the client did not run, and fails when `CI` is set: CI always runs it.
 
+mod common;
+
 use prost::Message;
 use slope::export::proto::{ModelProto, type_proto};
 use std::path::{Path, PathBuf};
@@ -181,38 +183,38 @@ fn test_models(dir: &Path) -> Vec<Case> {
         .collect()
 }
 
-fn example_cases() -> Vec<Case> {
+fn example_cases(dir: &Path) -> Vec<Case> {
     let e = examples();
     let case = |name: &str, weights: &str, data: &str, loss| Case {
         name: name.into(),
         nn: e.join(format!("{name}.nn")),
-        weights: e.join(weights),
+        weights: common::trained_example_weights(weights, dir),
         data: e.join(data),
         loss,
     };
     vec![
-        case("xor", "xor.safetensors", "xor.csv", LossKind::Bce),
+        case("xor", "xor", "xor.csv", LossKind::Bce),
         case(
             "iris",
-            "iris.safetensors",
+            "iris",
             "iris.csv",
             LossKind::CrossEntropy,
         ),
         case(
             "digits",
-            "digits.safetensors",
+            "digits",
             "digits.csv",
             LossKind::CrossEntropy,
         ),
         case(
             "digits_image",
-            "digits.safetensors",
+            "digits",
             "digits.csv",
             LossKind::CrossEntropy,
         ),
         case(
             "custom",
-            "petal.safetensors",
+            "custom",
             "iris_petal.csv",
             LossKind::Huber,
         ),
@@ -428,7 +430,7 @@ fn compare(case: &Case, e: &Expected, dir: &Path) -> (f64, f64) {
 fn every_example_and_activation_runs_in_onnxruntime() {
     let dir = std::env::temp_dir().join(format!("slope-export-onnx-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut cases = example_cases();
+    let mut cases = example_cases(&dir);
     cases.extend(test_models(&dir));
     let mut jobs = Vec::new();
     let mut all = Vec::new();

@@ -71,3 +71,24 @@ fn read(g: &mut Graph, t: &[String], pos: &mut usize) -> NodeId {
         g.leaf(&tok, LeafKind::Scalar, Shape(vec![]))
     }
 }
+
+/// Weights for the example `name` (`examples/NAME.nn`), trained for two
+/// epochs into `dir` by the `slope` binary: tests must not depend on weights
+/// a previous run left in `examples/`.
+pub fn trained_example_weights(name: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = dir.join(format!("{name}.safetensors"));
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_slope"))
+        .arg("train")
+        .arg(root.join("examples").join(format!("{name}.nn")))
+        .args(["--epochs", "2", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .expect("slope runs");
+    assert!(
+        run.status.success(),
+        "training {name}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
