@@ -508,7 +508,10 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
         };
         let n = i + 1;
         g.names.insert(z, format!("z{n}"));
-        g.names.insert(a, format!("a{n}"));
+        // Pooling and flatten have no activation: their output keeps the name z.
+        if !matches!(layer.kind, LayerKind::Pool { .. } | LayerKind::Flatten) {
+            g.names.insert(a, format!("a{n}"));
+        }
         layers.push(LayerNodes {
             name: layer.name.clone(),
             z,
