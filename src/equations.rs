@@ -228,7 +228,10 @@ fn window_legend(model: &Model) -> Vec<String> {
     if has(|k| matches!(k, LayerKind::Conv { .. })) {
         out.push("x ⋆ W = cross-correlation of image x with kernel W (PyTorch's Conv2d)".into());
         out.push("δ ⋆ᵀ W = its transpose (the gradient with respect to the image)".into());
-        out.push("x ⋆ δ = the correlation of the image with δ (the gradient with respect to the kernel)".into());
+        out.push(
+            "x ⋆ δ = the correlation of the image with δ (the gradient with respect to the kernel)"
+                .into(),
+        );
         out.push("sum(δ) of a conv bias = the sum over batch, height and width".into());
     }
     if has(|k| matches!(k, LayerKind::Pool { .. } | LayerKind::Flatten)) {
