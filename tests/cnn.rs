@@ -439,3 +439,99 @@ fn every_activation_after_a_conv_has_the_right_gradient() {
         assert!(worst < 1e-5, "{act}: worst relative error {worst}");
     }
 }
+
+/// The checker's diagnostics (message and help) for a model body.
+fn errors(body: &str) -> Vec<(String, String)> {
+    let src = format!("model m {{\n{body}\n loss mse\n}}\n");
+    let (file, diags) = syntax::parse(&src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let (_, diags) = check::check(&file);
+    diags
+        .iter()
+        .map(|d| (d.message.clone(), d.help.join(" ")))
+        .collect()
+}
+
+#[test]
+fn image_layer_errors_say_where_and_what_to_do() {
+    let cases = [
+        (
+            "input 64\n conv 4 3x3",
+            "'conv' needs an image input",
+            "input 1x8x8",
+        ),
+        (
+            "input 1x8x8\n dense 8\n maxpool 2x2",
+            "'maxpool' needs an image input",
+            "before the dense layers",
+        ),
+        (
+            "input 1x4x4\n conv 4 5x5",
+            "the 5x5 kernel is larger than its 4x4 input",
+            "padding=same",
+        ),
+        (
+            "input 1x4x4\n maxpool 2x2\n maxpool 2x2\n avgpool 2x2",
+            "leaves an empty output",
+            "at most 1x1",
+        ),
+        (
+            "input 1x8x8\n conv 4 3x3 stride=0",
+            "invalid stride 0",
+            "1 or more",
+        ),
+        (
+            "input 1x8x8\n maxpool 2x2 stride=0",
+            "invalid stride 0",
+            "1 or more",
+        ),
+        (
+            "input 1x8x8\n conv 4 3x3 softmax\n dense 2",
+            "'softmax' is not allowed on a conv layer",
+            "dense K softmax",
+        ),
+        (
+            "input 1x8x8\n conv 4 3x5",
+            "invalid kernel size 3x5",
+            "square",
+        ),
+    ];
+    for (body, message, help) in cases {
+        let e = errors(body);
+        assert_eq!(e.len(), 1, "{body}: {e:?}");
+        assert!(e[0].0.contains(message), "{body}: {e:?}");
+        assert!(e[0].1.contains(help), "{body}: {e:?}");
+    }
+}
+
+#[test]
+fn shapes_and_parameters_through_a_cnn() {
+    let src = "model m {\n input 3x9x9\n conv 8 3x3 relu stride=2 padding=same\n maxpool 2x2 stride=1\n \
+               conv 4 2x2 bias=false\n avgpool 2x2\n flatten\n dense 5\n loss mse\n}\n";
+    let (file, _) = syntax::parse(src);
+    let (program, diags) = check::check(&file);
+    assert!(diags.is_empty(), "{diags:?}");
+    let m = &program.models[0];
+    let shapes: Vec<String> = m
+        .layers
+        .iter()
+        .map(|l| l.output_shape().to_string())
+        .collect();
+    // 9 → ceil(9/2) = 5 → 5-2+1 = 4 → 4-2+1 = 3 → (3-2)/2+1 = 1.
+    assert_eq!(shapes, ["8x5x5", "8x4x4", "4x3x3", "4x1x1", "4", "5"]);
+    let names: Vec<&str> = m.layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "conv1", "maxpool1", "conv2", "avgpool1", "flatten1", "dense1"
+        ]
+    );
+    let params: Vec<(String, Vec<usize>, usize, usize)> = m
+        .params()
+        .into_iter()
+        .map(|p| (p.name, p.shape, p.fan_in, p.fan_out))
+        .collect();
+    assert_eq!(params[0], ("conv1.weight".into(), vec![8, 3, 3, 3], 27, 72));
+    assert_eq!(params[2], ("conv2.weight".into(), vec![4, 8, 2, 2], 32, 16));
+    assert_eq!(m.parameter_count(), 8 * 27 + 8 + 4 * 32 + 5 * 4 + 5);
+}

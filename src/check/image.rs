@@ -112,6 +112,8 @@ pub(super) fn check_conv(stmt: &Stmt, items: &ItemNames, diags: &mut Vec<Diagnos
                     .with_label("softmax normalises a vector of class scores")
                     .with_help("use an element-wise activation such as relu here, and end the network with 'dense K softmax'"),
             );
+            // Reported once: not again as a softmax before the last layer.
+            layer.activation = None;
         }
     }
     extra_values(stmt, 3, CONV_USAGE, diags);
@@ -208,7 +210,7 @@ pub(super) fn infer_shapes(
     diags: &mut Vec<Diagnostic>,
 ) -> bool {
     let mut shape = input.clone();
-    let mut from = (input_span, format!("the input is {input} here"));
+    let mut from = (input_span, format!("the input is {}", described(input)));
     for layer in layers {
         let next = match &layer.kind {
             RawKind::Dense { width } => FeatureShape::flat(*width),
@@ -235,10 +237,22 @@ pub(super) fn infer_shapes(
             );
             return false;
         }
-        from = (layer.span, format!("this layer outputs {next}"));
+        from = (
+            layer.span,
+            format!("this layer outputs {}", described(&next)),
+        );
         shape = next;
     }
     true
+}
+
+/// `64 features` or `1x8x8 images`, for labels.
+fn described(shape: &FeatureShape) -> String {
+    if shape.is_image() {
+        format!("{shape} images")
+    } else {
+        format!("{} features", shape.features())
+    }
 }
 
 /// The output shape of a conv or pooling layer over `shape`, or the error.
