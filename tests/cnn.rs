@@ -165,7 +165,7 @@ fn jit<T: Element>(
         .map(|v| v.iter().map(|&x| T::from_f64(x)).collect())
         .collect();
     let ins: Vec<&[T]> = data.iter().map(|d| d.as_slice()).collect();
-    let mut outs = vec![vec![T::default(); f.output_lens()[0]]];
+    let mut outs = [vec![T::default(); f.output_lens()[0]]];
     let mut refs: Vec<&mut [T]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
     f.call(&ins, &mut [], &mut refs).expect("buffers fit");
     outs[0].iter().map(|v| v.to_f64()).collect()
