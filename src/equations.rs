@@ -13,7 +13,7 @@
 //! compiled code, laid out here) in `equations/worked.rs`.
 
 use crate::check::layer::ParamRole;
-use crate::check::model::{Activation, Builtin, Loss, Model};
+use crate::check::model::{Activation, Builtin, LayerKind, Loss, Model};
 use crate::graph::print::{Printer, Style};
 use crate::graph::{Dim, Graph, NodeId, Op};
 use crate::pipeline::{self, Derived, Focus, Network};
@@ -68,7 +68,8 @@ pub struct Equations {
 
 /// Differentiates and simplifies the network, then collects its equations.
 pub fn derive(mut net: Network, model: &Model) -> Equations {
-    let legend = name_params(&mut net);
+    let mut legend = name_params(&mut net);
+    legend.extend(window_legend(model));
     let Derived {
         network: mut net,
         deltas,
@@ -255,6 +256,26 @@ fn backward_lines(net: &Network, deltas: &[Option<NodeId>], model: &Model) -> Ve
         }
     }
     backward
+}
+
+/// What the symbols of image layers mean, when the model has any.
+fn window_legend(model: &Model) -> Vec<String> {
+    let has = |f: fn(&LayerKind) -> bool| model.layers.iter().any(|l| f(&l.kind));
+    let mut out = Vec::new();
+    if has(|k| matches!(k, LayerKind::Conv { .. })) {
+        out.push("x ⋆ W = cross-correlation of image x with kernel W (PyTorch's Conv2d)".into());
+        out.push("δ ⋆ᵀ W = its transpose (the gradient with respect to the image)".into());
+        out.push(
+            "x ⋆ δ = the correlation of the image with δ (the gradient with respect to the kernel)"
+                .into(),
+        );
+        out.push("sum(δ) of a conv bias = the sum over batch, height and width".into());
+    }
+    if has(|k| matches!(k, LayerKind::Pool { .. } | LayerKind::Flatten)) {
+        out.push("maxpool_back(a, δ) = δ routed to each window's arg-max in a; avgpool_back(δ) spreads δ evenly".into());
+        out.push("flatten/unflatten = [B, C, H, W] ↔ [B, C·H·W] in (C, H, W) order".into());
+    }
+    out
 }
 
 fn last_is(model: &Model, a: &Activation) -> bool {

@@ -15,6 +15,8 @@
 // are rare and end the run, so their size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
+mod conv;
+
 use crate::check::BuiltinFunction;
 use crate::check::layer::{ParamRole, ParamSpec};
 use crate::check::model::{Activation, Builtin, Function, Layer, LayerKind, Loss, Model, Program};
@@ -476,7 +478,15 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
     let mut a = x;
     for (i, layer) in model.layers.iter().enumerate() {
         let z = match &layer.kind {
-            LayerKind::Dense { .. } => dense_z(&mut g, layer, i, a, &mut params),
+            LayerKind::Dense { .. } => {
+                let flat = flatten(&mut g, a);
+                dense_z(&mut g, layer, i, flat, &mut params)
+            }
+            LayerKind::Conv { .. } | LayerKind::Pool { .. } => {
+                let img = unflatten(&mut g, a, layer);
+                conv::window_z(&mut g, layer, i, img, &mut params)
+            }
+            LayerKind::Flatten => flatten(&mut g, a),
         };
         a = match layer.activation() {
             Activation::Builtin(bi) => builtin(&mut g, *bi, z),
@@ -498,17 +508,22 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
         };
         let n = i + 1;
         g.names.insert(z, format!("z{n}"));
-        g.names.insert(a, format!("a{n}"));
+        // Pooling and flatten have no activation: their output keeps the name z.
+        if !matches!(layer.kind, LayerKind::Pool { .. } | LayerKind::Flatten) {
+            g.names.insert(a, format!("a{n}"));
+        }
         layers.push(LayerNodes {
             name: layer.name.clone(),
             z,
             a,
         });
     }
-    let y = a;
+    // An image-shaped last layer is compared with the targets flattened.
+    let y = flatten(&mut g, a);
     g.names.insert(y, "y".to_string());
     let last = model.layers.last().map(Layer::activation);
     let z = layers.last().map_or(x, |l| l.z);
+    let z = flatten(&mut g, z);
     let yshape = g.node(y).shape.clone();
 
     let (loss, correct) = match &model.loss {
@@ -588,6 +603,27 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
         correct,
         grads: Vec::new(),
     })
+}
+
+/// `v` as `[B, features]`: a `[B, C, H, W]` image flattened in (C, H, W)
+/// order, anything else as it is.
+fn flatten(g: &mut Graph, v: NodeId) -> NodeId {
+    if g.node(v).shape.0.len() == 4 {
+        g.make(Op::Flatten, &[v])
+    } else {
+        v
+    }
+}
+
+/// `v` as the `[B, C, H, W]` image `layer` reads: the input rows `[B, C·H·W]`
+/// unflattened, an image as it is.
+fn unflatten(g: &mut Graph, v: NodeId, layer: &Layer) -> NodeId {
+    match layer.input.dims() {
+        &[c, h, w] if g.node(v).shape.0.len() == 2 => {
+            g.make(Op::Unflatten([c, h, w].map(|d| d as u32)), &[v])
+        }
+        _ => v,
+    }
 }
 
 /// The mean of every element: `sum(v) * recip(count)`, the count being a

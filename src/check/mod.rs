@@ -8,6 +8,8 @@
 //!   and cycles among activations;
 //! - `model_block`: `model` blocks (the input shape, layers, names, the
 //!   loss and its output);
+//! - `image`: the `conv`, `maxpool`, `avgpool` and `flatten` statements and
+//!   the walk that infers image shapes through the layers;
 //! - `layer`: each layer kind's parameters and output shape;
 //! - `train_block`: the `train` block and its defaults;
 //! - `values`: the statement-value helpers both blocks share.
@@ -25,6 +27,7 @@
 
 mod builtins;
 mod expand;
+mod image;
 mod items;
 pub mod layer;
 pub mod model;

@@ -161,6 +161,73 @@ pub enum LayerKind {
         /// Whether the layer has a bias.
         bias: bool,
     },
+    /// `conv N KxK [ACT] [stride=S] [padding=valid|same] [init=...] [bias=...]`:
+    /// a 2-D cross-correlation of N filters over an image (spec §5).
+    Conv {
+        /// Output channels N (≥ 1).
+        filters: usize,
+        /// The square kernel's side K.
+        kernel: usize,
+        /// The stride S (≥ 1) along both axes.
+        stride: usize,
+        /// `valid` or `same`.
+        padding: Padding,
+        /// The activation applied to the correlation plus bias.
+        activation: Activation,
+        /// How the kernel is initialised (biases start at zero).
+        init: Init,
+        /// Whether the layer has a bias.
+        bias: bool,
+    },
+    /// `maxpool KxK [stride=S]` or `avgpool KxK [stride=S]`: no padding.
+    Pool {
+        /// The largest or the mean of each window.
+        mode: PoolMode,
+        /// The square window's side K.
+        kernel: usize,
+        /// The stride S (≥ 1; K when not given).
+        stride: usize,
+    },
+    /// `flatten`: [C, H, W] to C·H·W features in (C, H, W) order.
+    Flatten,
+}
+
+/// A convolution's padding (spec §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Padding {
+    /// No padding: H' = floor((H − K)/S) + 1.
+    Valid,
+    /// H' = ceil(H/S), zeros split as TensorFlow does (the odd one after).
+    Same,
+}
+
+impl Padding {
+    /// The name as written in `padding=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Padding::Valid => "valid",
+            Padding::Same => "same",
+        }
+    }
+}
+
+/// What a pooling layer keeps of each window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolMode {
+    /// `maxpool`: the largest element (the first one on ties).
+    Max,
+    /// `avgpool`: the mean.
+    Avg,
+}
+
+impl PoolMode {
+    /// The statement keyword: `maxpool` or `avgpool`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            PoolMode::Max => "maxpool",
+            PoolMode::Avg => "avgpool",
+        }
+    }
 }
 
 /// A layer activation.

@@ -1,7 +1,10 @@
 //! `model NAME { ... }` blocks: `input`, `dense` and `loss` statements,
 //! layer names, and the rules tying the last layer to the loss.
 
-use super::model::{Activation, Builtin, FeatureShape, Init, Layer, LayerKind, Loss, Model};
+use super::image::{check_conv, check_flatten, check_pool, infer_shapes};
+use super::model::{
+    Activation, Builtin, FeatureShape, Init, Layer, LayerKind, Loss, Model, Padding, PoolMode,
+};
 use super::values::{Seen, boolean, choice, describe, invalid, options, positional, whole};
 use super::{BUILTIN_FUNCTIONS, BUILTIN_LOSSES, TRAIN_STATEMENTS};
 use crate::diag::{Diagnostic, Span, suggest, thousands};
@@ -28,15 +31,66 @@ pub(super) struct ItemNames<'a> {
     pub losses: Vec<&'a str>,
 }
 
-/// A `dense` statement as far as it could be checked.
-struct RawLayer {
-    width: Option<usize>,
-    activation: Option<Activation>,
-    activation_span: Span,
-    init: Option<Init>,
-    bias: bool,
-    name: Option<(String, Span)>,
-    span: Span,
+/// What a layer statement sets, as far as it could be checked.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum RawKind {
+    /// `dense N`.
+    Dense { width: usize },
+    /// `conv N KxK ...`.
+    Conv {
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+    },
+    /// `maxpool KxK` or `avgpool KxK`.
+    Pool {
+        mode: PoolMode,
+        kernel: usize,
+        stride: usize,
+    },
+    /// `flatten`.
+    Flatten,
+}
+
+/// A layer statement as far as it could be checked.
+pub(super) struct RawLayer {
+    /// Its kind and settings (meaningful only when `ok`).
+    pub kind: RawKind,
+    /// True when the statement had no error.
+    pub ok: bool,
+    pub activation: Option<Activation>,
+    pub activation_span: Span,
+    pub init: Option<Init>,
+    pub bias: bool,
+    pub name: Option<(String, Span)>,
+    pub span: Span,
+}
+
+impl RawLayer {
+    /// A layer of `kind` with no activation (identity), bias on, default init.
+    pub fn new(stmt: &Stmt, kind: RawKind) -> RawLayer {
+        RawLayer {
+            kind,
+            ok: false,
+            activation: Some(Activation::Builtin(Builtin::Identity)),
+            activation_span: stmt.span,
+            init: None,
+            bias: true,
+            name: None,
+            span: stmt.span,
+        }
+    }
+
+    /// The statement keyword (for default names: `dense1`, `conv1`, ...).
+    fn keyword(&self) -> &'static str {
+        match self.kind {
+            RawKind::Dense { .. } => "dense",
+            RawKind::Conv { .. } => "conv",
+            RawKind::Pool { mode, .. } => mode.keyword(),
+            RawKind::Flatten => "flatten",
+        }
+    }
 }
 
 /// Checks one model block; returns the model when it has no errors.
@@ -76,6 +130,10 @@ pub(super) fn check_model(
                 input = check_input(stmt, diags).map(|shape| (shape, stmt.span));
             }
             "dense" => layers.push(check_dense(stmt, items, diags)),
+            "conv" => layers.push(check_conv(stmt, items, diags)),
+            "maxpool" => layers.push(check_pool(stmt, PoolMode::Max, diags)),
+            "avgpool" => layers.push(check_pool(stmt, PoolMode::Avg, diags)),
+            "flatten" => layers.push(check_flatten(stmt, diags)),
             "loss" => {
                 if !seen.first(stmt, &block_desc, diags) {
                     continue;
@@ -119,6 +177,11 @@ pub(super) fn check_model(
         check_loss_fits(loss, *span, &layers, diags);
     }
     let names = layer_names(&layers, diags);
+    if let Some((input, span)) = &input
+        && layers.iter().all(|l| l.ok)
+    {
+        infer_shapes(input, *span, &layers, diags);
+    }
 
     if diags.len() > n_before {
         return None;
@@ -137,12 +200,7 @@ pub(super) fn check_model(
         });
         let layer = Layer {
             name,
-            kind: LayerKind::Dense {
-                width: raw.width.expect("no diagnostics means widths checked"),
-                activation,
-                init,
-                bias: raw.bias,
-            },
+            kind: layer_kind(raw.kind, activation, init, raw.bias),
             input: shape,
             span: raw.span,
             activation_span: raw.activation_span,
@@ -178,6 +236,42 @@ pub(super) fn check_model(
         return None;
     }
     Some(model)
+}
+
+/// The checked kind of a layer from its statement's settings.
+fn layer_kind(raw: RawKind, activation: Activation, init: Init, bias: bool) -> LayerKind {
+    match raw {
+        RawKind::Dense { width } => LayerKind::Dense {
+            width,
+            activation,
+            init,
+            bias,
+        },
+        RawKind::Conv {
+            filters,
+            kernel,
+            stride,
+            padding,
+        } => LayerKind::Conv {
+            filters,
+            kernel,
+            stride,
+            padding,
+            activation,
+            init,
+            bias,
+        },
+        RawKind::Pool {
+            mode,
+            kernel,
+            stride,
+        } => LayerKind::Pool {
+            mode,
+            kernel,
+            stride,
+        },
+        RawKind::Flatten => LayerKind::Flatten,
+    }
 }
 
 /// `input N` (features) or `input CxHxW` (an image, spec §5).
@@ -256,22 +350,21 @@ fn unknown_statement(stmt: &Stmt, keyword: &str) -> Diagnostic {
     .with_label("not a model statement");
     if TRAIN_STATEMENTS.contains(&keyword) {
         d = d.with_help(format!("'{keyword}' belongs in the 'train' block"));
-    } else if let Some(s) = suggest(keyword, ["input", "dense", "loss"]) {
+    } else if let Some(s) = suggest(
+        keyword,
+        [
+            "input", "dense", "conv", "maxpool", "avgpool", "flatten", "loss",
+        ],
+    ) {
         d = d.with_help(format!("did you mean '{s}'?"));
     }
     d.with_note("a model holds 'input N', then 'dense' layers, and a 'loss'")
 }
 
 fn check_dense(stmt: &Stmt, items: &ItemNames, diags: &mut Vec<Diagnostic>) -> RawLayer {
-    let mut layer = RawLayer {
-        width: None,
-        activation: None,
-        activation_span: stmt.span,
-        init: None,
-        bias: true,
-        name: None,
-        span: stmt.span,
-    };
+    let n_before = diags.len();
+    let mut layer = RawLayer::new(stmt, RawKind::Dense { width: 0 });
+    layer.activation = None;
     let values = &stmt.values;
     match values.first() {
         None => diags.push(
@@ -296,7 +389,9 @@ fn check_dense(stmt: &Stmt, items: &ItemNames, diags: &mut Vec<Diagnostic>) -> R
             return layer;
         }
         Some(v) => {
-            layer.width = whole(v, "layer width", 1, MAX_WIDTH, diags).map(|n| n as usize);
+            if let Some(n) = whole(v, "layer width", 1, MAX_WIDTH, diags) {
+                layer.kind = RawKind::Dense { width: n as usize };
+            }
         }
     }
     if let Some(v) = values.get(1) {
@@ -338,6 +433,7 @@ fn check_dense(stmt: &Stmt, items: &ItemNames, diags: &mut Vec<Diagnostic>) -> R
             },
         }
     }
+    layer.ok = diags.len() == n_before;
     layer
 }
 
@@ -360,7 +456,8 @@ fn describe_bare(v: &Value) -> String {
     }
 }
 
-fn check_activation(
+/// The activation a layer statement names, or its diagnostic.
+pub(super) fn check_activation(
     v: &Value,
     items: &ItemNames,
     diags: &mut Vec<Diagnostic>,
@@ -511,7 +608,7 @@ fn check_loss_fits(loss: &Loss, span: Span, layers: &[RawLayer], diags: &mut Vec
             );
         }
         diags.push(d);
-    } else if *loss == Loss::CrossEntropy && last.width == Some(1) {
+    } else if *loss == Loss::CrossEntropy && last.kind == (RawKind::Dense { width: 1 }) {
         diags.push(
             Diagnostic::error("'cross_entropy' needs at least 2 classes", span)
                 .with_label("the output has one class")
@@ -530,7 +627,14 @@ fn layer_names(layers: &[RawLayer], diags: &mut Vec<Diagnostic>) -> Vec<String> 
         .enumerate()
         .map(|(k, l)| match &l.name {
             Some((n, span)) => (n.clone(), *span, true),
-            None => (format!("dense{}", k + 1), l.span, false),
+            None => {
+                // The k-th layer of each keyword: dense1, conv1, maxpool1, ...
+                let nth = layers[..k]
+                    .iter()
+                    .filter(|p| p.keyword() == l.keyword())
+                    .count();
+                (format!("{}{}", l.keyword(), nth + 1), l.span, false)
+            }
         })
         .collect();
     for (i, (name, span, explicit)) in names.iter().enumerate() {

@@ -141,7 +141,8 @@ fn a_valid_model_gets_names_defaults_and_widths() {
     assert_eq!(m.layers[0].name, "dense1");
     assert_eq!(m.layers[1].name, "dense2");
     let init = |l: &Layer| match l.kind {
-        LayerKind::Dense { init, .. } => init,
+        LayerKind::Dense { init, .. } | LayerKind::Conv { init, .. } => init,
+        LayerKind::Pool { .. } | LayerKind::Flatten => unreachable!("dense layers only"),
     };
     assert_eq!(init(&m.layers[0]), Init::He, "relu defaults to he");
     assert_eq!(init(&m.layers[1]), Init::Glorot);

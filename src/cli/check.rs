@@ -133,10 +133,18 @@ fn layer_table(model: &Model) -> String {
         let (init, bias) = layer_settings(l);
         rows.push([
             l.name.clone(),
-            l.kind_name().into(),
-            activation_name(l.activation()),
+            kind_text(l),
+            match l.kind {
+                LayerKind::Pool { .. } | LayerKind::Flatten => "-".into(),
+                LayerKind::Dense { .. } | LayerKind::Conv { .. } => activation_name(l.activation()),
+            },
             init.into(),
-            if bias { "yes" } else { "no" }.into(),
+            match bias {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            }
+            .into(),
             output_shape(l),
             thousands(l.parameter_count() as u64),
         ]);
@@ -170,10 +178,46 @@ fn activation_name(a: &Activation) -> String {
     }
 }
 
-/// The init and bias columns of a layer.
-fn layer_settings(l: &Layer) -> (&'static str, bool) {
+/// The init and bias columns of a layer (`None` for layers without
+/// parameters).
+fn layer_settings(l: &Layer) -> (&'static str, Option<bool>) {
     match &l.kind {
-        LayerKind::Dense { init, bias, .. } => (init.name(), *bias),
+        LayerKind::Dense { init, bias, .. } | LayerKind::Conv { init, bias, .. } => {
+            (init.name(), Some(*bias))
+        }
+        LayerKind::Pool { .. } | LayerKind::Flatten => ("-", None),
+    }
+}
+
+/// The kind column: `dense`, `conv 3x3 same`, `maxpool 2x2 stride 1`.
+fn kind_text(l: &Layer) -> String {
+    match &l.kind {
+        LayerKind::Dense { .. } | LayerKind::Flatten => l.kind_name().to_string(),
+        LayerKind::Conv {
+            kernel,
+            stride,
+            padding,
+            ..
+        } => {
+            let s = if *stride == 1 {
+                String::new()
+            } else {
+                format!(" stride {stride}")
+            };
+            format!("conv {kernel}x{kernel}{s} {}", padding.name())
+        }
+        LayerKind::Pool {
+            mode,
+            kernel,
+            stride,
+        } => {
+            let s = if stride == kernel {
+                String::new()
+            } else {
+                format!(" stride {stride}")
+            };
+            format!("{} {kernel}x{kernel}{s}", mode.keyword())
+        }
     }
 }
 
@@ -285,7 +329,7 @@ pub fn summary_json(loaded: &Loaded, data: Option<&LoadedData>) -> Value {
                 "kind": l.kind_name(),
                 "activation": activation_name(l.activation()),
                 "init": init,
-                "bias": bias,
+                "bias": bias.unwrap_or(false),
                 "inputs": l.input.features(),
                 "units": l.width(),
                 "params": l.parameter_count(),

@@ -15,6 +15,7 @@ use super::rows;
 use super::runtime::{self, Compiled};
 use super::schedule;
 use super::translate::{self, FusedCtx};
+use super::window;
 use super::{CodegenError, Element, Signature};
 use crate::graph::Graph;
 use crate::graph::Op;
@@ -55,6 +56,8 @@ fn host_symbols() -> Vec<(&'static str, *const u8)> {
         ("slope_tanh_f32", rows::tanh_f32 as *const u8),
         ("slope_argmax_f32", rows::argmax_f32 as *const u8),
         ("slope_sum_f32", rows::sum_f32 as *const u8),
+        ("slope_window_f32", window::window_f32 as *const u8),
+        ("slope_window_f64", window::window_f64 as *const u8),
         ("slope_expf", runtime::expf as *const u8),
         ("slope_logf", runtime::logf as *const u8),
         ("slope_log1pf", runtime::log1pf as *const u8),
@@ -236,6 +239,17 @@ impl Jit {
             "slope_dgemm"
         };
         let gemm = self.import(gemm_name, &[types::I64; 12], None, &mut func)?;
+        let window = match kernel {
+            Kernel::Window { .. } => {
+                let name = if T::BYTES == 4 {
+                    "slope_window_f32"
+                } else {
+                    "slope_window_f64"
+                };
+                Some(self.import(name, &[types::I64; 16], None, &mut func)?)
+            }
+            _ => None,
+        };
         // f32 row work goes to the AVX-512 host kernels of `rows.rs` when
         // the host has AVX-512F (checked here, at compile time).
         let host = if T::BYTES == 4 && super::gemm::has_avx512() {
@@ -294,7 +308,7 @@ impl Jit {
             };
             match host {
                 Some(f) => emit_host(&mut vx, graph, plan, kernel, &ptrs, f),
-                None => emit(&mut vx, graph, plan, kernel, &ptrs, gemm),
+                None => emit(&mut vx, graph, plan, kernel, &ptrs, [Some(gemm), window]),
             }
             b.ins().return_(&[]);
             b.seal_all_blocks();
@@ -355,12 +369,13 @@ fn emit(
     plan: &Plan,
     kernel: &Kernel,
     ptrs: &HashMap<usize, Value>,
-    gemm: FuncRef,
+    [gemm, window]: [Option<FuncRef>; 2],
 ) {
     let p = |b: &usize| ptrs[b];
     match kernel {
         Kernel::Fused(f) => translate::emit_fused(vx, &FusedCtx { graph, plan, ptrs }, f, false),
         Kernel::MatMul { a, b, c, m, k, n } => {
+            let gemm = gemm.expect("every kernel function imports the GEMM");
             kernels::matmul(vx, gemm, (p(&a.buf), *a), (p(&b.buf), *b), p(c), *m, *k, *n)
         }
         Kernel::Transpose {
@@ -410,6 +425,43 @@ fn emit(
         } => kernels::argmax(vx, p(src), p(dst), *rows, *cols),
         Kernel::OneHot { src, dst, rows, k } => kernels::onehot(vx, p(src), p(dst), *rows, *k),
         Kernel::Copy { src, dst, len } => kernels::copy(vx, p(src), p(dst), *len),
+        Kernel::Window {
+            op,
+            geom,
+            srcs,
+            dst,
+            scratch,
+        } => {
+            let f = window.expect("window kernels import their host function");
+            let code = window::OPS
+                .iter()
+                .position(|o| o == op)
+                .expect("OPS lists every window op");
+            let mut i = |v: usize| vx.b.ins().iconst(types::I64, v as i64);
+            let zero = i(0);
+            let b = srcs.get(1).map_or(zero, p);
+            let s = scratch.as_ref().map_or(zero, p);
+            let g = geom;
+            let args = [
+                i(code),
+                p(&srcs[0]),
+                b,
+                p(dst),
+                s,
+                i(g.batch),
+                i(g.cin),
+                i(g.cout),
+                i(g.input[0]),
+                i(g.input[1]),
+                i(g.kernel),
+                i(g.stride),
+                i(g.pad[0]),
+                i(g.pad[1]),
+                i(g.out[0]),
+                i(g.out[1]),
+            ];
+            vx.b.ins().call(f, &args);
+        }
     }
 }
 

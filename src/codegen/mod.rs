@@ -41,6 +41,7 @@ mod runtime;
 mod schedule;
 mod strides;
 mod translate;
+mod window;
 
 pub use element::Element;
 pub use jit::Jit;

@@ -2,7 +2,8 @@
 //! fill them, and how a fused loop reads each buffer it loads. The planner
 //! (`schedule.rs`) builds it; the translators read it.
 
-use crate::graph::NodeId;
+use super::window::Geom;
+use crate::graph::{NodeId, WindowOp};
 use std::collections::HashMap;
 
 /// Where a buffer's memory comes from.
@@ -142,6 +143,16 @@ pub(crate) enum Kernel {
     },
     /// `dst = src`.
     Copy { src: usize, dst: usize, len: usize },
+    /// A convolution or pooling op through the host kernels of `window.rs`.
+    Window {
+        op: WindowOp,
+        geom: Geom,
+        /// The operands' buffers (one or two).
+        srcs: Vec<usize>,
+        dst: usize,
+        /// Im2col workspace (convolutions only).
+        scratch: Option<usize>,
+    },
 }
 
 impl Kernel {
@@ -159,6 +170,7 @@ impl Kernel {
             | Kernel::ArgMax { src, .. }
             | Kernel::OneHot { src, .. }
             | Kernel::Copy { src, .. } => vec![(*src, Index::Identity)],
+            Kernel::Window { srcs, .. } => srcs.iter().map(|&b| (b, Index::Identity)).collect(),
         }
     }
 
@@ -168,6 +180,9 @@ impl Kernel {
             Kernel::Fused(f) => f.sinks.iter().map(|s| s.1).collect(),
             Kernel::MatMul { c, .. } => vec![*c],
             Kernel::SoftmaxLse { sm, lse, .. } => vec![*sm, *lse],
+            Kernel::Window { dst, scratch, .. } => {
+                [Some(*dst), *scratch].into_iter().flatten().collect()
+            }
             Kernel::Transpose { dst, .. }
             | Kernel::Sum { dst, .. }
             | Kernel::SumStrided { dst, .. }

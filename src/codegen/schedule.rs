@@ -19,8 +19,9 @@
 
 use super::plan::{Buf, BufKind, Fused, Index, Kernel, Plan, View};
 use super::strides::{Reduction, reduction};
+use super::window::Geom;
 use super::{CodegenError, Signature};
-use crate::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape};
+use crate::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape, Window, WindowOp};
 use std::collections::{HashMap, HashSet};
 
 /// The sizes of a shape with the batch substituted.
@@ -136,6 +137,33 @@ fn sum_kernel(src: usize, dst: usize, d: &[usize], axes: Axes) -> Kernel {
                 over,
             },
         },
+    }
+}
+
+/// The sizes a window kernel runs over, from its first operand's and its
+/// result's sizes (both `[B, C, H, W]`, except a kernel gradient's result).
+fn window_geom(op: WindowOp, win: Window, first: &[usize], result: &[usize]) -> Geom {
+    let (cin, cout) = match op {
+        // x [B,C,H,W] → y [B,N,H',W']
+        WindowOp::Conv => (first[1], result[1]),
+        // δ [B,N,H',W'] → dx [B,C,H,W]
+        WindowOp::ConvBackInput => (result[1], first[1]),
+        // x [B,C,H,W] → dW [N,C,K,K]
+        WindowOp::ConvBackKernel => (first[1], result[0]),
+        WindowOp::MaxPool | WindowOp::MaxPoolBack | WindowOp::AvgPool | WindowOp::AvgPoolBack => {
+            (first[1], first[1])
+        }
+    };
+    let [ih, iw] = win.input.map(|d| d as usize);
+    Geom {
+        batch: first[0],
+        cin,
+        cout,
+        input: [ih, iw],
+        kernel: win.kernel as usize,
+        stride: win.stride as usize,
+        pad: win.pad_before.map(|d| d as usize),
+        out: win.output(),
     }
 }
 
@@ -347,7 +375,10 @@ impl Planner<'_> {
             | Op::Softmax
             | Op::LogSumExp
             | Op::OneHot(_)
-            | Op::ArgMax => true,
+            | Op::ArgMax
+            | Op::Window(..)
+            | Op::Flatten
+            | Op::Unflatten(_) => true,
             Op::Transpose => {
                 root || self
                     .users(n)
@@ -459,6 +490,32 @@ impl Planner<'_> {
                     k: k as usize,
                 }
             }
+            Op::Window(op, win) => {
+                let srcs = node.args.iter().map(|a| self.buf_of[a]).collect();
+                let geom = window_geom(op, win, &self.dims(arg(0)), &self.dims(n));
+                let scratch = match op {
+                    WindowOp::Conv | WindowOp::ConvBackInput | WindowOp::ConvBackKernel => {
+                        Some(self.push_buf(BufKind::Work, geom.scratch()))
+                    }
+                    WindowOp::MaxPool
+                    | WindowOp::MaxPoolBack
+                    | WindowOp::AvgPool
+                    | WindowOp::AvgPoolBack => None,
+                };
+                Kernel::Window {
+                    op,
+                    geom,
+                    srcs,
+                    dst,
+                    scratch,
+                }
+            }
+            // Row-major reshapes: the same elements in a buffer of their own.
+            Op::Flatten | Op::Unflatten(_) => Kernel::Copy {
+                src: self.buf_of[&arg(0)],
+                dst,
+                len: self.dims(n).iter().product(),
+            },
             Op::Leaf(_) => return Ok(()),
             Op::Const(_)
             | Op::BatchSize

@@ -435,7 +435,10 @@ impl Eval<'_, '_> {
             | Op::Softmax
             | Op::LogSumExp
             | Op::OneHot(_)
-            | Op::ArgMax => {
+            | Op::ArgMax
+            | Op::Window(..)
+            | Op::Flatten
+            | Op::Unflatten(_) => {
                 let b = *self
                     .cx
                     .plan

@@ -418,6 +418,12 @@ impl<'g> Emitter<'g> {
             Op::LogSumExp => self.log_sum_exp(id)?,
             Op::OneHot(k) => self.one_hot(id, k)?,
             Op::ArgMax => self.arg_max(id)?,
+            Op::Window(..) | Op::Flatten | Op::Unflatten(_) => {
+                return Err(ExportError::Unsupported(format!(
+                    "`{}` (a convolutional layer's op) is not exportable yet",
+                    op.name()
+                )));
+            }
         }
         Ok(())
     }

@@ -242,6 +242,25 @@ fn op_eval(op: Op, args: &[&Tensor], shape: &[usize], batch: usize) -> Tensor {
             }
             out.push(best as f64);
         }),
+        Op::Window(w, win) => {
+            let t4: Vec<super::conv::Tensor4> = args
+                .iter()
+                .map(|a| super::conv::Tensor4 {
+                    data: &a.data,
+                    dims: [a.shape[0], a.shape[1], a.shape[2], a.shape[3]],
+                })
+                .collect();
+            let out = [shape[0], shape[1], shape[2], shape[3]];
+            Tensor {
+                shape: shape.to_vec(),
+                data: super::conv::eval(w, win, &t4, out),
+            }
+        }
+        // Row-major reshapes keep the data as it is.
+        Op::Flatten | Op::Unflatten(_) => Tensor {
+            shape: shape.to_vec(),
+            data: args[0].data.clone(),
+        },
         Op::OneHot(k) => {
             let k = k as usize;
             let mut out = Tensor::filled(shape.to_vec(), 0.0);

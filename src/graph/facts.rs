@@ -67,6 +67,9 @@ impl Op {
             | Op::Eq
             | Op::Where
             | Op::MatMul
+            | Op::Window(..)
+            | Op::Flatten
+            | Op::Unflatten(_)
             | Op::Transpose
             | Op::Broadcast(_)
             | Op::Sum(_)
@@ -105,6 +108,9 @@ impl Op {
             | Op::Eq
             | Op::Where
             | Op::MatMul
+            | Op::Window(..)
+            | Op::Flatten
+            | Op::Unflatten(_)
             | Op::Transpose
             | Op::Broadcast(_)
             | Op::Sum(_)
@@ -142,6 +148,9 @@ impl Op {
             | Op::Eq
             | Op::Where
             | Op::MatMul
+            | Op::Window(..)
+            | Op::Flatten
+            | Op::Unflatten(_)
             | Op::Transpose
             | Op::Broadcast(_)
             | Op::Sum(_)
@@ -169,6 +178,9 @@ impl Op {
             | Op::Softplus
             | Op::Pow
             | Op::MatMul
+            | Op::Window(..)
+            | Op::Flatten
+            | Op::Unflatten(_)
             | Op::Transpose
             | Op::Sum(_)
             | Op::Softmax
@@ -210,6 +222,9 @@ impl Op {
             | Op::Add
             | Op::Mul
             | Op::MatMul
+            | Op::Window(..)
+            | Op::Flatten
+            | Op::Unflatten(_)
             | Op::Transpose
             | Op::Broadcast(_)
             | Op::Sum(_)
@@ -243,6 +258,9 @@ impl Op {
             | Op::Eq
             | Op::Where
             | Op::MatMul
+            | Op::Window(..)
+            | Op::Flatten
+            | Op::Unflatten(_)
             | Op::Transpose
             | Op::Broadcast(_)
             | Op::Sum(_)

@@ -6,15 +6,17 @@
 //! and codegen can therefore be tested from graphs built by hand.
 
 pub mod build;
+pub mod conv;
 pub mod dot;
 pub mod eval;
 pub mod facts;
 pub mod op;
 pub mod print;
+pub mod rule;
 pub mod verify;
 
 pub use facts::{Fact, NanFlow};
-pub use op::{Axes, Const, Contribution, LeafId, Op, Rule};
+pub use op::{Axes, Const, Contribution, LeafId, Op, Rule, Window, WindowOp};
 
 /// A dimension: the symbolic batch size or a fixed size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

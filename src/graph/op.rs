@@ -119,7 +119,15 @@ pub enum Op {
     /// The index of the largest element along the last axis, which disappears
     /// (first one on ties). Not differentiable; used for accuracy.
     ArgMax,
+    /// A convolution or pooling op over images (facts in `conv.rs`).
+    Window(WindowOp, Window),
+    /// `[B, C, H, W] → [B, C·H·W]`: free in row-major layout.
+    Flatten,
+    /// `[B, C·H·W] → [B, C, H, W]` for the given `[C, H, W]`.
+    Unflatten([u32; 3]),
 }
+
+pub use super::conv::{Window, WindowOp};
 
 use super::{Dim, Graph, Shape, ShapeError};
 
@@ -170,6 +178,9 @@ impl Op {
             Op::LogSumExp => "logsumexp",
             Op::OneHot(_) => "onehot",
             Op::ArgMax => "argmax",
+            Op::Window(w, _) => w.name(),
+            Op::Flatten => "flatten",
+            Op::Unflatten(_) => "unflatten",
         }
     }
 
@@ -201,7 +212,10 @@ impl Op {
             | Op::Softmax
             | Op::LogSumExp
             | Op::OneHot(_)
-            | Op::ArgMax => Arity::Exactly(1),
+            | Op::ArgMax
+            | Op::Flatten
+            | Op::Unflatten(_) => Arity::Exactly(1),
+            Op::Window(w, _) => Arity::Exactly(w.arity()),
         }
     }
 
@@ -241,7 +255,10 @@ impl Op {
             | Op::Softmax
             | Op::LogSumExp
             | Op::OneHot(_)
-            | Op::ArgMax => false,
+            | Op::ArgMax
+            | Op::Window(..)
+            | Op::Flatten
+            | Op::Unflatten(_) => false,
         }
     }
 
@@ -350,6 +367,9 @@ impl Op {
                     args[0]
                 ))),
             },
+            Op::Window(op, w) => super::conv::shape(op, w, args),
+            Op::Flatten => super::conv::flatten_shape(args[0]),
+            Op::Unflatten(chw) => super::conv::unflatten_shape(chw, args[0]),
         }
     }
 
@@ -439,7 +459,10 @@ impl Op {
             | Op::Softmax
             | Op::LogSumExp
             | Op::OneHot(_)
-            | Op::ArgMax => return None,
+            | Op::ArgMax
+            | Op::Window(..)
+            | Op::Flatten
+            | Op::Unflatten(_) => return None,
         })
     }
 }
@@ -459,105 +482,7 @@ pub fn softplus(x: f64) -> f64 {
     x.max(0.0) + (-x.abs()).exp().ln_1p()
 }
 
-/// The named differentiation rules, as printed by `slope diff --steps`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Rule {
-    /// `d c = 0`, also for piecewise-constant ops (arg-max, one-hot).
-    Constant,
-    /// `d x/dx = 1`.
-    Variable,
-    /// `d(u + v) = u' + v'`.
-    Sum,
-    /// `d(c*u) = c*u'` for a constant `c` (also `d(-u) = -u'`).
-    ConstantMultiple,
-    /// `d(u*v) = u'*v + u*v'`.
-    Product,
-    /// `d(1/u) = -u'/u^2`.
-    Quotient,
-    /// `d u^n = n*u^(n-1)*u'` for an exponent constant w.r.t. the variables.
-    Power,
-    /// `d u^v = u^v*(v'*log(u) + v*u'/u)`.
-    GeneralPower,
-    /// `d f(u) = f'(u)*u'`: any rule applied to an operand that is not a variable.
-    Chain,
-    /// `sigmoid' = sigmoid*(1 - sigmoid)`.
-    Sigmoid,
-    /// `tanh' = 1 - tanh^2`.
-    Tanh,
-    /// `relu' = where(x > 0, 1, 0)`.
-    Relu,
-    /// `softplus' = sigmoid`.
-    Softplus,
-    /// `exp' = exp`.
-    Exp,
-    /// `log' = 1/x`.
-    Log,
-    /// `sqrt' = 1/(2*sqrt)`.
-    Sqrt,
-    /// `abs' = where(x > 0, 1, where(x < 0, -1, 0))`.
-    Abs,
-    /// `sin' = cos`.
-    Sin,
-    /// `cos' = -sin`.
-    Cos,
-    /// `max(a,b)' = where(a > b, a', b')`.
-    Max,
-    /// `min(a,b)' = where(a < b, a', b')`.
-    Min,
-    /// `where(c,a,b)' = where(c, a', b')`.
-    Where,
-    /// A comparison is piecewise constant: its derivative is 0.
-    Comparison,
-    /// `d(A·B) = dA·B + A·dB`: `Ḡ·Bᵀ` to `A`, `Aᵀ·Ḡ` to `B`.
-    MatMul,
-    /// `d(Aᵀ) = (dA)ᵀ`.
-    Transpose,
-    /// A broadcast's adjoint is the sum over the broadcast axes.
-    Broadcast,
-    /// A sum's adjoint is broadcast back over the summed axes.
-    Reduction,
-    /// `softmax`'s vector-Jacobian product `y ⊙ (ḡ - rowsum(ḡ ⊙ y))`.
-    Softmax,
-    /// `logsumexp' = softmax`.
-    LogSumExp,
-}
-
-impl Rule {
-    /// The rule's name for people ("power rule").
-    pub fn name(self) -> &'static str {
-        match self {
-            Rule::Constant => "constant rule",
-            Rule::Variable => "variable rule",
-            Rule::Sum => "sum rule",
-            Rule::ConstantMultiple => "constant multiple rule",
-            Rule::Product => "product rule",
-            Rule::Quotient => "quotient rule",
-            Rule::Power => "power rule",
-            Rule::GeneralPower => "general power rule",
-            Rule::Chain => "chain rule",
-            Rule::Sigmoid => "sigmoid rule",
-            Rule::Tanh => "tanh rule",
-            Rule::Relu => "relu rule",
-            Rule::Softplus => "softplus rule",
-            Rule::Exp => "exp rule",
-            Rule::Log => "log rule",
-            Rule::Sqrt => "sqrt rule",
-            Rule::Abs => "abs rule",
-            Rule::Sin => "sin rule",
-            Rule::Cos => "cos rule",
-            Rule::Max => "max rule",
-            Rule::Min => "min rule",
-            Rule::Where => "where rule",
-            Rule::Comparison => "comparison rule",
-            Rule::MatMul => "matrix product rule",
-            Rule::Transpose => "transpose rule",
-            Rule::Broadcast => "broadcast rule",
-            Rule::Reduction => "sum-over-axes rule",
-            Rule::Softmax => "softmax rule",
-            Rule::LogSumExp => "log-sum-exp rule",
-        }
-    }
-}
+pub use super::rule::Rule;
 
 /// What a node's derivative rule sends to one operand: `value` is added to
 /// the operand's adjoint (∂root/∂operand).
@@ -576,7 +501,7 @@ use super::NodeId;
 /// The contributions of one node's derivative rule, built slot by slot:
 /// each rule below reads as one line of a table, and the work for an
 /// operand that needs no gradient is never done.
-struct Adjoints<'a> {
+pub(super) struct Adjoints<'a> {
     g: &'a mut Graph,
     wanted: &'a [bool],
     out: Vec<Contribution>,
@@ -588,7 +513,12 @@ impl Adjoints<'_> {
     }
 
     /// Sends `value(g)` to `slot` by `rule`, if that slot is wanted.
-    fn slot(&mut self, slot: usize, rule: Rule, value: impl FnOnce(&mut Graph) -> NodeId) {
+    pub(super) fn slot(
+        &mut self,
+        slot: usize,
+        rule: Rule,
+        value: impl FnOnce(&mut Graph) -> NodeId,
+    ) {
         if self.want(slot) {
             let value = value(self.g);
             self.out.push(Contribution { slot, value, rule });
@@ -738,6 +668,16 @@ impl Op {
                 let from = g.node(x).shape.clone();
                 g.constant_like(0.0, &from)
             }),
+            Op::Window(op, w) => super::conv::derivative(&mut d, op, w, args, up),
+            Op::Flatten => d.slot(0, Rule::Reshape, |g| {
+                let dims = g.node(x).shape.0[1..].iter().map(|d| match d {
+                    Dim::Fixed(n) => *n as u32,
+                    Dim::Batch => 0,
+                });
+                let chw: Vec<u32> = dims.collect();
+                g.make(Op::Unflatten([chw[0], chw[1], chw[2]]), &[up])
+            }),
+            Op::Unflatten(_) => d.slot(0, Rule::Reshape, |g| g.make(Op::Flatten, &[up])),
         }
         d.out
     }

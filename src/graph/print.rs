@@ -10,7 +10,7 @@
 //! (`W1·x`, `a1ᵀ`, `⊙`), which is not `.nn` syntax: those appear only in the
 //! matrix equations of `slope grad`.
 
-use super::{Graph, NodeId, Op};
+use super::{Graph, NodeId, Op, WindowOp};
 
 /// Output notation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +116,28 @@ impl<'g> Printer<'g> {
         if prec < min { self.paren(s) } else { s }
     }
 
+    /// A window op: correlations as `x ⋆ W` (`⋆ᵀ` transposed), pooling
+    /// as a call (`maxpool(x)` when it selects and reads the same tensor).
+    fn window(&self, w: WindowOp, a: &[NodeId]) -> (String, u8) {
+        let star = match (w, self.style) {
+            (WindowOp::ConvBackInput, Style::Text) => " ⋆ᵀ ",
+            (WindowOp::ConvBackInput, Style::Latex) => " \\star^{\\top} ",
+            (_, Style::Text) => " ⋆ ",
+            (_, Style::Latex) => " \\star ",
+        };
+        match w {
+            WindowOp::Conv | WindowOp::ConvBackInput | WindowOp::ConvBackKernel => (
+                format!("{}{star}{}", self.at(a[0], NEG), self.at(a[1], NEG)),
+                PROD,
+            ),
+            WindowOp::MaxPool if a[0] == a[1] => self.call(w.name(), &a[..1]),
+            WindowOp::MaxPool
+            | WindowOp::MaxPoolBack
+            | WindowOp::AvgPool
+            | WindowOp::AvgPoolBack => self.call(w.name(), a),
+        }
+    }
+
     fn call(&self, name: &str, args: &[NodeId]) -> (String, u8) {
         let inner: Vec<String> = args.iter().map(|&a| self.p(a).0).collect();
         let head = match self.style {
@@ -166,6 +188,8 @@ impl<'g> Printer<'g> {
             | Op::LogSumExp
             | Op::ArgMax => self.call(n.op.name(), a),
             Op::OneHot(_) => self.call("onehot", a),
+            Op::Window(w, _) => self.window(w, a),
+            Op::Flatten | Op::Unflatten(_) => self.call(n.op.name(), a),
             Op::Lt | Op::Le | Op::Gt | Op::Ge => {
                 let sym = match (n.op, self.style) {
                     (Op::Lt, _) => "<",
