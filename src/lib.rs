@@ -117,6 +117,7 @@ pub mod equations;
 pub mod graph;
 pub mod lower;
 pub mod pipeline;
+pub mod report;
 pub mod simplify;
 pub mod syntax;
 pub mod train;

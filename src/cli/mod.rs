@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 pub mod common;
+mod flow;
 mod fmt;
 mod run;
 pub mod source;

@@ -50,6 +50,8 @@ pub fn inputs<'a, T>(entry: &Entry, x: &'a [T], t: &'a [T], params: &'a [Vec<T>]
             | Role::Correct
             | Role::Grad(_)
             | Role::Check(_)
+            | Role::Before(_)
+            | Role::Stat(..)
             | Role::Output => &[],
         })
         .collect()
@@ -309,6 +311,8 @@ impl TrainStep {
                 | Role::Correct
                 | Role::Grad(_)
                 | Role::Check(_)
+                | Role::Before(_)
+                | Role::Stat(..)
                 | Role::Output => Vec::new(),
             })
             .collect();
