@@ -97,7 +97,7 @@ struct Chart<'t> {
     y_desc: &'t str,
     x: (f64, f64),
     log: bool,
-    /// Integer ticks on x (epochs, layers).
+    /// Draw the legend (once per picture).
     legend: bool,
 }
 
@@ -117,7 +117,15 @@ impl Chart<'_> {
                     .configure_mesh()
                     .x_desc(self.x_desc)
                     .y_desc(self.y_desc)
-                    .x_label_formatter(&|v| format!("{v}"))
+                    .x_labels(self.x.1 as usize - self.x.0 as usize + 1)
+                    // Epochs and layers are whole numbers: no label between them.
+                    .x_label_formatter(&|v| {
+                        if (v - v.round()).abs() < 1e-9 {
+                            format!("{v:.0}")
+                        } else {
+                            String::new()
+                        }
+                    })
                     .draw()
                     .map_err(fail)?;
                 for l in lines {
@@ -400,7 +408,7 @@ pub fn saturation_svg(runs: &[Run<'_>]) -> Result<String> {
             }
             lines.retain(|l| !l.points.is_empty());
             let title = if lines.is_empty() {
-                format!("{name} (no saturation: identity or softmax)")
+                format!("{name}: none (identity/softmax)")
             } else {
                 name.clone()
             };

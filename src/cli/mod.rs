@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 pub mod common;
+mod compare;
 mod flow;
 mod fmt;
 mod run;
@@ -45,6 +46,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// JIT-compile and train the network.
     Train(train::TrainArgs),
+    /// Train once per activation and compare gradient flow (spec §8).
+    Compare(compare::CompareArgs),
 }
 
 /// Why a command failed: bad input (exit 1) or bad usage (exit 2).
@@ -83,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::Gradcheck(a) => run::gradcheck(a),
         Command::Bench(a) => bench::bench(a),
         Command::Train(a) => train::run(a),
+        Command::Compare(a) => compare::run(a),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@
 //! probe entry point ([`layout::Builder::probe`]), so the training step is
 //! the same code with or without it and the weights are bit-identical.
 
+pub mod compare;
 mod nodes;
 
 use super::batch::{BatchBuf, SHUFFLE_STREAM};
