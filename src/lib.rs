@@ -66,6 +66,7 @@
 //! | [`pipeline`] | 5b: lower → diff → simplify, written once; the one [`pipeline::Network`] | [`pipeline::compile`], [`pipeline::derive()`] |
 //! | [`codegen`] | 6: Cranelift JIT | [`codegen::Jit`], [`codegen::Compiled`] |
 //! | [`train`] | 7: entry points by role, training loop, optimizers, predict/gradient/gradcheck, weights files | [`train::train`], [`train::layout::Builder`], [`train::optim`], [`train::tasks`] |
+//! | [`report`] | 8a: recorded numbers to SVG pictures and an HTML page | [`report::pictures`], [`report::index_html`] |
 //! | [`cli`] | 8: the `slope` command line | [`cli::main`] |
 //!
 //! **Architecture Invariant:** a stage imports only earlier stages and

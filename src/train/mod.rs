@@ -281,6 +281,9 @@ pub fn train(
     )
 }
 
+/// A callback given the epoch (0 before training) and the parameters.
+pub type Observer<'a> = dyn FnMut(usize, &[Vec<f32>]) -> Result<(), TrainError> + 'a;
+
 /// [`train`], calling `observe(epoch, parameters)` with the parameters at
 /// the start (epoch 0) and after every epoch's last update, before that
 /// epoch's `on_epoch` (and outside its `seconds`). Observing reads the
@@ -292,7 +295,7 @@ pub fn train_observed(
     data: &Dataset,
     mut weights: Weights,
     on_epoch: &mut dyn FnMut(&EpochReport),
-    observe: &mut dyn FnMut(usize, &[Vec<f32>]) -> Result<(), TrainError>,
+    observe: &mut Observer<'_>,
 ) -> Result<Outcome, TrainError> {
     // ---- Split the rows (one seeded permutation, then hold out the tail). ----
     let mut rng = Rng::new(settings.seed, SHUFFLE_STREAM);
