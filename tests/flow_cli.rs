@@ -260,3 +260,42 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     assert!(!out.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_table_and_the_warning_name_the_derivative() {
+    let dir = tmp("warn");
+    let csv = std::fs::canonicalize("examples/digits.csv").unwrap();
+    let nn = dir.join("deep.nn");
+    let hidden = "    dense 64 sigmoid init=standard\n".repeat(4);
+    std::fs::write(
+        &nn,
+        format!(
+            "model d {{\n    input 64\n{hidden}    dense 10 softmax\n    loss cross_entropy\n}}\n\
+             train {{\n    data \"{}\" target=class\n    optimizer sgd lr=0.05\n    epochs 1\n}}\n",
+            csv.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("w.safetensors");
+    let o = slope()
+        .arg("train")
+        .arg(&nn)
+        .arg("--flow")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("layer   activation  δ rms @0  δ rms @1"),
+        "{err}"
+    );
+    assert!(err.contains("dense4  sigmoid"), "{err}");
+    assert!(
+        err.contains("warning: the back-propagated signal vanishes"),
+        "{err}"
+    );
+    assert!(err.contains("sigmoid′ ≤ 0.250: the signal shrinks about 4× per sigmoid layer (layers dense1, dense2, dense3, dense4); try relu with init=he"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
