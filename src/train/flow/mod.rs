@@ -2,7 +2,7 @@
 //! signal, the gradients and the activations, measured on a fixed probe set
 //! at the initial weights and after every epoch.
 //!
-//! The statistics are graph nodes ([`nodes`]) on the network derived for
+//! The statistics are graph nodes (`nodes.rs`) on the network derived for
 //! equations (every `z`, `a`, `δ` and `f'(z)`), compiled into a separate
 //! probe entry point ([`layout::Builder::probe`]), so the training step is
 //! the same code with or without it and the weights are bit-identical.
