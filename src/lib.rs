@@ -68,6 +68,7 @@
 //! | [`equations`] | 5c: the backprop equations `slope grad` prints | [`equations::derive`] |
 //! | [`codegen`] | 6: Cranelift JIT | [`codegen::Jit`], [`codegen::Compiled`] |
 //! | [`train`] | 7: entry points by role, training loop, optimizers, predict/gradient/gradcheck, weights files | [`train::train`], [`train::layout::Builder`], [`train::optim`], [`train::tasks`] |
+//! | [`report`] | 8a: recorded numbers to SVG pictures and an HTML page | [`report::pictures`], [`report::index_html`] |
 //! | [`cli`] | 8: the `slope` command line | [`cli::main`] |
 //!
 //! **Architecture Invariant:** a stage imports only earlier stages and
@@ -140,6 +141,7 @@ pub mod export;
 pub mod graph;
 pub mod lower;
 pub mod pipeline;
+pub mod report;
 pub mod simplify;
 pub mod syntax;
 pub mod train;

@@ -137,3 +137,61 @@ pub fn derive(mut net: Network, focus: Focus) -> Derived {
         timings,
     }
 }
+
+/// Lowers `model` and derives it with [`Focus::Equations`]: the loss, every
+/// layer's `z` and `a`, the gradients, every `δ = ∂loss/∂z` and every
+/// element-wise activation's derivative, simplified. What gradient-flow
+/// statistics are built on (`train::flow`).
+pub fn compile_equations(program: &Program, model: &Model) -> Result<Derived, Diagnostic> {
+    Ok(derive(
+        lower::lower_model(program, model)?,
+        Focus::Equations,
+    ))
+}
+
+/// An activation's derivative `f'(z)`, derived symbolically on a fresh
+/// graph over one vector leaf `z` (`[B]`, an input), simplified.
+#[derive(Clone, Debug)]
+pub struct ActivationDerivative {
+    /// The graph holding `z` and `derivative`.
+    pub graph: crate::graph::Graph,
+    /// The leaf `z`.
+    pub z: NodeId,
+    /// `f'(z)`, element-wise, of `z`'s shape.
+    pub derivative: NodeId,
+}
+
+/// `f'` for an element-wise activation (built-in or custom); `None` for
+/// `identity` and `softmax`, which have no saturation to measure.
+pub fn activation_derivative(
+    program: &Program,
+    activation: &crate::check::model::Activation,
+) -> Result<Option<ActivationDerivative>, Diagnostic> {
+    use crate::check::model::{Activation, Builtin};
+    use crate::graph::{Dim, Graph, LeafKind, Shape};
+    let mut g = Graph::new();
+    let z = g.leaf("z", LeafKind::Input, Shape(vec![Dim::Batch]));
+    let a = match activation {
+        Activation::Builtin(Builtin::Identity) | Activation::Softmax => return Ok(None),
+        Activation::Builtin(b) => lower::builtin(&mut g, *b, z),
+        Activation::Custom(name) => {
+            let Some(f) = program.activation(name) else {
+                return Err(Diagnostic::bare(format!("unknown activation `{name}`")));
+            };
+            let param = f.params.first().cloned().unwrap_or_default();
+            let body = f.body.clone();
+            let a = lower::lower_scalar_with(&mut g, &body, Some(program), &mut |_, n| {
+                (n == param).then_some(z)
+            })?;
+            let shape = g.node(z).shape.clone();
+            g.splat(a, &shape)
+        }
+    };
+    let d = diff::grad(&mut g, a, &[z]).grads[0];
+    let s = simplify::simplify(&mut g, &[d]);
+    Ok(Some(ActivationDerivative {
+        derivative: s.get(d),
+        graph: g,
+        z,
+    }))
+}

@@ -50,6 +50,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "codegen",
         ],
     ),
+    (
+        "report",
+        &[
+            "diag", "syntax", "check", "data", "graph", "lower", "diff", "simplify", "pipeline",
+            "codegen", "train",
+        ],
+    ),
 ];
 
 fn crate_paths(dir: &Path, found: &mut BTreeSet<(String, String)>) {

@@ -4,7 +4,9 @@
 mod bench;
 mod check;
 pub mod common;
+mod compare;
 mod export;
+mod flow;
 mod fmt;
 mod run;
 pub mod source;
@@ -47,6 +49,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Write the network (or its gradient graph) as an ONNX model.
     Export(export::ExportArgs),
+    /// Train once per activation and compare gradient flow (spec §8).
+    Compare(compare::CompareArgs),
 }
 
 /// Why a command failed: bad input (exit 1) or bad usage (exit 2).
@@ -86,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => bench::bench(a),
         Command::Train(a) => train::run(a),
         Command::Export(a) => export::run(a),
+        Command::Compare(a) => compare::run(a),
     };
     match result {
         Ok(code) => code,

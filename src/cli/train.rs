@@ -51,11 +51,15 @@ pub struct TrainArgs {
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,
+    /// Gradient flow (spec §8).
+    #[command(flatten)]
+    pub flow: super::flow::FlowArgs,
 }
 
 /// Runs `slope train`.
 pub fn run(args: TrainArgs) -> Result<ExitCode, Failure> {
     check_usage(&args)?;
+    args.flow.check()?;
     let t_start = Instant::now();
     let loaded = common::load_program(&args.file, args.model.as_deref())?;
     let model = loaded.model();
@@ -97,12 +101,36 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Failure> {
         threads: args.threads.unwrap_or_else(default_threads),
     };
 
+    let fail = |e| train_failure(&loaded, &settings, &out_path, e);
+    let mut probe =
+        super::flow::probe(&args.flow, &loaded, &data.dataset, &settings).map_err(fail)?;
     let mut progress = Progress::new(&args, settings.epochs, model.is_classification());
-    let outcome = train::train(model, net, &settings, &data.dataset, initial, &mut |r| {
-        progress.epoch(r)
-    });
+    // With the probe, each JSON line is the epoch's and the probe's keys.
+    progress.json = args.json && probe.is_none();
+    let outcome = match probe.as_mut() {
+        None => train::train(model, net, &settings, &data.dataset, initial, &mut |r| {
+            progress.epoch(r)
+        }),
+        Some(p) => train::flow::train_with_flow(
+            model,
+            net,
+            &settings,
+            &data.dataset,
+            initial,
+            p,
+            &mut |r, f| {
+                if args.json {
+                    println!("{}", serde_json::Value::Object(f.json(r)));
+                }
+                r.into_iter().for_each(|r| progress.epoch(r));
+            },
+        ),
+    };
     progress.finish();
-    let outcome = outcome.map_err(|e| train_failure(&loaded, &settings, &out_path, e))?;
+    let outcome = outcome.map_err(fail)?;
+    if let Some(p) = &probe {
+        super::flow::finish(&args.flow, args.quiet, &loaded, &data, p, &outcome)?;
+    }
 
     let bytes = weights::to_safetensors(&outcome.weights);
     weights::write_atomic(&out_path, &bytes).map_err(|e| {

@@ -35,8 +35,33 @@ pub enum Role {
     Check(usize),
     /// The network's output `y`.
     Output,
-    /// Node `i` of the list given to [`Builder::probe`].
-    Probe(usize),
+    /// Node `i` of the list given to [`Builder::nodes`].
+    Node(usize),
+    /// Parameter `i` as it was before the epoch (the gradient-flow probe's
+    /// update ratio).
+    Before(usize),
+    /// A gradient-flow statistic of layer `l` (index into the model's layers).
+    Stat(usize, Stat),
+}
+
+/// The per-layer gradient-flow statistics computed by compiled code (spec
+/// §8; `grad_max_abs` is read off the probe's gradient output).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stat {
+    /// sqrt(mean((P·∂L/∂z)²)).
+    DeltaRms,
+    /// sqrt(mean((∂L/∂W)²)).
+    GradRms,
+    /// mean(a).
+    ActMean,
+    /// The population standard deviation of a.
+    ActStd,
+    /// The fraction of (row, unit) pairs with |f'(z)| < 0.1·g.
+    Saturated,
+    /// The fraction of units saturated on every row.
+    Dead,
+    /// ‖W − W_before‖ / ‖W_before‖.
+    UpdateRatio,
 }
 
 /// One entry point: a signature over the builder's graph, with roles.
@@ -185,10 +210,30 @@ impl<'n> Builder<'n> {
 
     /// Any nodes of the network's graph, as outputs: `x`, `t`, parameters
     /// → `nodes` (the worked numbers of `slope grad --sample`).
-    pub fn probe(&mut self, nodes: &[NodeId]) -> Entry {
+    pub fn nodes(&mut self, nodes: &[NodeId]) -> Entry {
         let outs = nodes.iter().enumerate();
-        let outs = outs.map(|(i, &n)| (Role::Probe(i), n)).collect();
+        let outs = outs.map(|(i, &n)| (Role::Node(i), n)).collect();
         self.entry(self.x_params(true), outs)
+    }
+
+    /// The gradient-flow probe: `x`, `t`, parameters and the inputs `stats`
+    /// adds → loss, every gradient and the outputs `stats` adds (built on
+    /// this builder's graph, so they share the forward and backward nodes).
+    pub fn probe(
+        &mut self,
+        stats: impl FnOnce(&mut Graph) -> Result<Vec<(Role, NodeId)>, ShapeError>,
+    ) -> Result<Entry, ShapeError> {
+        let mut ins = self.x_params(true);
+        let mut outs = vec![(Role::Loss, self.net.loss)];
+        let grads = self.net.grads.iter().enumerate();
+        outs.extend(grads.map(|(i, &g)| (Role::Grad(i), g)));
+        for (role, node) in stats(&mut self.graph)? {
+            match role {
+                Role::Before(_) => ins.push((role, node)),
+                _ => outs.push((role, node)),
+            }
+        }
+        Ok(self.entry(ins, outs))
     }
 
     /// The validation pass: `x`, `t`, parameters → loss and correct count.

@@ -13,6 +13,7 @@
 //! `data`, `check::model` and `weights`; it never parses, prints or reads files.
 
 pub mod batch;
+pub mod flow;
 pub mod layout;
 pub mod optim;
 pub mod rng;
@@ -70,6 +71,11 @@ pub struct EpochReport {
 impl EpochReport {
     /// The `--json` object: exactly the keys that apply, in a fixed order.
     pub fn to_json(&self) -> String {
+        serde_json::Value::Object(self.json_map()).to_string()
+    }
+
+    /// The keys of [`EpochReport::to_json`], for callers that add more.
+    pub fn json_map(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut map = serde_json::Map::new();
         map.insert("epoch".into(), self.epoch.into());
         map.insert("loss".into(), json_number(self.loss));
@@ -84,13 +90,13 @@ impl EpochReport {
             }
         }
         map.insert("seconds".into(), json_number(self.seconds));
-        serde_json::Value::Object(map).to_string()
+        map
     }
 }
 
 /// JSON has no NaN; a finite check runs before any report, so this only
 /// guards against a bug turning into invalid JSON.
-fn json_number(v: f64) -> serde_json::Value {
+pub(crate) fn json_number(v: f64) -> serde_json::Value {
     serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
@@ -261,8 +267,35 @@ pub fn train(
     net: Network,
     settings: &Settings,
     data: &Dataset,
+    weights: Weights,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<Outcome, TrainError> {
+    train_observed(
+        model,
+        net,
+        settings,
+        data,
+        weights,
+        on_epoch,
+        &mut |_, _| Ok(()),
+    )
+}
+
+/// A callback given the epoch (0 before training) and the parameters.
+pub type Observer<'a> = dyn FnMut(usize, &[Vec<f32>]) -> Result<(), TrainError> + 'a;
+
+/// [`train`], calling `observe(epoch, parameters)` with the parameters at
+/// the start (epoch 0) and after every epoch's last update, before that
+/// epoch's `on_epoch` (and outside its `seconds`). Observing reads the
+/// parameters only, so the weights are those of [`train`], bit for bit.
+pub fn train_observed(
+    model: &Model,
+    net: Network,
+    settings: &Settings,
+    data: &Dataset,
     mut weights: Weights,
     on_epoch: &mut dyn FnMut(&EpochReport),
+    observe: &mut Observer<'_>,
 ) -> Result<Outcome, TrainError> {
     // ---- Split the rows (one seeded permutation, then hold out the tail). ----
     let mut rng = Rng::new(settings.seed, SHUFFLE_STREAM);
@@ -305,6 +338,7 @@ pub fn train(
     let units = accuracy_units(model, n_train);
     let val_units = accuracy_units(model, validation.len());
 
+    observe(0, &state_bufs[..n_params])?;
     let train_start = Instant::now();
     let mut reports = Vec::with_capacity(settings.epochs);
     let mut steps: u64 = 0;
@@ -339,8 +373,10 @@ pub fn train(
                         | Role::Correct
                         | Role::Grad(_)
                         | Role::Check(_)
+                        | Role::Before(_)
+                        | Role::Stat(..)
                         | Role::Output
-                        | Role::Probe(_) => &[],
+                        | Role::Node(_) => &[],
                     };
                 }
                 let step = if chunk.len() == full {
@@ -391,6 +427,7 @@ pub fn train(
             val_accuracy,
             seconds: epoch_start.elapsed().as_secs_f64(),
         };
+        observe(epoch, &state_bufs[..n_params])?;
         on_epoch(&report);
         reports.push(report);
     }

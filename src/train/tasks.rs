@@ -51,8 +51,10 @@ pub fn inputs<'a, T>(entry: &Entry, x: &'a [T], t: &'a [T], params: &'a [Vec<T>]
             | Role::Correct
             | Role::Grad(_)
             | Role::Check(_)
+            | Role::Before(_)
+            | Role::Stat(..)
             | Role::Output
-            | Role::Probe(_) => &[],
+            | Role::Node(_) => &[],
         })
         .collect()
 }
@@ -311,8 +313,10 @@ impl TrainStep {
                 | Role::Correct
                 | Role::Grad(_)
                 | Role::Check(_)
+                | Role::Before(_)
+                | Role::Stat(..)
                 | Role::Output
-                | Role::Probe(_) => Vec::new(),
+                | Role::Node(_) => Vec::new(),
             })
             .collect();
         let mut states: Vec<Vec<f32>> = weights::init(model, 1)
@@ -344,7 +348,7 @@ pub fn probe(
     nodes: &[NodeId],
 ) -> Result<Vec<Vec<f64>>, TaskError> {
     let mut b = Builder::new(net);
-    let entry = b.probe(nodes);
+    let entry = b.nodes(nodes);
     let mut jit = Jit::new(1).map_err(fail)?;
     let mut f: Compiled<f64> = b.compile(&mut jit, &entry, 1).map_err(fail)?;
     let params = param_values::<f64>(w);
@@ -355,7 +359,7 @@ pub fn probe(
     // Reorder by role, never by position (the entry lists them in order today).
     let mut values = vec![Vec::new(); nodes.len()];
     for (slot, role) in entry.outputs.iter().enumerate() {
-        if let Role::Probe(i) = *role {
+        if let Role::Node(i) = *role {
             values[i] = std::mem::take(&mut outs[slot]);
         }
     }
