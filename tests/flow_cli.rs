@@ -299,3 +299,52 @@ fn the_table_and_the_warning_name_the_derivative() {
     assert!(err.contains("sigmoid′ ≤ 0.250: the signal shrinks about 4× per sigmoid layer (layers dense1, dense2, dense3, dense4); try relu with init=he"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A CNN's pooling and flatten layers have no parameters and are not
+/// measured; the measured layers keep their own statistics (the conv after a
+/// pool is not given the pool's, nor the softmax layer the conv's).
+#[test]
+fn cnn_layers_after_pooling_keep_their_own_statistics() {
+    let dir = tmp("cnn");
+    let nn = dir.join("cnn.nn");
+    let csv = std::fs::read_to_string("examples/digits.csv").unwrap();
+    let head: String = csv.lines().take(101).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.join("d.csv"), head).unwrap();
+    std::fs::write(
+        &nn,
+        "model m {\n input 1x8x8\n conv 4 3x3 tanh\n maxpool 2x2\n conv 4 2x2 relu\n flatten\n dense 10 softmax\n loss cross_entropy\n}\n\
+         train {\n data \"d.csv\" target=class\n epochs 1\n batch 20\n}\n",
+    )
+    .unwrap();
+    let out = slope()
+        .args(["train", nn.to_str().unwrap(), "--flow", "--json", "--quiet"])
+        .arg("--out")
+        .arg(dir.join("w.safetensors"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first: Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let layers = first["layers"].as_array().unwrap();
+    let names: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["conv1", "conv2", "dense1"]);
+    for l in &layers[..2] {
+        assert!(l["delta_rms"].as_f64().unwrap() > 0.0, "{l}");
+        assert!(l["saturated"].as_f64().is_some(), "{l}");
+    }
+    assert!(
+        layers[2]["saturated"].is_null(),
+        "softmax has no saturation: {}",
+        layers[2]
+    );
+}

@@ -112,6 +112,9 @@ pub struct ProbeLayer {
     pub bound: Option<f64>,
     /// Its weight's parameter index.
     pub weight: usize,
+    /// Its index in the model's layers (pooling and flatten layers, which
+    /// have no parameters, are not measured but keep their indices).
+    pub index: usize,
 }
 
 /// An activation's name as written in a model.
@@ -220,6 +223,7 @@ impl Probe {
                 activation: activation_name(layer.activation()),
                 bound,
                 weight,
+                index: l,
             });
         }
         let mut builder = Builder::new(net);
@@ -299,8 +303,9 @@ impl Probe {
     /// The report of the last call's outputs.
     fn read(&self, epoch: usize) -> FlowReport {
         let value = |role| (self.entry.output(role)).map(|slot| f64::from(self.outs[slot][0]));
-        let layers: Vec<LayerFlow> = (self.layers.iter().enumerate())
-            .map(|(l, layer)| {
+        let layers: Vec<LayerFlow> = (self.layers.iter())
+            .map(|layer| {
+                let l = layer.index;
                 let stat = |s| value(Role::Stat(l, s)).unwrap_or(f64::NAN);
                 let grad = (self.entry.output(Role::Grad(layer.weight)))
                     .map_or(&[][..], |slot| &self.outs[slot]);
