@@ -90,6 +90,73 @@ impl Entry {
     }
 }
 
+/// The buffers an entry's inputs may read; [`Entry::fill_inputs`] picks each
+/// slot's by its role. Empty where a caller has none (a forward pass has no
+/// optimizer scalars): an entry that needs one then fails `call`'s length
+/// check rather than reading the wrong buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct Feed<'a, T> {
+    /// The batch's features.
+    pub x: &'a [T],
+    /// The batch's targets.
+    pub t: &'a [T],
+    /// Every parameter, in the network's order.
+    pub params: &'a [Vec<T>],
+    /// The optimizer's per-step scalars.
+    pub scalars: &'a [[T; 1]],
+    /// Every parameter before the epoch (the flow probe's update ratio).
+    pub before: &'a [Vec<T>],
+}
+
+impl<'a, T> Feed<'a, T> {
+    /// A feed of `x` and `t` alone.
+    pub fn new(x: &'a [T], t: &'a [T]) -> Self {
+        Feed {
+            x,
+            t,
+            params: &[],
+            scalars: &[],
+            before: &[],
+        }
+    }
+
+    /// The buffer of input `role`: the one exhaustive match of the roles an
+    /// input can have.
+    fn get(&self, role: Role) -> &'a [T] {
+        match role {
+            Role::Input => self.x,
+            Role::Target => self.t,
+            Role::Param(i) => self.params.get(i).map_or(&[], Vec::as_slice),
+            Role::Scalar(i) => self.scalars.get(i).map_or(&[], |s| s.as_slice()),
+            Role::Before(i) => self.before.get(i).map_or(&[], Vec::as_slice),
+            // Updated in place (`call`'s states), or outputs: never inputs.
+            Role::State(_)
+            | Role::Loss
+            | Role::Correct
+            | Role::Grad(_)
+            | Role::Check(_)
+            | Role::Stat(..)
+            | Role::Output
+            | Role::Node(_) => &[],
+        }
+    }
+}
+
+impl Entry {
+    /// Fills `slots` (at least one per input) with each input's buffer from
+    /// `feed`, without allocating: the training loop calls it every step.
+    pub fn fill_inputs<'a, T>(&self, feed: &Feed<'a, T>, slots: &mut [&'a [T]]) {
+        for (slot, &role) in slots.iter_mut().zip(&self.inputs) {
+            *slot = feed.get(role);
+        }
+    }
+
+    /// Each input's buffer from `feed`, in slot order.
+    pub fn inputs_from<'a, T>(&self, feed: &Feed<'a, T>) -> Vec<&'a [T]> {
+        self.inputs.iter().map(|&role| feed.get(role)).collect()
+    }
+}
+
 /// Builds entry points over one copy of a network's graph; the nodes an
 /// entry adds (updates, checks) are shared with the entries built after it.
 pub struct Builder<'n> {

@@ -362,23 +362,11 @@ pub fn train_observed(
                 // Inputs by role, in a fixed-size array (no allocation per step).
                 let mut all_inputs: [&[f32]; 2 + optim::MAX_SCALARS] =
                     [&[]; 2 + optim::MAX_SCALARS];
-                for (slot, role) in all_inputs.iter_mut().zip(&step_entry.inputs) {
-                    *slot = match *role {
-                        Role::Input => x,
-                        Role::Target => t,
-                        Role::Scalar(i) => &scalars[i],
-                        Role::Param(_)
-                        | Role::State(_)
-                        | Role::Loss
-                        | Role::Correct
-                        | Role::Grad(_)
-                        | Role::Check(_)
-                        | Role::Before(_)
-                        | Role::Stat(..)
-                        | Role::Output
-                        | Role::Node(_) => &[],
-                    };
-                }
+                let feed = layout::Feed {
+                    scalars: &scalars,
+                    ..layout::Feed::new(x, t)
+                };
+                step_entry.fill_inputs(&feed, &mut all_inputs);
                 let step = if chunk.len() == full {
                     &mut step_full
                 } else {

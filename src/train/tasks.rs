@@ -3,7 +3,7 @@
 //! data (the command line only formats it). Every number comes from
 //! JIT-compiled code, never from the interpreter.
 
-use super::layout::{Builder, Entry, Role};
+use super::layout::{Builder, Entry, Feed, Role};
 use super::optim;
 use super::weights::{self, Weights};
 use crate::check::model::{Loss, Model, Optimizer};
@@ -40,23 +40,10 @@ pub fn widen<T: Element>(v: &[f32]) -> Vec<T> {
 /// The input list of `entry`, each slot filled by its role: `x`, `t` or a
 /// parameter (an entry with per-step scalars needs [`TrainStep`]).
 pub fn inputs<'a, T>(entry: &Entry, x: &'a [T], t: &'a [T], params: &'a [Vec<T>]) -> Vec<&'a [T]> {
-    (entry.inputs.iter())
-        .map(|role| match *role {
-            Role::Input => x,
-            Role::Target => t,
-            Role::Param(i) => params[i].as_slice(),
-            Role::Scalar(_)
-            | Role::State(_)
-            | Role::Loss
-            | Role::Correct
-            | Role::Grad(_)
-            | Role::Check(_)
-            | Role::Before(_)
-            | Role::Stat(..)
-            | Role::Output
-            | Role::Node(_) => &[],
-        })
-        .collect()
+    entry.inputs_from(&Feed {
+        params,
+        ..Feed::new(x, t)
+    })
 }
 
 /// What `slope predict` prints: the outputs and the picked classes.
@@ -302,22 +289,14 @@ impl TrainStep {
         let f = b.compile::<f32>(jit, &entry, batch).map_err(fail)?;
         // The optimizer's per-step scalars: any value works for timing.
         let scalars = [[1.0f32]; optim::MAX_SCALARS];
-        let ins = (entry.inputs.iter())
-            .map(|role| match *role {
-                Role::Input => x.clone(),
-                Role::Target => t.clone(),
-                Role::Scalar(i) => scalars[i].to_vec(),
-                Role::Param(_)
-                | Role::State(_)
-                | Role::Loss
-                | Role::Correct
-                | Role::Grad(_)
-                | Role::Check(_)
-                | Role::Before(_)
-                | Role::Stat(..)
-                | Role::Output
-                | Role::Node(_) => Vec::new(),
-            })
+        let feed = Feed {
+            scalars: &scalars,
+            ..Feed::new(&x, &t)
+        };
+        let ins = entry
+            .inputs_from(&feed)
+            .into_iter()
+            .map(<[f32]>::to_vec)
             .collect();
         let mut states: Vec<Vec<f32>> = weights::init(model, 1)
             .tensors

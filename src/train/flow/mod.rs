@@ -11,7 +11,7 @@ pub mod compare;
 mod nodes;
 
 use super::batch::{BatchBuf, SHUFFLE_STREAM};
-use super::layout::{self, Builder, Role, Stat};
+use super::layout::{self, Builder, Feed, Role, Stat};
 use super::rng::Rng;
 use super::{EpochReport, Outcome, Settings, TrainError, internal, json_number};
 use crate::check::layer::ParamRole;
@@ -270,23 +270,12 @@ impl Probe {
         if epoch == 0 {
             self.before.clone_from_slice(params);
         }
-        let ins: Vec<&[f32]> = (self.entry.inputs.iter())
-            .map(|role| match *role {
-                Role::Input => self.x.as_slice(),
-                Role::Target => &self.t,
-                Role::Param(i) => &params[i],
-                Role::Before(i) => &self.before[i],
-                Role::Scalar(_)
-                | Role::State(_)
-                | Role::Loss
-                | Role::Correct
-                | Role::Grad(_)
-                | Role::Check(_)
-                | Role::Stat(..)
-                | Role::Output
-                | Role::Node(_) => &[],
-            })
-            .collect();
+        let feed = Feed {
+            params,
+            before: &self.before,
+            ..Feed::new(&self.x, &self.t)
+        };
+        let ins = self.entry.inputs_from(&feed);
         let mut outs: Vec<&mut [f32]> = self.outs.iter_mut().map(Vec::as_mut_slice).collect();
         self.compiled
             .call(&ins, &mut [], &mut outs)
