@@ -147,9 +147,9 @@ fn predict_and_grad_match_the_interpreter() {
             .split(',')
             .map(|c| c.parse().expect("a number"))
             .collect();
-        for k in 0..3 {
+        for (k, cell) in cells[..3].iter().enumerate() {
             let want = y.data[r * 3 + k];
-            assert!((cells[k] - want).abs() < 1e-5, "row {r}: {line} vs {want}");
+            assert!((cell - want).abs() < 1e-5, "row {r}: {line} vs {want}");
         }
         let best = (0..3).fold(0, |b, k| if cells[k] > cells[b] { k } else { b });
         assert_eq!(cells[3] as usize, best, "row {r}: the class is the arg-max");
