@@ -310,3 +310,21 @@ fn graph_and_fmt_of_a_cnn() {
     ok(&dir, &["fmt", "tiny.nn", "--check"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn gradcheck_passes_at_the_default_init_with_kinks_counted() {
+    let dir = scratch("gradcheck");
+    ok(&dir, &["gradcheck", "tiny.nn"]);
+    ok(&dir, &["gradcheck", "tiny.nn", "--weights", "w.st"]);
+    // Biases start at 0 and many pixels are 0: relu sits on its kink at
+    // every all-zero patch, where a central difference straddles it.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = ok(root, &["gradcheck", "examples/digits_cnn.nn"]);
+    assert!(out.contains("ok: every tensor within 1e-4"), "{out}");
+    let bias = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("conv1.bias"))
+        .expect("a line per tensor");
+    assert!(bias.ends_with(" at kinks)"), "{bias}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
