@@ -1,7 +1,8 @@
 //! `slope export` checked by a real ONNX client: every example and test
 //! models covering every built-in activation, custom formulas (where,
-//! comparisons, max/min, powers, abs/sqrt/exp/log/sin/cos) and every kind
-//! of loss are exported, forward pass and gradient graph; Python's `onnx`
+//! comparisons, max/min, powers, abs/sqrt/exp/log/sin/cos), every kind
+//! of loss and convolutional networks (strides, asymmetric 'same' pads,
+//! windows that miss the last rows, no bias, max and average pooling) are exported, forward pass and gradient graph; Python's `onnx`
 //! runs its full checker on each model and `onnxruntime` runs it; the
 //! outputs must match `slope predict` (1e-5) and `slope grad --out` (1e-4
 //! relative), and the exported `loss` a naive loss loop written here.
@@ -120,11 +121,35 @@ const MODELS: &[(&str, &str, LossKind)] = &[
          train {\n data \"bce2.csv\" target=[t0, t1]\n}\n",
         LossKind::Bce,
     ),
+    // Stride 2 with 'same' padding (pads 0 before, 1 after), a 2x2 'same'
+    // convolution without bias (0 before, 1 after), average pooling.
+    (
+        "cnn_same",
+        "model cnn_same {\n input 2x8x8\n conv 4 3x3 relu stride=2 padding=same\n \
+         conv 3 2x2 tanh padding=same bias=false\n avgpool 2x2\n dense 3 softmax\n \
+         loss cross_entropy\n}\ntrain {\n data \"cnn_same.csv\" target=class\n}\n",
+        LossKind::CrossEntropy,
+    ),
+    // Stride 2 'valid' leaving a row and a column no window reaches, then
+    // overlapping max pooling windows (stride 1) after relu: ties at zero.
+    (
+        "cnn_valid",
+        "model cnn_valid {\n input 1x8x8\n conv 3 3x3 relu stride=2\n maxpool 2x2 stride=1\n \
+         flatten\n dense 2\n loss mse\n}\ntrain {\n data \"cnn_valid.csv\" target=[t0, t1]\n}\n",
+        LossKind::Mse,
+    ),
+    // Average pooling whose windows miss the last row and column (stride 2).
+    (
+        "cnn_avg",
+        "model cnn_avg {\n input 3x6x6\n conv 2 3x3 elu\n avgpool 3x3 stride=2\n \
+         dense 2 sigmoid\n loss bce\n}\ntrain {\n data \"cnn_avg.csv\" target=[t0, t1]\n}\n",
+        LossKind::Bce,
+    ),
 ];
 
-/// A deterministic CSV of 37 rows: three features in [-2, 2] and the
+/// A deterministic CSV of 37 rows: `features` features in [-2, 2] and the
 /// targets the loss needs (class indices, 0/1, or real values).
-fn write_data(path: &Path, loss: LossKind, targets: usize) {
+fn write_data(path: &Path, loss: LossKind, features: usize, targets: usize) {
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
         state = state
@@ -132,14 +157,17 @@ fn write_data(path: &Path, loss: LossKind, targets: usize) {
             .wrapping_add(1_442_695_040_888_963_407);
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
-    let mut csv = String::from("f0,f1,f2");
+    let mut csv = (0..features)
+        .map(|i| format!("f{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
     match loss {
         LossKind::CrossEntropy => csv.push_str(",class"),
         _ => (0..targets).for_each(|i| csv.push_str(&format!(",t{i}"))),
     }
     csv.push('\n');
     for _ in 0..37 {
-        let mut cells: Vec<String> = (0..3)
+        let mut cells: Vec<String> = (0..features)
             .map(|_| format!("{:.4}", 4.0 * next() - 2.0))
             .collect();
         match loss {
@@ -155,6 +183,54 @@ fn write_data(path: &Path, loss: LossKind, targets: usize) {
     std::fs::write(path, csv).expect("the data is written");
 }
 
+/// Max pooling where ties decide the gradient: small-integer pixels and
+/// kernels of 0.5s and 0/1 make many windows whose largest values are
+/// equal (exactly, in float32) yet come from different pixels, so the
+/// kernel's gradient depends on which one the pooling picks. slope picks
+/// the first in row-major window order; the export must too.
+fn tie_case(dir: &Path) -> Case {
+    let src = "model ties {\n input 1x4x4\n conv 2 2x2 bias=false\n maxpool 3x3 stride=1\n \
+               dense 1\n loss mse\n}\ntrain {\n data \"ties.csv\" target=t\n}\n";
+    let nn = dir.join("ties.nn");
+    std::fs::write(&nn, src).expect("the model is written");
+    let mut csv = (0..16).map(|i| format!("f{i},")).collect::<String>() + "t\n";
+    let mut state: u32 = 7;
+    for row in 0..37 {
+        for _ in 0..16 {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            csv.push_str(&format!("{},", (state >> 16) % 3));
+        }
+        csv.push_str(&format!("{}\n", row % 5));
+    }
+    let data = dir.join("ties.csv");
+    std::fs::write(&data, csv).expect("the data is written");
+    let t = |name: &str, shape: Vec<usize>, data: Vec<f32>| slope::train::weights::Tensor {
+        name: name.into(),
+        shape,
+        data,
+    };
+    let w = slope::train::weights::Weights {
+        tensors: vec![
+            t(
+                "conv1.weight",
+                vec![2, 1, 2, 2],
+                vec![0.5, 0.5, 0.5, 0.5, 1.0, 0.0, 0.0, 1.0],
+            ),
+            t("dense1.weight", vec![1, 2], vec![1.0, -0.5]),
+            t("dense1.bias", vec![1], vec![0.25]),
+        ],
+    };
+    let weights = dir.join("ties.safetensors");
+    std::fs::write(&weights, slope::train::weights::to_safetensors(&w)).expect("written");
+    Case {
+        name: "ties".into(),
+        nn,
+        weights,
+        data,
+        loss: LossKind::Mse,
+    }
+}
+
 /// The test models with data and freshly initialised weights, in `dir`.
 fn test_models(dir: &Path) -> Vec<Case> {
     MODELS
@@ -168,7 +244,8 @@ fn test_models(dir: &Path) -> Vec<Case> {
             assert!(d.is_empty(), "{name}: {d:?}");
             let model = &program.models[0];
             let data = dir.join(format!("{name}.csv"));
-            write_data(&data, loss, model.output_width());
+            let features = model.input.dims().iter().product();
+            write_data(&data, loss, features, model.output_width());
             let w = slope::train::weights::init(model, 5);
             let weights = dir.join(format!("{name}.safetensors"));
             std::fs::write(&weights, slope::train::weights::to_safetensors(&w)).expect("written");
@@ -199,6 +276,12 @@ fn example_cases(dir: &Path) -> Vec<Case> {
         case(
             "digits_image",
             "digits",
+            "digits.csv",
+            LossKind::CrossEntropy,
+        ),
+        case(
+            "digits_cnn",
+            "digits_cnn",
             "digits.csv",
             LossKind::CrossEntropy,
         ),
@@ -332,7 +415,8 @@ fn check_structure(case: &Case, e: &Expected) {
     else {
         panic!("{}: x is not a tensor", case.name)
     };
-    let rank = if case.name == "digits_image" { 4 } else { 2 };
+    // [batch, features], or [batch, C, H, W] for an image input.
+    let rank = e.x["shape"].as_array().expect("a shape").len();
     assert_eq!(
         x.shape.expect("shape").dim.len(),
         rank,
@@ -345,6 +429,18 @@ fn check_structure(case: &Case, e: &Expected) {
         .filter(|n| n.op_type.as_deref() == Some("Gemm"))
         .count();
     assert!(gemms >= 1, "{}: dense layers are Gemm", case.name);
+    let src = std::fs::read_to_string(&case.nn).expect("model");
+    let convs = g
+        .node
+        .iter()
+        .filter(|n| n.op_type.as_deref() == Some("Conv"))
+        .count();
+    assert_eq!(
+        convs,
+        src.matches("\n conv ").count() + src.matches("\n    conv ").count(),
+        "{}: each conv layer is one Conv (its bias fused)",
+        case.name
+    );
     assert_eq!(g.output[0].name.as_deref(), Some("y"));
 }
 
@@ -417,6 +513,7 @@ fn every_example_and_activation_runs_in_onnxruntime() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut cases = example_cases(&dir);
     cases.extend(test_models(&dir));
+    cases.push(tie_case(&dir));
     let mut jobs = Vec::new();
     let mut all = Vec::new();
     for case in &cases {

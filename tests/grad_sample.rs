@@ -146,6 +146,7 @@ fn every_value_matches_the_interpreter() {
         ("iris.nn", "iris.csv", 77),
         ("custom.nn", "iris_petal.csv", 5),
         ("digits.nn", "digits.csv", 10),
+        ("digits_cnn.nn", "digits.csv", 4),
     ] {
         let read = |f: &str| std::fs::read_to_string(Path::new("examples").join(f));
         let (src, csv) = (

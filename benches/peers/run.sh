@@ -42,3 +42,13 @@ echo "== W2 784-512-512-10 relu, batch 256: GFLOP/s"
 $pin $S bench benches/peers/w2.nn --batch 256 --threads 1 | grep -E "loss\+grad|train step"
 MATMUL_NUM_THREADS=2 $S bench benches/peers/w2.nn --batch 256 --threads 2 | grep -E "loss\+grad|train step"
 peer W2 jax
+echo "== CNN examples/digits_cnn.nn: median epoch seconds, 10 epochs (1 thread)"
+# The JAX peer is this directory's peer_jax_cnn.py (same network, data,
+# split sizes, SGD momentum, batch 32; its first epoch compiles, so its
+# median is over epochs 2..10; slope compiles before epoch 1).
+for round in 1 2 3; do
+  echo "slope  $($pin $S train examples/digits_cnn.nn --json --quiet --threads 1 --epochs 10 --out /tmp/slope-cnn.safetensors | median_epoch)"
+  echo "jax    $($pin "$PY" benches/peers/peer_jax_cnn.py --epochs 10 2>/dev/null | tail -1)"
+done
+echo "== CNN: slope's parse -> JIT-ready phases and one step (jax: first_step_s above)"
+$pin $S bench examples/digits_cnn.nn --threads 1 | grep -vE "^bench"

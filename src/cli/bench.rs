@@ -4,7 +4,7 @@
 
 use super::common::{self, Loaded};
 use super::{Failure, PathArg};
-use crate::check::model::Loss;
+use crate::check::model::{LayerKind, Loss};
 use crate::codegen::Jit;
 use crate::train::tasks::{self, LossGrad, TrainStep, param_values};
 use crate::train::weights;
@@ -245,6 +245,19 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
         rate(&loss_grad)
     );
     println!("  train step       {}  {}", step.show(), rate(&step));
-    println!("  (GFLOP/s counts 6·B·Σ in·out = {flops} flop per step)");
+    // 2 flop per multiply-add forward, and 4 for the two backward products
+    // (the weight's gradient and δ of the layer's input).
+    if model
+        .layers
+        .iter()
+        .any(|l| matches!(l.kind, LayerKind::Conv { .. }))
+    {
+        println!(
+            "  (GFLOP/s counts 6·B·Σ MACs = {flops} flop per step; \
+             a conv layer has N·H'·W'·C·K·K MACs per example, a dense one in·out)"
+        );
+    } else {
+        println!("  (GFLOP/s counts 6·B·Σ in·out = {flops} flop per step)");
+    }
     Ok(ExitCode::SUCCESS)
 }

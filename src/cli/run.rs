@@ -236,16 +236,25 @@ pub fn gradcheck(args: GradcheckArgs) -> Result<ExitCode, Failure> {
     );
     let mut worst_all: f64 = 0.0;
     for (tensor, c) in w.tensors.iter().zip(&checks) {
-        let sampled = if c.checked < c.len {
+        let mut sampled = if c.checked < c.len {
             format!(" ({} of {} elements)", c.checked, c.len)
         } else {
             String::new()
         };
+        if c.kinks > 0 {
+            sampled.push_str(&format!(" ({} at kinks)", c.kinks));
+        }
         println!(
             "  {:<24} worst relative error {:.2e}{sampled}",
             tensor.name, c.worst
         );
         worst_all = worst_all.max(c.worst);
+    }
+    if checks.iter().any(|c| c.kinks > 0) {
+        println!(
+            "  at a kink (relu at 0, a max pooling tie) the central difference straddles two \
+             slopes; there the gradient matched the one-sided difference its derivative rule takes"
+        );
     }
     if worst_all <= GRADCHECK_TOL {
         println!("ok: every tensor within {GRADCHECK_TOL:e}");

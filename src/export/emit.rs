@@ -15,8 +15,10 @@
 
 use super::ExportError;
 use super::proto::{AttributeProto, NodeProto, TensorProto, attribute_type, data_type};
-use crate::graph::{Axes, Dim, Graph, NodeId, Op, Shape};
+use crate::graph::{Axes, Dim, Graph, NodeId, Op, Shape, Window};
 use std::collections::{HashMap, HashSet};
+
+mod window;
 
 /// The element types a value can be written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +80,8 @@ pub enum Attr {
     Ints(Vec<i64>),
     /// A float.
     Float(f32),
+    /// A string.
+    Str(&'static str),
     /// A constant tensor.
     Tensor(TensorProto),
 }
@@ -99,6 +103,14 @@ pub struct Emitter<'g> {
     elided: HashSet<NodeId>,
     /// `Add` nodes written as `Gemm` with a bias.
     gemm_add: HashSet<NodeId>,
+    /// `Add` nodes written as `Conv` with a bias.
+    conv_add: HashSet<NodeId>,
+    /// The graph's input rows, the ONNX image input they were flattened
+    /// from and its `[C, H, W]`: an `unflatten` of the rows to that shape
+    /// reads the image as is.
+    pub image_input: Option<(NodeId, String, [u32; 3])>,
+    /// Max pooling's `Indices` output, by selector node and window.
+    indices: HashMap<(NodeId, Window), String>,
     /// The 1-D int64 `[batch]` tensor, made once from the input `x`.
     batch: Option<String>,
     /// The input whose first dimension is the batch.
@@ -121,6 +133,9 @@ impl<'g> Emitter<'g> {
             absorbed: HashSet::new(),
             elided: HashSet::new(),
             gemm_add: HashSet::new(),
+            conv_add: HashSet::new(),
+            indices: HashMap::new(),
+            image_input: None,
             batch: None,
             batch_source: batch_source.to_string(),
             shapes: HashMap::new(),
@@ -165,6 +180,9 @@ impl<'g> Emitter<'g> {
                     Attr::Int(i) => (p.r#type, p.i) = (Some(attribute_type::INT), Some(i)),
                     Attr::Ints(v) => (p.r#type, p.ints) = (Some(attribute_type::INTS), v),
                     Attr::Float(f) => (p.r#type, p.f) = (Some(attribute_type::FLOAT), Some(f)),
+                    Attr::Str(v) => {
+                        (p.r#type, p.s) = (Some(attribute_type::STRING), Some(v.into()))
+                    }
                     Attr::Tensor(t) => (p.r#type, p.t) = (Some(attribute_type::TENSOR), Some(t)),
                 }
                 p
@@ -224,7 +242,24 @@ impl<'g> Emitter<'g> {
                 self.node("Identity", &[&v], &[name], vec![]);
             }
         }
+        self.prune();
         Ok(())
+    }
+
+    /// Drops nodes whose values nothing reads (the flattened image input
+    /// when every layer reads the image), last to first.
+    fn prune(&mut self) {
+        let mut read: HashSet<String> = self.outputs.values().flatten().cloned().collect();
+        let mut keep = vec![true; self.nodes.len()];
+        for (i, n) in self.nodes.iter().enumerate().rev() {
+            if n.output.iter().any(|o| read.contains(o)) {
+                read.extend(n.input.iter().cloned());
+            } else {
+                keep[i] = false;
+            }
+        }
+        let mut keep = keep.into_iter();
+        self.nodes.retain(|_| keep.next().unwrap_or(true));
     }
 
     /// The fusions and elisions, decided before anything is written: a
@@ -257,6 +292,12 @@ impl<'g> Emitter<'g> {
                     {
                         self.absorbed.extend([mm, bias]);
                         self.gemm_add.insert(id);
+                    } else if let Some((conv, bias)) = self.conv_parts(id)
+                        && single(conv)
+                        && single(bias)
+                    {
+                        self.absorbed.extend([conv, bias]);
+                        self.conv_add.insert(id);
                     }
                 }
                 _ => {}
@@ -395,6 +436,7 @@ impl<'g> Emitter<'g> {
             // ONNX Runtime's (softplus(100) = 100, softplus(-100) = 3.8e-44).
             Op::Softplus => self.simple(id, "Softplus", vec![])?,
             Op::Add if self.gemm_add.contains(&id) => self.gemm(id)?,
+            Op::Add if self.conv_add.contains(&id) => self.conv_bias(id)?,
             Op::Add if node.args.len() == 2 => self.simple(id, "Add", vec![])?,
             // ONNX's `Sum` adds any number of tensors.
             Op::Add => self.simple(id, "Sum", vec![])?,
@@ -418,12 +460,9 @@ impl<'g> Emitter<'g> {
             Op::LogSumExp => self.log_sum_exp(id)?,
             Op::OneHot(k) => self.one_hot(id, k)?,
             Op::ArgMax => self.arg_max(id)?,
-            Op::Window(..) | Op::Flatten | Op::Unflatten(_) => {
-                return Err(ExportError::Unsupported(format!(
-                    "`{}` (a convolutional layer's op) is not exportable yet",
-                    op.name()
-                )));
-            }
+            Op::Window(wop, w) => self.window(id, wop, w)?,
+            Op::Flatten => self.simple(id, "Flatten", vec![("axis", Attr::Int(1))])?,
+            Op::Unflatten(chw) => self.unflatten(id, chw)?,
         }
         Ok(())
     }

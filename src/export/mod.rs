@@ -195,6 +195,11 @@ fn build(
             vec![("axis", emit::Attr::Int(1))],
         );
         e.bind(net.x, &flat, Elem::Float);
+        // Unflattened to the input's own [C, H, W], the rows are `x` itself.
+        if let &[c, h, w] = dims {
+            let chw = [c, h, w].map(|d| d as u32);
+            e.image_input = Some((net.x, "x".into(), chw));
+        }
     }
     if training {
         let (elem, shape) = match model.loss {

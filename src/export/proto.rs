@@ -106,6 +106,8 @@ pub mod attribute_type {
     pub const FLOAT: i32 = 1;
     /// `INT`
     pub const INT: i32 = 2;
+    /// `STRING`
+    pub const STRING: i32 = 3;
     /// `TENSOR`
     pub const TENSOR: i32 = 4;
     /// `INTS`

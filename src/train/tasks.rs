@@ -200,10 +200,49 @@ pub struct TensorCheck {
     pub checked: usize,
     /// Elements in the tensor.
     pub len: usize,
+    /// Elements judged at a kink: the central difference straddles a point
+    /// where the loss is not differentiable (relu at 0, a max pooling tie)
+    /// and the gradient matches the difference on one side, the side the
+    /// derivative rule picks (relu'(0) = 0 is the left one).
+    pub kinks: usize,
+}
+
+/// How the gradient `g` of one element compares with the finite
+/// differences of the loss `f` around the element's value `v`.
+fn judge(
+    g: f64,
+    h: f64,
+    mut f: impl FnMut(f64) -> Result<f64, TaskError>,
+) -> Result<(f64, bool), TaskError> {
+    let err = |fd: f64| (g - fd).abs() / g.abs().max(fd.abs()).max(GRADCHECK_FLOOR);
+    let (up, down) = (f(h)?, f(-h)?);
+    // Gradients below the floor are compared absolutely: there the
+    // differences' rounding noise (about 1e-16·loss/h) dominates.
+    let central = err((up - down) / (2.0 * h));
+    if central.is_nan() {
+        return Ok((f64::INFINITY, false));
+    }
+    if central <= GRADCHECK_TOL {
+        return Ok((central, false));
+    }
+    // A kink between v - h and v + h: each side alone is smooth, so the
+    // one-sided differences of second order (error O(h²), as the central
+    // one) are exact there; a wrong gradient matches neither.
+    let (at, up2, down2) = (f(0.0)?, f(2.0 * h)?, f(-2.0 * h)?);
+    let right = (4.0 * up - 3.0 * at - up2) / (2.0 * h);
+    let left = (3.0 * at - 4.0 * down + down2) / (2.0 * h);
+    let side = err(right).min(err(left));
+    Ok(if side <= GRADCHECK_TOL {
+        (side, true)
+    } else {
+        (central, false)
+    })
 }
 
 /// Compares the f64 JIT gradient of `net` at `w` over `rows` rows of `x`/`t`
-/// with central differences, per tensor (`slope gradcheck`).
+/// with central differences, per tensor (`slope gradcheck`). Where they
+/// disagree because a kink lies within the step, the one-sided difference
+/// the derivative rule follows decides (see [`TensorCheck::kinks`]).
 pub fn gradcheck(
     net: &Network,
     w: &Weights,
@@ -228,33 +267,25 @@ pub fn gradcheck(
             .entry
             .output(Role::Grad(ti))
             .ok_or_else(|| fail("no gradient"))?;
-        let mut worst: f64 = 0.0;
+        let (mut worst, mut kinks) = (0.0f64, 0);
         let indices = gradcheck_indices(params[ti].len());
         for &i in &indices {
             let v = params[ti][i];
             let h = 1e-6 * v.abs().max(1.0);
-            params[ti][i] = v + h;
-            loss.run(&params, &mut lout)?;
-            let up = lout[loss_slot][0];
-            params[ti][i] = v - h;
-            loss.run(&params, &mut lout)?;
-            let down = lout[loss_slot][0];
-            params[ti][i] = v;
-            let fd = (up - down) / (2.0 * h);
-            let g = grads[gslot][i];
-            // Gradients below the floor are compared absolutely: there the
-            // differences' rounding noise (about 1e-16·loss/h) dominates.
-            let err = (g - fd).abs() / g.abs().max(fd.abs()).max(GRADCHECK_FLOOR);
-            worst = if err.is_nan() {
-                f64::INFINITY
-            } else {
-                worst.max(err)
-            };
+            let (err, kink) = judge(grads[gslot][i], h, |d| {
+                params[ti][i] = v + d;
+                loss.run(&params, &mut lout)?;
+                params[ti][i] = v;
+                Ok(lout[loss_slot][0])
+            })?;
+            worst = worst.max(err);
+            kinks += usize::from(kink);
         }
         checks.push(TensorCheck {
             worst,
             checked: indices.len(),
             len: params[ti].len(),
+            kinks,
         });
     }
     Ok(checks)
@@ -343,4 +374,50 @@ pub fn probe(
         }
     }
     Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{GRADCHECK_TOL, TaskError, judge};
+
+    /// `judge` of gradient `g` for a loss `f(v + d)` given as a function of d.
+    fn judged(g: f64, f: impl Fn(f64) -> f64) -> (f64, bool) {
+        judge(g, 1e-6, |d| Ok::<f64, TaskError>(f(d))).expect("no failure")
+    }
+
+    /// A kink at 0 with slopes -1 (left) and 3 (right) and curvature on
+    /// both sides, as a relu inside a network has.
+    fn kink(d: f64) -> f64 {
+        if d > 0.0 {
+            0.7 + 3.0 * d + 50.0 * d * d
+        } else {
+            0.7 - d + 40.0 * d * d
+        }
+    }
+
+    #[test]
+    fn either_one_sided_slope_at_a_kink_is_accepted_as_a_kink() {
+        for g in [-1.0, 3.0] {
+            let (err, at_kink) = judged(g, kink);
+            assert!(at_kink && err <= GRADCHECK_TOL, "g = {g}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_gradient_is_caught_at_a_kink_and_at_a_smooth_point() {
+        // Neither side's slope, nor the central difference's mean of them (1).
+        let (err, at_kink) = judged(0.0, kink);
+        assert!(!at_kink && err > GRADCHECK_TOL, "{err}");
+        let smooth = |d: f64| (1.5 + d).powi(3);
+        let (err, at_kink) = judged(3.0 * 1.5 * 1.5 * 1.001, smooth);
+        assert!(!at_kink && err > GRADCHECK_TOL, "{err}");
+        let (err, at_kink) = judged(3.0 * 1.5 * 1.5, smooth);
+        assert!(!at_kink && err <= GRADCHECK_TOL, "{err}");
+    }
+
+    #[test]
+    fn nan_fails() {
+        let (err, at_kink) = judged(1.0, |_| f64::NAN);
+        assert!(err.is_infinite() && !at_kink);
+    }
 }
