@@ -438,3 +438,51 @@ fn huge_and_deep_expressions_in_diff() {
     let (code, out, _) = run(&dir, &["diff", "y^2 + sin(z)", "--wrt", "x"], 30);
     assert_eq!((code, out.trim()), (0, "0"));
 }
+
+/// `slope predict ... | head -1`: a reader that goes away is not a crash
+/// (std's `println!` panics on a closed pipe; ours stops writing).
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("slope-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let w = dir.join("d.safetensors");
+    let bin = env!("CARGO_BIN_EXE_slope");
+    let trained = Command::new(bin)
+        .args([
+            "train",
+            "examples/digits.nn",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&w)
+        .output()
+        .unwrap();
+    assert!(trained.status.success());
+    let mut child = Command::new(bin)
+        .args([
+            "predict",
+            "examples/digits.nn",
+            "--data",
+            "examples/digits.csv",
+            "--weights",
+        ])
+        .arg(&w)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("y0,"), "{first}");
+    // The reader is dropped here: the rest of the 1,797 rows meet a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

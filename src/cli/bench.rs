@@ -230,21 +230,21 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
             flops as f64 / s.median / 1e9
         )
     };
-    println!(
+    outln!(
         "bench {} (batch {batch}, {threads} thread(s); median [interquartile range])",
         model.name
     );
-    println!("  parse            {}", parse.show());
-    println!("  check            {}", checkt.show());
-    println!("  lower+diff       {}", lower_diff.show());
-    println!("  simplify         {}", simp.show());
-    println!("  JIT compile      {}", compile.show());
-    println!(
+    outln!("  parse            {}", parse.show());
+    outln!("  check            {}", checkt.show());
+    outln!("  lower+diff       {}", lower_diff.show());
+    outln!("  simplify         {}", simp.show());
+    outln!("  JIT compile      {}", compile.show());
+    outln!(
         "  loss+grad        {}  {}",
         loss_grad.show(),
         rate(&loss_grad)
     );
-    println!("  train step       {}  {}", step.show(), rate(&step));
+    outln!("  train step       {}  {}", step.show(), rate(&step));
     // 2 flop per multiply-add forward, and 4 for the two backward products
     // (the weight's gradient and δ of the layer's input).
     if model
@@ -252,12 +252,12 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
         .iter()
         .any(|l| matches!(l.kind, LayerKind::Conv { .. }))
     {
-        println!(
+        outln!(
             "  (GFLOP/s counts 6·B·Σ MACs = {flops} flop per step; \
              a conv layer has N·H'·W'·C·K·K MACs per example, a dense one in·out)"
         );
     } else {
-        println!("  (GFLOP/s counts 6·B·Σ in·out = {flops} flop per step)");
+        outln!("  (GFLOP/s counts 6·B·Σ in·out = {flops} flop per step)");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -33,9 +33,9 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Failure> {
         let value = summary_json(&loaded, data.as_ref());
         let text =
             serde_json::to_string_pretty(&value).expect("a serde_json::Value always serialises");
-        println!("{text}");
+        outln!("{text}");
     } else {
-        print!("{}", summary_text(&loaded, data.as_ref()));
+        out!("{}", summary_text(&loaded, data.as_ref()));
     }
     Ok(ExitCode::SUCCESS)
 }

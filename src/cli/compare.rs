@@ -132,7 +132,7 @@ pub fn run(args: CompareArgs) -> Result<ExitCode, Failure> {
     }
     let table = table(&runs);
     if !args.json {
-        print!("{table}");
+        out!("{table}");
     }
     if let Some(dir) = &args.report {
         let (summary, equations) = super::flow::model_text(&loaded, Some(&data));
@@ -207,7 +207,7 @@ fn train_one(
             if args.json {
                 let mut m = f.json(r);
                 m.insert("activation".into(), label.into());
-                println!("{}", serde_json::Value::Object(m));
+                outln!("{}", serde_json::Value::Object(m));
             }
             if let (Some(bar), Some(_)) = (bar, r) {
                 bar.inc(1);

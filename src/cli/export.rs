@@ -81,7 +81,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode, Failure> {
     } else {
         "forward pass"
     };
-    println!(
+    outln!(
         "wrote {} ({what} of model '{}': {nodes} ONNX nodes, opset {}, {} bytes)",
         out.display(),
         model.name,

@@ -1,6 +1,24 @@
 //! Stage 8: the `slope` command line. The only module that prints, reads
 //! files or uses `anyhow`; nothing imports it.
 
+/// `print!` to stdout, quietly stopping at a closed pipe (`slope predict
+/// ... | head`): std's `print!` panics there, because Rust ignores SIGPIPE.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` to stdout, as [`out!`].
+macro_rules! outln {
+    () => {
+        $crate::cli::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod bench;
 mod check;
 pub mod common;
@@ -107,3 +125,22 @@ pub fn main() -> ExitCode {
 
 /// A path argument, as typed (relative to the current directory).
 pub type PathArg = PathBuf;
+
+/// Writes to stdout. A reader that went away (a closed pipe) is not an
+/// error of ours: the rest of the output is dropped and the command goes on
+/// (so `slope train ... | head` still writes its weights). Any other write
+/// error is reported once on stderr.
+pub fn write_stdout(args: std::fmt::Arguments) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static FAILED: AtomicBool = AtomicBool::new(false);
+    if FAILED.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        FAILED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write to standard output: {e}");
+        }
+    }
+}

@@ -112,7 +112,7 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode, Failure> {
         }
         out.push('\n');
     }
-    print!("{out}");
+    out!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -194,9 +194,9 @@ pub fn grad_sample(
         values,
     };
     if json {
-        println!("{}", eq.json_worked(&sample));
+        outln!("{}", eq.json_worked(&sample));
     } else {
-        print!("{}", eq.render_worked(&sample));
+        out!("{}", eq.render_worked(&sample));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -230,7 +230,7 @@ pub fn gradcheck(args: GradcheckArgs) -> Result<ExitCode, Failure> {
     let x = tasks::widen(&ds.features[..rows * ds.n_features()]);
     let t = tasks::widen(&ds.targets[..rows * ds.n_targets()]);
     let checks = tasks::gradcheck(&net, &w, x, t, rows).map_err(task_failure)?;
-    println!(
+    outln!(
         "gradcheck {}: {rows} rows, f64 JIT gradient vs central differences (error: |g - fd| / max(|g|, |fd|, {GRADCHECK_FLOOR:e}))",
         model.name
     );
@@ -244,23 +244,24 @@ pub fn gradcheck(args: GradcheckArgs) -> Result<ExitCode, Failure> {
         if c.kinks > 0 {
             sampled.push_str(&format!(" ({} at kinks)", c.kinks));
         }
-        println!(
+        outln!(
             "  {:<24} worst relative error {:.2e}{sampled}",
-            tensor.name, c.worst
+            tensor.name,
+            c.worst
         );
         worst_all = worst_all.max(c.worst);
     }
     if checks.iter().any(|c| c.kinks > 0) {
-        println!(
+        outln!(
             "  at a kink (relu at 0, a max pooling tie) the central difference straddles two \
              slopes; there the gradient matched the one-sided difference its derivative rule takes"
         );
     }
     if worst_all <= GRADCHECK_TOL {
-        println!("ok: every tensor within {GRADCHECK_TOL:e}");
+        outln!("ok: every tensor within {GRADCHECK_TOL:e}");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("FAILED: worst relative error {worst_all:.2e} exceeds {GRADCHECK_TOL:e}");
+        outln!("FAILED: worst relative error {worst_all:.2e} exceeds {GRADCHECK_TOL:e}");
         Ok(ExitCode::from(1))
     }
 }

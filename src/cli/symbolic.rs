@@ -115,15 +115,15 @@ pub fn diff(args: DiffArgs) -> Result<ExitCode, Failure> {
             let items: Vec<String> = steps.iter().map(|s| json(s)).collect();
             out += &format!(", \"steps\": [{}]", items.join(", "));
         }
-        println!("{out}}}");
+        outln!("{out}}}");
     } else {
         for s in &steps {
-            println!("{s}");
+            outln!("{s}");
         }
         if args.steps {
-            println!("d/d{} = {derivative}", args.wrt);
+            outln!("d/d{} = {derivative}", args.wrt);
         } else {
-            println!("{derivative}");
+            outln!("{derivative}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -167,9 +167,9 @@ pub fn grad(args: GradArgs) -> Result<ExitCode, Failure> {
         Style::Text
     };
     if args.json {
-        println!("{}", eq.json(style));
+        outln!("{}", eq.json(style));
     } else {
-        print!("{}", eq.render(style));
+        out!("{}", eq.render(style));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -190,7 +190,7 @@ pub fn graph(args: GraphArgs) -> Result<ExitCode, Failure> {
     } else {
         net
     };
-    print!("{}", crate::graph::dot::dot(&net.graph, &roots));
+    out!("{}", crate::graph::dot::dot(&net.graph, &roots));
     Ok(ExitCode::SUCCESS)
 }
 

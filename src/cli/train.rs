@@ -120,7 +120,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Failure> {
             p,
             &mut |r, f| {
                 if args.json {
-                    println!("{}", serde_json::Value::Object(f.json(r)));
+                    outln!("{}", serde_json::Value::Object(f.json(r)));
                 }
                 r.into_iter().for_each(|r| progress.epoch(r));
             },
