@@ -1,0 +1,136 @@
+//! The pooling kernels. Every window is walked with its kernel offsets
+//! clipped to the input once per output row and column (no division or
+//! padding test per element), and the common non-overlapping 2×2 window
+//! (stride 2, no padding) has its four taps unrolled.
+//!
+//! Max pooling picks, in each window, the first element in row-major
+//! window order that no later one exceeds (a later element replaces the
+//! best only when it is not `<=` it), exactly as the interpreter does, so
+//! ties route δ to the same place in both.
+
+use super::{Geom, Real};
+
+/// The kernel offsets `lo..hi` of output `o` along one axis that land in
+/// the input (of length `n`), and the input index of offset 0 (which may
+/// lie in the padding, hence signed).
+#[inline]
+fn span(o: usize, stride: usize, pad: usize, k: usize, n: usize) -> (usize, usize, isize) {
+    let base = (o * stride) as isize - pad as isize;
+    let lo = (-base).clamp(0, k as isize) as usize;
+    let hi = (n as isize - base).clamp(lo as isize, k as isize) as usize;
+    (lo, hi, base)
+}
+
+/// Calls `f(output offset, tap offset)` for every tap of every window of
+/// one plane, windows in row-major order and taps in row-major window
+/// order, the padding skipped.
+#[inline]
+fn each_tap(g: &Geom, mut f: impl FnMut(usize, usize)) {
+    let (k, s, iw) = (g.kernel, g.stride, g.input[1]);
+    for oy in 0..g.out[0] {
+        let (ylo, yhi, yb) = span(oy, s, g.pad[0], k, g.input[0]);
+        for ox in 0..g.out[1] {
+            let (xlo, xhi, xb) = span(ox, s, g.pad[1], k, iw);
+            let o = oy * g.out[1] + ox;
+            for ky in ylo..yhi {
+                let row = (yb + ky as isize) as usize * iw;
+                for kx in xlo..xhi {
+                    f(o, row + (xb + kx as isize) as usize);
+                }
+            }
+        }
+    }
+}
+
+/// Calls `f(output offset, arg-max offset)` for every window of the plane
+/// `s` (offset 0 for a window wholly in the padding).
+#[inline]
+fn argmaxes<T: Real>(g: &Geom, s: &[T], mut f: impl FnMut(usize, usize)) {
+    let (iw, ow) = (g.input[1], g.out[1]);
+    if g.kernel == 2 && g.stride == 2 && g.pad == [0, 0] {
+        // Non-overlapping 2×2 windows, all inside the input.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        let better = |t: usize, best: usize| !(s[t] <= s[best]);
+        for oy in 0..g.out[0] {
+            let r0 = 2 * oy * iw;
+            let r1 = r0 + iw;
+            for ox in 0..ow {
+                let mut best = r0 + 2 * ox;
+                for t in [r0 + 2 * ox + 1, r1 + 2 * ox, r1 + 2 * ox + 1] {
+                    if better(t, best) {
+                        best = t;
+                    }
+                }
+                f(oy * ow + ox, best);
+            }
+        }
+        return;
+    }
+    let (k, st) = (g.kernel, g.stride);
+    for oy in 0..g.out[0] {
+        let (ylo, yhi, yb) = span(oy, st, g.pad[0], k, g.input[0]);
+        for ox in 0..ow {
+            let (xlo, xhi, xb) = span(ox, st, g.pad[1], k, iw);
+            let mut best: Option<usize> = None;
+            for ky in ylo..yhi {
+                let row = (yb + ky as isize) as usize * iw;
+                for kx in xlo..xhi {
+                    let t = row + (xb + kx as isize) as usize;
+                    match best {
+                        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                        Some(b) if s[t] <= s[b] => {}
+                        _ => best = Some(t),
+                    }
+                }
+            }
+            f(oy * ow + ox, best.unwrap_or(0));
+        }
+    }
+}
+
+/// `y = v at the arg-max of s`, window by window, plane by plane.
+pub(super) fn max_pool<T: Real>(g: &Geom, s: &[T], v: &[T], y: &mut [T]) {
+    let (hw, p) = (g.input[0] * g.input[1], g.p());
+    for plane in 0..g.batch * g.cout {
+        let (sp, vp) = (&s[plane * hw..][..hw], &v[plane * hw..][..hw]);
+        let yp = &mut y[plane * p..][..p];
+        argmaxes(g, sp, |o, t| yp[o] = vp[t]);
+    }
+}
+
+/// `dx = δ routed to the arg-max of s` (summed where windows overlap).
+pub(super) fn max_pool_back<T: Real>(g: &Geom, s: &[T], d: &[T], dx: &mut [T]) {
+    let (hw, p) = (g.input[0] * g.input[1], g.p());
+    dx.fill(T::default());
+    for plane in 0..g.batch * g.cout {
+        let sp = &s[plane * hw..][..hw];
+        let (dp, dxp) = (&d[plane * p..][..p], &mut dx[plane * hw..][..hw]);
+        argmaxes(g, sp, |o, t| dxp[t] = dxp[t] + dp[o]);
+    }
+}
+
+/// `y = the mean of each window` (padding counted as zeros).
+pub(super) fn avg_pool<T: Real>(g: &Geom, x: &[T], y: &mut [T]) {
+    let (hw, p) = (g.input[0] * g.input[1], g.p());
+    let scale = T::recip(g.kernel * g.kernel);
+    for plane in 0..g.batch * g.cout {
+        let (xp, yp) = (&x[plane * hw..][..hw], &mut y[plane * p..][..p]);
+        yp.fill(T::default());
+        each_tap(g, |o, t| yp[o] = yp[o] + xp[t]);
+        for v in yp.iter_mut() {
+            *v = *v * scale;
+        }
+    }
+}
+
+/// `dx = each window's δ/K² spread over its taps` (the adjoint of
+/// [`avg_pool`]).
+pub(super) fn avg_pool_back<T: Real>(g: &Geom, d: &[T], dx: &mut [T]) {
+    let (hw, p) = (g.input[0] * g.input[1], g.p());
+    let scale = T::recip(g.kernel * g.kernel);
+    dx.fill(T::default());
+    for plane in 0..g.batch * g.cout {
+        let (dp, dxp) = (&d[plane * p..][..p], &mut dx[plane * hw..][..hw]);
+        each_tap(g, |o, t| dxp[t] = dxp[t] + dp[o] * scale);
+    }
+}
