@@ -48,20 +48,21 @@ fn each_tap(g: &Geom, mut f: impl FnMut(usize, usize)) {
 fn argmaxes<T: Real>(g: &Geom, s: &[T], mut f: impl FnMut(usize, usize)) {
     let (iw, ow) = (g.input[1], g.out[1]);
     if g.kernel == 2 && g.stride == 2 && g.pad == [0, 0] {
-        // Non-overlapping 2×2 windows, all inside the input.
-        #[allow(clippy::neg_cmp_op_on_partial_ord)]
-        let better = |t: usize, best: usize| !(s[t] <= s[best]);
+        // Non-overlapping 2×2 windows, all inside the input; selects
+        // instead of branches, since which tap wins is unpredictable.
         for oy in 0..g.out[0] {
             let r0 = 2 * oy * iw;
-            let r1 = r0 + iw;
+            let (row0, row1) = (&s[r0..][..2 * ow], &s[r0 + iw..][..2 * ow]);
             for ox in 0..ow {
-                let mut best = r0 + 2 * ox;
-                for t in [r0 + 2 * ox + 1, r1 + 2 * ox, r1 + 2 * ox + 1] {
-                    if better(t, best) {
-                        best = t;
-                    }
+                let taps = [row0[2 * ox], row0[2 * ox + 1], row1[2 * ox], row1[2 * ox + 1]];
+                let (mut bi, mut bv) = (0, taps[0]);
+                for (j, v) in taps.into_iter().enumerate().skip(1) {
+                    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                    let take = !(v <= bv);
+                    bi = if take { j } else { bi };
+                    bv = if take { v } else { bv };
                 }
-                f(oy * ow + ox, best);
+                f(oy * ow + ox, r0 + 2 * ox + (bi >> 1) * iw + (bi & 1));
             }
         }
         return;
