@@ -6,36 +6,21 @@
 
 use super::{Geom, Real};
 
-/// The output positions `lo..hi` along one axis whose tap at kernel offset
-/// `k` lands in the input (of length `n`), for stride `s` and padding `pad`.
+/// Calls `f(col row, column offset, input row)` for every output row of
+/// every row of `im2col`'s column matrix: `col[row][at + ox]` is the
+/// input row's element `ox·stride + kx − pad` (zero where that is outside,
+/// found by one unsigned compare); `None` is a row wholly in the padding.
 #[inline]
-fn valid(k: usize, s: usize, pad: usize, n: usize, out: usize) -> (usize, usize) {
-    // o·s + k − pad ∈ [0, n)  ⇔  o ≥ ⌈(pad − k)/s⌉ and o·s < n + pad − k.
-    let lo = pad.saturating_sub(k).div_ceil(s).min(out);
-    let hi = (n + pad).saturating_sub(k).div_ceil(s).clamp(lo, out);
-    (lo, hi)
-}
-
-/// Calls `f(col row, column offset, input offset, run)` for every run of
-/// `im2col`'s column matrix that comes from one image's input row:
-/// `col[row][at + j] ↔ x[from + j·stride]` for `j < run`; what no run
-/// covers is padding.
-#[inline]
-fn runs(g: &Geom, mut f: impl FnMut(usize, usize, usize, usize)) {
+fn rows(g: &Geom, mut f: impl FnMut(usize, usize, usize, Option<usize>)) {
     let (k, s, [ih, iw], [oh, ow]) = (g.kernel, g.stride, g.input, g.out);
     for c in 0..g.cin {
         for ky in 0..k {
-            let (ylo, yhi) = valid(ky, s, g.pad[0], ih, oh);
             for kx in 0..k {
-                let (xlo, xhi) = valid(kx, s, g.pad[1], iw, ow);
-                if xhi == xlo {
-                    continue;
-                }
                 let row = (c * k + ky) * k + kx;
-                for oy in ylo..yhi {
-                    let iy = oy * s + ky - g.pad[0];
-                    let from = c * ih * iw + iy * iw + xlo * s + kx - g.pad[1];
-                    f(row, oy * ow + xlo, from, xhi - xlo);
+                for oy in 0..oh {
+                    let iy = (oy * s + ky).wrapping_sub(g.pad[0]);
+                    let line = (iy < ih).then(|| c * ih * iw + iy * iw);
+                    f(row, oy * ow, kx, line);
                 }
             }
         }
@@ -43,20 +28,20 @@ fn runs(g: &Geom, mut f: impl FnMut(usize, usize, usize, usize)) {
 }
 
 /// Fills the columns `b·P..(b+1)·P` of `col` (rows of length `ld`) with
-/// image `x`'s input under each output position (zero in the padding).
+/// image `x`'s input under each output position (zero in the padding),
+/// writing each element once and without calls for the short runs.
 fn im2col<T: Real>(g: &Geom, x: &[T], col: &mut [T], b: usize, ld: usize) {
-    let p = g.p();
-    for row in 0..g.ckk() {
-        col[row * ld + b * p..][..p].fill(T::default());
-    }
-    let s = g.stride;
-    runs(g, |row, at, from, run| {
-        let dst = &mut col[row * ld + b * p + at..][..run];
-        if s == 1 {
-            dst.copy_from_slice(&x[from..][..run]);
-        } else {
-            for (j, v) in dst.iter_mut().enumerate() {
-                *v = x[from + j * s];
+    let (p, s, iw, ow, pad) = (g.p(), g.stride, g.input[1], g.out[1], g.pad[1]);
+    rows(g, |row, at, kx, line| {
+        let dst = &mut col[row * ld + b * p + at..][..ow];
+        match line {
+            None => dst.iter_mut().for_each(|v| *v = T::default()),
+            Some(line) => {
+                let src = &x[line..][..iw];
+                for (ox, v) in dst.iter_mut().enumerate() {
+                    let ix = (ox * s + kx).wrapping_sub(pad);
+                    *v = if ix < iw { src[ix] } else { T::default() };
+                }
             }
         }
     });
@@ -65,12 +50,16 @@ fn im2col<T: Real>(g: &Geom, x: &[T], col: &mut [T], b: usize, ld: usize) {
 /// Adds the columns `b·P..(b+1)·P` of `col` back into image `b`'s `dx`
 /// (the adjoint of [`im2col`]), in the same order as the naive loop.
 fn col2im<T: Real>(g: &Geom, col: &[T], dx: &mut [T], b: usize, ld: usize) {
-    let (p, s) = (g.p(), g.stride);
+    let (p, s, iw, ow, pad) = (g.p(), g.stride, g.input[1], g.out[1], g.pad[1]);
     dx.fill(T::default());
-    runs(g, |row, at, from, run| {
-        let src = &col[row * ld + b * p + at..][..run];
-        for (j, v) in src.iter().enumerate() {
-            dx[from + j * s] = dx[from + j * s] + *v;
+    rows(g, |row, at, kx, line| {
+        let Some(line) = line else { return };
+        let (src, dst) = (&col[row * ld + b * p + at..][..ow], &mut dx[line..][..iw]);
+        for (ox, v) in src.iter().enumerate() {
+            let ix = (ox * s + kx).wrapping_sub(pad);
+            if ix < iw {
+                dst[ix] = dst[ix] + *v;
+            }
         }
     });
 }
