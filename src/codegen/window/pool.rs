@@ -42,26 +42,43 @@ fn each_tap(g: &Geom, mut f: impl FnMut(usize, usize)) {
     }
 }
 
+/// Whether the windows are the common non-overlapping 2×2 ones (stride 2,
+/// no padding), all inside the input.
+fn pool2(g: &Geom) -> bool {
+    g.kernel == 2 && g.stride == 2 && g.pad == [0, 0]
+}
+
+/// The arg-max (0..4) and maximum of a 2×2 window's taps in row-major
+/// order, by the tie rule above; selects instead of branches, since which
+/// tap wins is unpredictable.
+#[inline]
+fn pick4<T: Real>(taps: [T; 4]) -> (usize, T) {
+    let (mut bi, mut bv) = (0, taps[0]);
+    for (j, v) in taps.into_iter().enumerate().skip(1) {
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        let take = !(v <= bv);
+        bi = if take { j } else { bi };
+        bv = if take { v } else { bv };
+    }
+    (bi, bv)
+}
+
 /// Calls `f(output offset, arg-max offset)` for every window of the plane
 /// `s` (offset 0 for a window wholly in the padding).
 #[inline]
 fn argmaxes<T: Real>(g: &Geom, s: &[T], mut f: impl FnMut(usize, usize)) {
     let (iw, ow) = (g.input[1], g.out[1]);
-    if g.kernel == 2 && g.stride == 2 && g.pad == [0, 0] {
-        // Non-overlapping 2×2 windows, all inside the input; selects
-        // instead of branches, since which tap wins is unpredictable.
+    if pool2(g) {
         for oy in 0..g.out[0] {
             let r0 = 2 * oy * iw;
             let (row0, row1) = (&s[r0..][..2 * ow], &s[r0 + iw..][..2 * ow]);
             for ox in 0..ow {
-                let taps = [row0[2 * ox], row0[2 * ox + 1], row1[2 * ox], row1[2 * ox + 1]];
-                let (mut bi, mut bv) = (0, taps[0]);
-                for (j, v) in taps.into_iter().enumerate().skip(1) {
-                    #[allow(clippy::neg_cmp_op_on_partial_ord)]
-                    let take = !(v <= bv);
-                    bi = if take { j } else { bi };
-                    bv = if take { v } else { bv };
-                }
+                let (bi, _) = pick4([
+                    row0[2 * ox],
+                    row0[2 * ox + 1],
+                    row1[2 * ox],
+                    row1[2 * ox + 1],
+                ]);
                 f(oy * ow + ox, r0 + 2 * ox + (bi >> 1) * iw + (bi & 1));
             }
         }
@@ -92,16 +109,61 @@ fn argmaxes<T: Real>(g: &Geom, s: &[T], mut f: impl FnMut(usize, usize)) {
 /// `y = v at the arg-max of s`, window by window, plane by plane.
 pub(super) fn max_pool<T: Real>(g: &Geom, s: &[T], v: &[T], y: &mut [T]) {
     let (hw, p) = (g.input[0] * g.input[1], g.p());
+    // `maxpool(x)` selects by its own values: the maximum is the value.
+    let own = std::ptr::eq(s, v);
     for plane in 0..g.batch * g.cout {
         let (sp, vp) = (&s[plane * hw..][..hw], &v[plane * hw..][..hw]);
         let yp = &mut y[plane * p..][..p];
-        argmaxes(g, sp, |o, t| yp[o] = vp[t]);
+        if own && pool2(g) {
+            let (iw, ow) = (g.input[1], g.out[1]);
+            for (oy, yr) in yp.chunks_exact_mut(ow).enumerate() {
+                let r0 = 2 * oy * iw;
+                let (row0, row1) = (&sp[r0..][..2 * ow], &sp[r0 + iw..][..2 * ow]);
+                for (ox, yv) in yr.iter_mut().enumerate() {
+                    *yv = pick4([
+                        row0[2 * ox],
+                        row0[2 * ox + 1],
+                        row1[2 * ox],
+                        row1[2 * ox + 1],
+                    ])
+                    .1;
+                }
+            }
+        } else {
+            argmaxes(g, sp, |o, t| yp[o] = vp[t]);
+        }
     }
 }
 
 /// `dx = δ routed to the arg-max of s` (summed where windows overlap).
 pub(super) fn max_pool_back<T: Real>(g: &Geom, s: &[T], d: &[T], dx: &mut [T]) {
     let (hw, p) = (g.input[0] * g.input[1], g.p());
+    if pool2(g) && g.out.map(|o| 2 * o) == g.input {
+        // The windows tile the input: each tap is written once, δ (as
+        // 0 + δ, like the general path) at the arg-max and 0 elsewhere.
+        let (iw, ow) = (g.input[1], g.out[1]);
+        for plane in 0..g.batch * g.cout {
+            let sp = &s[plane * hw..][..hw];
+            let (dp, dxp) = (&d[plane * p..][..p], &mut dx[plane * hw..][..hw]);
+            for (oy, dr) in dp.chunks_exact(ow).enumerate() {
+                let (row0, row1) = dxp[2 * oy * iw..][..2 * iw].split_at_mut(iw);
+                let (s0, s1) = (&sp[2 * oy * iw..][..iw], &sp[(2 * oy + 1) * iw..][..iw]);
+                for (ox, &dv) in dr.iter().enumerate() {
+                    let x = 2 * ox;
+                    let (bi, _) = pick4([s0[x], s0[x + 1], s1[x], s1[x + 1]]);
+                    let at = |j: usize| {
+                        if bi == j {
+                            T::default() + dv
+                        } else {
+                            T::default()
+                        }
+                    };
+                    (row0[x], row0[x + 1], row1[x], row1[x + 1]) = (at(0), at(1), at(2), at(3));
+                }
+            }
+        }
+        return;
+    }
     dx.fill(T::default());
     for plane in 0..g.batch * g.cout {
         let sp = &s[plane * hw..][..hw];
