@@ -7,33 +7,37 @@
 use super::{Geom, Real};
 
 /// Calls `f(col row, column offset, input row)` for every output row of
-/// every row of `im2col`'s column matrix: `col[row][at + ox]` is the
+/// every image of every row of `im2col`'s column matrix (images inside
+/// rows, so the matrix is written in order): `col[row][at + ox]` is the
 /// input row's element `ox·stride + kx − pad` (zero where that is outside,
 /// found by one unsigned compare); `None` is a row wholly in the padding.
 #[inline]
 fn rows(g: &Geom, mut f: impl FnMut(usize, usize, usize, Option<usize>)) {
     let (k, s, [ih, iw], [oh, ow]) = (g.kernel, g.stride, g.input, g.out);
+    let (chw, p) = (g.cin * ih * iw, g.p());
     for c in 0..g.cin {
         for ky in 0..k {
             for kx in 0..k {
                 let row = (c * k + ky) * k + kx;
-                for oy in 0..oh {
-                    let iy = (oy * s + ky).wrapping_sub(g.pad[0]);
-                    let line = (iy < ih).then(|| c * ih * iw + iy * iw);
-                    f(row, oy * ow, kx, line);
+                for b in 0..g.batch {
+                    for oy in 0..oh {
+                        let iy = (oy * s + ky).wrapping_sub(g.pad[0]);
+                        let line = (iy < ih).then(|| b * chw + c * ih * iw + iy * iw);
+                        f(row, b * p + oy * ow, kx, line);
+                    }
                 }
             }
         }
     }
 }
 
-/// Fills the columns `b·P..(b+1)·P` of `col` (rows of length `ld`) with
-/// image `x`'s input under each output position (zero in the padding),
-/// writing each element once and without calls for the short runs.
-fn im2col<T: Real>(g: &Geom, x: &[T], col: &mut [T], b: usize, ld: usize) {
-    let (p, s, iw, ow, pad) = (g.p(), g.stride, g.input[1], g.out[1], g.pad[1]);
+/// Fills `col` (rows of length `ld` = B·P) with the batch `x`'s input
+/// under each output position (zero in the padding), writing each element
+/// once and without calls for the short runs.
+fn im2col<T: Real>(g: &Geom, x: &[T], col: &mut [T], ld: usize) {
+    let (s, iw, ow, pad) = (g.stride, g.input[1], g.out[1], g.pad[1]);
     rows(g, |row, at, kx, line| {
-        let dst = &mut col[row * ld + b * p + at..][..ow];
+        let dst = &mut col[row * ld + at..][..ow];
         match line {
             None => dst.iter_mut().for_each(|v| *v = T::default()),
             Some(line) => {
@@ -47,14 +51,14 @@ fn im2col<T: Real>(g: &Geom, x: &[T], col: &mut [T], b: usize, ld: usize) {
     });
 }
 
-/// Adds the columns `b·P..(b+1)·P` of `col` back into image `b`'s `dx`
-/// (the adjoint of [`im2col`]), in the same order as the naive loop.
-fn col2im<T: Real>(g: &Geom, col: &[T], dx: &mut [T], b: usize, ld: usize) {
-    let (p, s, iw, ow, pad) = (g.p(), g.stride, g.input[1], g.out[1], g.pad[1]);
+/// Adds `col` back into the batch's `dx` (the adjoint of [`im2col`]), each
+/// image's sums in the same order as the naive loop.
+fn col2im<T: Real>(g: &Geom, col: &[T], dx: &mut [T], ld: usize) {
+    let (s, iw, ow, pad) = (g.stride, g.input[1], g.out[1], g.pad[1]);
     dx.fill(T::default());
     rows(g, |row, at, kx, line| {
         let Some(line) = line else { return };
-        let (src, dst) = (&col[row * ld + b * p + at..][..ow], &mut dx[line..][..iw]);
+        let (src, dst) = (&col[row * ld + at..][..ow], &mut dx[line..][..iw]);
         for (ox, v) in src.iter().enumerate() {
             let ix = (ox * s + kx).wrapping_sub(pad);
             if ix < iw {
@@ -93,11 +97,9 @@ fn split<'a, T>(g: &Geom, scratch: &'a mut [T]) -> (&'a mut [T], &'a mut [T]) {
 
 /// `y = W ⋆ x`: `y [N, B·P] = W [N, CKK] · col [CKK, B·P]`.
 pub(super) fn conv<T: Real>(g: &Geom, x: &[T], w: *const T, y: &mut [T], scratch: &mut [T]) {
-    let (ld, ckk, chw) = (g.batch * g.p(), g.ckk(), g.cin * g.input[0] * g.input[1]);
+    let (ld, ckk) = (g.batch * g.p(), g.ckk());
     let (col, wide) = split(g, scratch);
-    for b in 0..g.batch {
-        im2col(g, &x[b * chw..][..chw], col, b, ld);
-    }
+    im2col(g, x, col, ld);
     // SAFETY: `w` holds N·CKK elements (the caller's contract); the
     // slices hold the sizes the strides describe.
     unsafe {
@@ -128,7 +130,7 @@ pub(super) fn conv_back_input<T: Real>(
     dx: &mut [T],
     scratch: &mut [T],
 ) {
-    let (ld, ckk, chw) = (g.batch * g.p(), g.ckk(), g.cin * g.input[0] * g.input[1]);
+    let (ld, ckk) = (g.batch * g.p(), g.ckk());
     let (col, wide) = split(g, scratch);
     widen(g, d, wide);
     // SAFETY: as in [`conv`].
@@ -149,9 +151,7 @@ pub(super) fn conv_back_input<T: Real>(
             ld as isize,
         )
     };
-    for b in 0..g.batch {
-        col2im(g, col, &mut dx[b * chw..][..chw], b, ld);
-    }
+    col2im(g, col, dx, ld);
 }
 
 /// `dW = δ ⋆ x`: `dW [N, CKK] = δ [N, B·P] · colᵀ [B·P, CKK]`.
@@ -162,11 +162,9 @@ pub(super) fn conv_back_kernel<T: Real>(
     dw: &mut [T],
     scratch: &mut [T],
 ) {
-    let (ld, ckk, chw) = (g.batch * g.p(), g.ckk(), g.cin * g.input[0] * g.input[1]);
+    let (ld, ckk) = (g.batch * g.p(), g.ckk());
     let (col, wide) = split(g, scratch);
-    for b in 0..g.batch {
-        im2col(g, &x[b * chw..][..chw], col, b, ld);
-    }
+    im2col(g, x, col, ld);
     widen(g, d, wide);
     // SAFETY: as in [`conv`].
     unsafe {
