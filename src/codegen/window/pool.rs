@@ -151,10 +151,11 @@ pub(super) fn max_pool_back<T: Real>(g: &Geom, s: &[T], d: &[T], dx: &mut [T]) {
                 for (ox, &dv) in dr.iter().enumerate() {
                     let x = 2 * ox;
                     let (bi, _) = pick4([s0[x], s0[x + 1], s1[x], s1[x + 1]]);
-                    // An indexed store, not a branch on which tap won.
-                    let mut w = [T::default(); 4];
-                    w[bi & 3] = T::default() + dv;
-                    (row0[x], row0[x + 1], row1[x], row1[x + 1]) = (w[0], w[1], w[2], w[3]);
+                    // Zeros, then an indexed store: no branch on which tap won.
+                    let zero = T::default();
+                    (row0[x], row0[x + 1], row1[x], row1[x + 1]) = (zero, zero, zero, zero);
+                    let row = if bi < 2 { &mut *row0 } else { &mut *row1 };
+                    row[x + (bi & 1)] = zero + dv;
                 }
             }
         }
