@@ -1,0 +1,228 @@
+//! Host kernels of the window ops (convolution and pooling), called from
+//! JIT code like the matrix products: a convolution is im2col feeding
+//! `matrixmultiply`'s GEMM (the forward pass and both adjoints are one
+//! product each over the whole batch, [`conv`]), pooling is a direct loop
+//! ([`pool`]). The f64 loops of `graph::conv` are the oracle these are
+//! tested against.
+
+mod conv;
+mod pool;
+
+use crate::graph::WindowOp;
+
+/// The sizes of one window kernel, as the JIT passes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geom {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Channels of the image side (`C` of `[B, C, H, W]`).
+    pub cin: usize,
+    /// Channels of the window side (`N` filters; `C` for pooling).
+    pub cout: usize,
+    /// Input height and width.
+    pub input: [usize; 2],
+    /// Window side and stride.
+    pub kernel: usize,
+    pub stride: usize,
+    /// Zeros before the input (top, left).
+    pub pad: [usize; 2],
+    /// Output height and width.
+    pub out: [usize; 2],
+}
+
+impl Geom {
+    fn hw(&self) -> usize {
+        self.input[0] * self.input[1]
+    }
+    fn p(&self) -> usize {
+        self.out[0] * self.out[1]
+    }
+    fn ckk(&self) -> usize {
+        self.cin * self.kernel * self.kernel
+    }
+    /// Elements of a convolution's scratch: the whole batch's im2col
+    /// matrix `C·K·K × B·H'·W'` and the window side regrouped as
+    /// `N × B·H'·W'` (see [`conv`]).
+    pub fn scratch(&self) -> usize {
+        (self.ckk() + self.cout) * self.batch * self.p()
+    }
+}
+
+/// The element types of the host kernels.
+pub(crate) trait Real:
+    Copy + Default + PartialOrd + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
+{
+    /// `c = alpha·a·b + beta·c` with element strides.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+    );
+    /// `1/n`.
+    fn recip(n: usize) -> Self;
+}
+
+impl Real for f32 {
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        rsb: isize,
+        csb: isize,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+    ) {
+        // SAFETY: the caller's sizes and strides describe its buffers.
+        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, 1) }
+    }
+    fn recip(n: usize) -> f32 {
+        1.0 / n as f32
+    }
+}
+
+impl Real for f64 {
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f64,
+        rsa: isize,
+        csa: isize,
+        b: *const f64,
+        rsb: isize,
+        csb: isize,
+        beta: f64,
+        c: *mut f64,
+        rsc: isize,
+    ) {
+        // SAFETY: the caller's sizes and strides describe its buffers.
+        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, 1) }
+    }
+    fn recip(n: usize) -> f64 {
+        1.0 / n as f64
+    }
+}
+
+/// One window op over raw buffers of the sizes `g` implies.
+///
+/// # Safety
+/// `a`, `b` (when the op reads it), `dst` and `scratch` must hold the
+/// elements the op's operand, result and [`Geom::scratch`] sizes say, and
+/// `dst` and `scratch` must not overlap each other or the operands.
+pub(crate) unsafe fn run<T: Real>(
+    op: WindowOp,
+    g: &Geom,
+    a: *const T,
+    b: *const T,
+    dst: *mut T,
+    scratch: *mut T,
+) {
+    let (nb, cin, cout, hw, p) = (g.batch, g.cin, g.cout, g.hw(), g.p());
+    let image = nb * cin * hw;
+    let window = nb * cout * p;
+    let kernel = cout * g.ckk();
+    // SAFETY: the lengths are those the caller guarantees (see above).
+    let slice = |ptr: *const T, len: usize| unsafe { std::slice::from_raw_parts(ptr, len) };
+    let slice_mut = |ptr: *mut T, len: usize| unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+    match op {
+        WindowOp::Conv => {
+            let (x, y, s) = (
+                slice(a, image),
+                slice_mut(dst, window),
+                slice_mut(scratch, g.scratch()),
+            );
+            conv::conv(g, x, b, y, s);
+        }
+        WindowOp::ConvBackInput => {
+            let (d, dx, s) = (
+                slice(a, window),
+                slice_mut(dst, image),
+                slice_mut(scratch, g.scratch()),
+            );
+            conv::conv_back_input(g, d, b, dx, s);
+        }
+        WindowOp::ConvBackKernel => {
+            let (x, d, dw) = (slice(a, image), slice(b, window), slice_mut(dst, kernel));
+            conv::conv_back_kernel(g, x, d, dw, slice_mut(scratch, g.scratch()));
+        }
+        WindowOp::MaxPool => {
+            pool::max_pool(g, slice(a, image), slice(b, image), slice_mut(dst, window));
+        }
+        WindowOp::MaxPoolBack => {
+            pool::max_pool_back(g, slice(a, image), slice(b, window), slice_mut(dst, image));
+        }
+        WindowOp::AvgPool => pool::avg_pool(g, slice(a, image), slice_mut(dst, window)),
+        WindowOp::AvgPoolBack => pool::avg_pool_back(g, slice(a, window), slice_mut(dst, image)),
+    }
+}
+
+macro_rules! window_shim {
+    ($name:ident, $t:ty) => {
+        /// A window op called from JIT code: the op's index in
+        /// [`OPS`], its buffers, and the sizes of [`Geom`].
+        ///
+        /// # Safety
+        /// As for [`run`]: the JIT passes buffers of the planned lengths.
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) unsafe extern "C" fn $name(
+            op: usize,
+            a: *const $t,
+            b: *const $t,
+            dst: *mut $t,
+            scratch: *mut $t,
+            batch: usize,
+            cin: usize,
+            cout: usize,
+            ih: usize,
+            iw: usize,
+            kernel: usize,
+            stride: usize,
+            pt: usize,
+            pl: usize,
+            oh: usize,
+            ow: usize,
+        ) {
+            let g = Geom {
+                batch,
+                cin,
+                cout,
+                input: [ih, iw],
+                kernel,
+                stride,
+                pad: [pt, pl],
+                out: [oh, ow],
+            };
+            // SAFETY: the JIT passes buffers of the lengths the plan checked.
+            unsafe { run(OPS[op], &g, a, b, dst, scratch) }
+        }
+    };
+}
+
+window_shim!(window_f32, f32);
+window_shim!(window_f64, f64);
+
+/// The window ops by the index JIT code passes.
+pub(crate) const OPS: [WindowOp; 7] = [
+    WindowOp::Conv,
+    WindowOp::ConvBackInput,
+    WindowOp::ConvBackKernel,
+    WindowOp::MaxPool,
+    WindowOp::MaxPoolBack,
+    WindowOp::AvgPool,
+    WindowOp::AvgPoolBack,
+];
