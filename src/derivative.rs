@@ -81,6 +81,11 @@ fn free_vars(e: &Expr, out: &mut Vec<String>, seen: &mut HashSet<String>) {
             free_vars(lhs, out, seen);
             free_vars(rhs, out, seen);
         }
+        // A loop over the chain: only real nesting recurses.
+        ExprKind::Chain { first, rest } => {
+            free_vars(first, out, seen);
+            rest.iter().for_each(|(_, c)| free_vars(c, out, seen));
+        }
     }
 }
 

@@ -194,30 +194,15 @@ fn example_cases(dir: &Path) -> Vec<Case> {
     };
     vec![
         case("xor", "xor", "xor.csv", LossKind::Bce),
-        case(
-            "iris",
-            "iris",
-            "iris.csv",
-            LossKind::CrossEntropy,
-        ),
-        case(
-            "digits",
-            "digits",
-            "digits.csv",
-            LossKind::CrossEntropy,
-        ),
+        case("iris", "iris", "iris.csv", LossKind::CrossEntropy),
+        case("digits", "digits", "digits.csv", LossKind::CrossEntropy),
         case(
             "digits_image",
             "digits",
             "digits.csv",
             LossKind::CrossEntropy,
         ),
-        case(
-            "custom",
-            "custom",
-            "iris_petal.csv",
-            LossKind::Huber,
-        ),
+        case("custom", "custom", "iris_petal.csv", LossKind::Huber),
     ]
 }
 
