@@ -20,7 +20,10 @@ fn random_models_agree_with_every_oracle() {
     let mut rng = Rng(env("SLOPE_STRESS_SEED", 12));
     let (mut agreed, mut refused, mut skipped) = (0u64, 0u64, 0u64);
     let mut reasons: std::collections::BTreeMap<String, u64> = Default::default();
-    for _ in 0..iters {
+    for i in 0..iters {
+        if i > 0 && i % 10_000 == 0 {
+            eprintln!("{i} models: {agreed} agreed, {skipped} skipped, {refused} refused");
+        }
         let c = case(&rng.bytes(96));
         match run(&c) {
             Outcome::Agreed => agreed += 1,

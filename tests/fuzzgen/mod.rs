@@ -238,7 +238,7 @@ impl Rng {
 const ROWS: usize = 3;
 
 /// Loss and gradients (flattened, parameter order) by the JIT in `T`.
-fn jit<T: Element>(net: &pipeline::Network, x: &[f64], t: &[f64], w: &[Vec<f64>]) -> Vec<f64> {
+pub fn jit<T: Element>(net: &pipeline::Network, x: &[f64], t: &[f64], w: &[Vec<f64>]) -> Vec<f64> {
     let mut j = Jit::new(1).expect("a JIT");
     let to = |v: &[f64]| v.iter().map(|&a| T::from_f64(a)).collect::<Vec<T>>();
     let mut lg = LossGrad::<T>::new(&mut j, net, (true, true), ROWS, to(x), to(t))
@@ -254,8 +254,9 @@ fn jit<T: Element>(net: &pipeline::Network, x: &[f64], t: &[f64], w: &[Vec<f64>]
     all
 }
 
-/// The same by the interpreter.
-fn interpret(net: &pipeline::Network, x: &[f64], t: &[f64], w: &[Vec<f64>]) -> Vec<f64> {
+/// The same by the interpreter, and the largest magnitude of any value on
+/// the way (what f32 rounding errors scale with).
+fn interpret(net: &pipeline::Network, x: &[f64], t: &[f64], w: &[Vec<f64>]) -> (Vec<f64>, f64) {
     let g = &net.graph;
     let mut env = Env::new();
     let shape = |id| slope::graph::eval::concrete(&g.node(id).shape, ROWS);
@@ -275,8 +276,16 @@ fn interpret(net: &pipeline::Network, x: &[f64], t: &[f64], w: &[Vec<f64>]) -> V
     }
     let mut roots = vec![net.loss];
     roots.extend(&net.grads);
-    let values = eval(g, &roots, &env, ROWS).expect("the interpreter evaluates");
-    values.iter().flat_map(|v| v.data.iter().copied()).collect()
+    let all = g.topo_order(&roots);
+    let values = eval(g, &all, &env, ROWS).expect("the interpreter evaluates");
+    let largest = values
+        .iter()
+        .flat_map(|v| v.data.iter())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let at: std::collections::HashMap<_, _> = all.iter().zip(&values).collect();
+    let out = roots.iter().flat_map(|r| at[r].data.iter().copied());
+    (out.collect(), largest)
 }
 
 /// `a` and `b` agree to `rel` relative to the larger of them and `floor`.
@@ -286,8 +295,9 @@ fn close(a: f64, b: f64, rel: f64, floor: f64) -> bool {
 
 /// Runs every check on `src`; panics (with the source) on a disagreement.
 pub fn run(case: &Case) -> Outcome {
-    let src = &case.src;
-    let (file, diags) = syntax::parse(src);
+    // Failures name the source and the seed of its inputs and weights.
+    let src = &format!("{}(seed {})", case.src, case.seed);
+    let (file, diags) = syntax::parse(&case.src);
     assert!(
         diags.is_empty(),
         "the generator wrote a syntax error:\n{src}\n{diags:?}"
@@ -302,7 +312,7 @@ pub fn run(case: &Case) -> Outcome {
     };
     let mut rng = Rng(case.seed);
     let x: Vec<f64> = (0..ROWS * model.input.features())
-        .map(|_| rng.uniform(-1.0, 1.0))
+        .map(|_| f64::from(rng.uniform(-1.0, 1.0) as f32))
         .collect();
     let k = model.output_width();
     let t: Vec<f64> = match model.loss {
@@ -312,7 +322,9 @@ pub fn run(case: &Case) -> Outcome {
         check::model::Loss::Bce => (0..ROWS * k)
             .map(|_| rng.uniform(0.0, 1.0).round())
             .collect(),
-        _ => (0..ROWS * k).map(|_| rng.uniform(-1.0, 1.0)).collect(),
+        _ => (0..ROWS * k)
+            .map(|_| f64::from(rng.uniform(-1.0, 1.0) as f32))
+            .collect(),
     };
     let w: Vec<Vec<f64>> = param_values::<f64>(&train::weights::init(model, case.seed));
 
@@ -323,24 +335,32 @@ pub fn run(case: &Case) -> Outcome {
     // Values far below the largest are compared absolutely: summation
     // order differs (GEMM blocks, n-ary sums) and cancellation leaves noise.
     let scale = f64s.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-    let oracle = interpret(&net, &x, &t, &w);
+    let (oracle, largest) = interpret(&net, &x, &t, &w);
     for (i, (a, b)) in f64s.iter().zip(&oracle).enumerate() {
         assert!(
             close(*a, *b, 1e-9, scale),
             "f64 JIT {a} vs interpreter {b} at {i}:\n{src}"
         );
     }
+    // f32 rounding errors scale with the largest value they pass through,
+    // and the derivative rule tanh' = 1 - t² cancels where tanh saturates
+    // (t = 1 - 2e-7 in f32 at u = 8: sech² off by 27%), which large
+    // pre-activations then multiply: measured up to 150% relative error on
+    // gradients whose f64 value moves by 1e-5 under f32-sized input noise.
+    // So the f32 check is loose: 1% of the largest value on the way. A
+    // wrong f32 rule or kernel is off by the values themselves.
+    let f32_floor = scale.max(largest);
     let f32s = jit::<f32>(&net, &x, &t, &w);
     for (i, (a, b)) in f32s.iter().zip(&f64s).enumerate() {
         assert!(
-            close(*a, *b, 1e-3, scale),
+            close(*a, *b, 1e-2, f32_floor),
             "f32 JIT {a} vs f64 JIT {b} at {i}:\n{src}"
         );
     }
     if case.smooth {
         central_differences(&net, &x, &t, &w, &f64s, src);
     }
-    reprinted(&file, src, &f64s, (&x, &t, &w), scale);
+    reprinted(&file, &case.src, &f64s, (&x, &t, &w), scale);
     Outcome::Agreed
 }
 
