@@ -44,3 +44,40 @@ fn random_models_agree_with_every_oracle() {
         "only {agreed} of {iters} models were compared"
     );
 }
+
+/// Models the loop found, kept as regressions: each must agree now.
+#[test]
+fn models_found_by_the_loop_agree() {
+    let found: &[(&str, u64)] = &[
+        // f32 tanh clamped at 9 never reached 1.0, so `1 - t²` was 1.2e-7
+        // times a derivative of 1e23: gradients of 1e16 where f64 gives 0.
+        (
+            "activation act0(x) = tanh(gelu((pi/x*1)))\nloss custom(y, t) = y\n\
+             model m {\n    input 1\n    dense 3 act0\n    loss custom\n}\n",
+            182,
+        ),
+        // Near the poles of `1/x` central differences with one step size
+        // were off by 1e-3: the oracle now compares only where two agree.
+        (
+            "activation act0(x) = (sigmoid(x)/sin(x)*(x/x/.75/x))\n\
+             loss custom(y, t) = ((y + 3 + y))^(-1)\n\
+             model m {\n    input 3\n    dense 4 act0\n    dense 3 act0\n    loss custom\n}\n",
+            186,
+        ),
+        // gelu's `1 + tanh(u)` cancels in f32 under a large polynomial
+        // derivative: the f32 check scales with the largest value.
+        (
+            "activation act0(x) = ((e + x + x)*-(x)*(x - 0.5 + 3 + x)*(x - x - pi - 2))\n\
+             model m {\n    input 4\n    dense 4 act0\n    dense 1 gelu\n    dense 3 sigmoid\n    loss bce\n}\n",
+            7,
+        ),
+    ];
+    for &(src, seed) in found {
+        let case = fuzzgen::Case {
+            src: src.to_string(),
+            smooth: true,
+            seed,
+        };
+        assert_eq!(run(&case), Outcome::Agreed, "{src}");
+    }
+}

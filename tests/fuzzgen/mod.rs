@@ -256,7 +256,7 @@ pub fn jit<T: Element>(net: &pipeline::Network, x: &[f64], t: &[f64], w: &[Vec<f
 
 /// The same by the interpreter, and the largest magnitude of any value on
 /// the way (what f32 rounding errors scale with).
-fn interpret(net: &pipeline::Network, x: &[f64], t: &[f64], w: &[Vec<f64>]) -> (Vec<f64>, f64) {
+pub fn interpret(net: &pipeline::Network, x: &[f64], t: &[f64], w: &[Vec<f64>]) -> (Vec<f64>, f64) {
     let g = &net.graph;
     let mut env = Env::new();
     let shape = |id| slope::graph::eval::concrete(&g.node(id).shape, ROWS);
@@ -384,23 +384,30 @@ fn central_differences(
     for p in 0..params.len() {
         for i in 0..params[p].len() {
             let v = params[p][i];
+            let mut fd = |h: f64| {
+                params[p][i] = v + h;
+                lg.run(&params, &mut outs).expect("runs");
+                let up = outs[slot][0];
+                params[p][i] = v - h;
+                lg.run(&params, &mut outs).expect("runs");
+                let down = outs[slot][0];
+                params[p][i] = v;
+                (up - down) / (2.0 * h)
+            };
             let h = 1e-5 * v.abs().max(1.0);
-            params[p][i] = v + h;
-            lg.run(&params, &mut outs).expect("runs");
-            let up = outs[slot][0];
-            params[p][i] = v - h;
-            lg.run(&params, &mut outs).expect("runs");
-            let down = outs[slot][0];
-            params[p][i] = v;
-            let fd = (up - down) / (2.0 * h);
+            let (coarse, fine) = (fd(h), fd(h / 4.0));
             let g = got[at];
-            // Central differences of a smooth loss agree to about h²·f''';
-            // a wrong rule is off by much more.
-            assert!(
-                !fd.is_finite() || close(g, fd, 1e-4, scale),
-                "f64 gradient {g} vs central difference {fd} (param {p}, element {i}):\n{src}"
-            );
             at += 1;
+            // Central differences of a smooth loss agree to about h²·f''':
+            // where two step sizes disagree (near a pole of `1/x`, say) the
+            // differences are what is wrong, and the element is not compared.
+            if !coarse.is_finite() || !fine.is_finite() || !close(coarse, fine, 1e-5, scale) {
+                continue;
+            }
+            assert!(
+                close(g, fine, 1e-4, scale),
+                "f64 gradient {g} vs central difference {fine} (param {p}, element {i}):\n{src}"
+            );
         }
     }
 }
