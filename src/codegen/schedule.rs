@@ -181,7 +181,12 @@ struct Planner<'g> {
     kernel_of: HashMap<NodeId, usize>,
     /// Nodes already computed by a kernel scheduled for another node.
     done: HashSet<NodeId>,
+    /// Each fused loop's loads and their buffers, as sets.
+    fused_loads: HashMap<usize, FusedLoads>,
 }
+
+/// A fused loop's `(buffer, index)` loads and the buffers among them.
+type FusedLoads = (HashSet<(usize, Index)>, HashSet<usize>);
 
 /// Builds the schedule of `sig` over `graph` for `batch` rows.
 pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan, CodegenError> {
@@ -232,6 +237,7 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
         producer: HashMap::new(),
         kernel_of: HashMap::new(),
         done: HashSet::new(),
+        fused_loads: HashMap::new(),
     };
     for &n in &order {
         let mut args = graph.node(n).args.clone();
@@ -705,14 +711,21 @@ impl Planner<'_> {
             unreachable!("kernel {ki} was chosen or created as a fused loop")
         };
         f.sinks.push((n, buf));
-        let own: HashSet<usize> = f.sinks.iter().map(|s| s.1).collect();
+        self.producer.insert(buf, ki);
+        // The kernel's loads as sets, so that a loop with many sinks is not
+        // rebuilt per sink: a buffer this kernel writes is not a load.
+        let (seen, load_bufs) = self.fused_loads.entry(ki).or_default();
         for (_, b, index) in loads {
-            if !f.loads.contains(&(b, index)) {
+            let own = self.producer.get(&b) == Some(&ki);
+            if !own && seen.insert((b, index)) {
+                load_bufs.insert(b);
                 f.loads.push((b, index));
             }
         }
-        f.loads.retain(|(b, _)| !own.contains(b));
-        self.producer.insert(buf, ki);
+        if load_bufs.remove(&buf) {
+            f.loads.retain(|&(b, _)| b != buf);
+            seen.retain(|&(b, _)| b != buf);
+        }
         self.kernel_of.insert(n, ki);
     }
 
