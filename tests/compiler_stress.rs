@@ -71,6 +71,14 @@ fn models_found_by_the_loop_agree() {
              model m {\n    input 4\n    dense 4 act0\n    dense 1 gelu\n    dense 3 sigmoid\n    loss bce\n}\n",
             7,
         ),
+        // y^40 of a small y underflows in f32 (NaN where f64 is finite):
+        // skipped as f32's range, where the values on the way leave it.
+        (
+            "activation act0(x) = -((x*x/1e-1))\nactivation act1(x) = 1e-1\n\
+             loss custom(y, t) = mish((t/(t*y/t/t/y*0.5*t/t*y/t*y*t/1e-1/t*t/y/y*t*y*2*t/y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y)*y*y))\n\
+             model m {\n    input 1\n    dense 1 act0\n    loss custom\n}\n",
+            0,
+        ),
     ];
     for &(src, seed) in found {
         let case = fuzzgen::Case {
@@ -78,6 +86,12 @@ fn models_found_by_the_loop_agree() {
             smooth: true,
             seed,
         };
-        assert_eq!(run(&case), Outcome::Agreed, "{src}");
+        // The last one is outside f32's range: skipped, never a failure.
+        let want = if seed == 0 {
+            Outcome::Skipped
+        } else {
+            Outcome::Agreed
+        };
+        assert_eq!(run(&case), want, "{src}");
     }
 }

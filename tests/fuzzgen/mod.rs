@@ -254,9 +254,15 @@ pub fn jit<T: Element>(net: &pipeline::Network, x: &[f64], t: &[f64], w: &[Vec<f
     all
 }
 
-/// The same by the interpreter, and the largest magnitude of any value on
-/// the way (what f32 rounding errors scale with).
-pub fn interpret(net: &pipeline::Network, x: &[f64], t: &[f64], w: &[Vec<f64>]) -> (Vec<f64>, f64) {
+/// The same by the interpreter, and the largest and smallest nonzero
+/// magnitudes of any value on the way (what f32 rounding errors scale
+/// with, and whether f32's range holds them).
+pub fn interpret(
+    net: &pipeline::Network,
+    x: &[f64],
+    t: &[f64],
+    w: &[Vec<f64>],
+) -> (Vec<f64>, (f64, f64)) {
     let g = &net.graph;
     let mut env = Env::new();
     let shape = |id| slope::graph::eval::concrete(&g.node(id).shape, ROWS);
@@ -278,14 +284,18 @@ pub fn interpret(net: &pipeline::Network, x: &[f64], t: &[f64], w: &[Vec<f64>]) 
     roots.extend(&net.grads);
     let all = g.topo_order(&roots);
     let values = eval(g, &all, &env, ROWS).expect("the interpreter evaluates");
-    let largest = values
-        .iter()
-        .flat_map(|v| v.data.iter())
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let finite = || {
+        values
+            .iter()
+            .flat_map(|v| v.data.iter())
+            .filter(|v| v.is_finite() && **v != 0.0)
+            .map(|v| v.abs())
+    };
+    let largest = finite().fold(0.0f64, f64::max);
+    let smallest = finite().fold(f64::INFINITY, f64::min);
     let at: std::collections::HashMap<_, _> = all.iter().zip(&values).collect();
     let out = roots.iter().flat_map(|r| at[r].data.iter().copied());
-    (out.collect(), largest)
+    (out.collect(), (largest, smallest))
 }
 
 /// `a` and `b` agree to `rel` relative to the larger of them and `floor`.
@@ -335,7 +345,7 @@ pub fn run(case: &Case) -> Outcome {
     // Values far below the largest are compared absolutely: summation
     // order differs (GEMM blocks, n-ary sums) and cancellation leaves noise.
     let scale = f64s.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-    let (oracle, largest) = interpret(&net, &x, &t, &w);
+    let (oracle, (largest, smallest)) = interpret(&net, &x, &t, &w);
     for (i, (a, b)) in f64s.iter().zip(&oracle).enumerate() {
         assert!(
             close(*a, *b, 1e-9, scale),
@@ -351,6 +361,12 @@ pub fn run(case: &Case) -> Outcome {
     // wrong f32 rule or kernel is off by the values themselves.
     let f32_floor = scale.max(largest);
     let f32s = jit::<f32>(&net, &x, &t, &w);
+    // Values outside f32's normal range on the way (y^40 of y = 0.01)
+    // over- or underflow to inf, 0 and then NaN: f32's range, not a bug.
+    let in_range = largest < 1e37 && smallest > 1e-37;
+    if !in_range && f32s.iter().any(|v| !v.is_finite()) {
+        return Outcome::Skipped;
+    }
     for (i, (a, b)) in f32s.iter().zip(&f64s).enumerate() {
         assert!(
             close(*a, *b, 1e-2, f32_floor),
