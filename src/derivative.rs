@@ -81,8 +81,46 @@ fn free_vars(e: &Expr, out: &mut Vec<String>, seen: &mut HashSet<String>) {
             free_vars(lhs, out, seen);
             free_vars(rhs, out, seen);
         }
+        // A loop over the chain: only real nesting recurses.
+        ExprKind::Chain { first, rest } => {
+            free_vars(first, out, seen);
+            rest.iter().for_each(|(_, c)| free_vars(c, out, seen));
+        }
     }
 }
+
+/// The local derivative ∂node/∂operand of `step` (its rule with a unit
+/// adjoint), simplified; remembered in `wide` for wide nodes.
+fn local_derivative(
+    g: &mut Graph,
+    step: &diff::Step,
+    wide: &mut HashMap<(NodeId, NodeId), NodeId>,
+) -> NodeId {
+    let key = (step.node, step.operand);
+    if let Some(&local) = wide.get(&key) {
+        return local;
+    }
+    let width = g.node(step.node).args.len();
+    let mut wanted = vec![false; width];
+    wanted[step.slot] = true;
+    let one = g.constant(1.0);
+    let local = g
+        .node(step.node)
+        .op
+        .derivative(g, step.node, one, &wanted)
+        .first()
+        .map(|c| c.value)
+        .unwrap_or_else(|| g.constant(0.0));
+    let local = simplify::simplify(g, &[local]).roots[0];
+    if width > WIDE {
+        wide.insert(key, local);
+    }
+    local
+}
+
+/// Nodes wider than this (long flat sums and products) share the local
+/// derivative of equal operands in the derivation.
+const WIDE: usize = 32;
 
 /// One line per node the derivative rules visited, root first, in the
 /// form `rule: d/dx N = Σ (local derivative)*d/dx(operand)` (the `d/dx`
@@ -95,28 +133,26 @@ fn derivation(
     wrt: &str,
 ) -> Vec<String> {
     let mut lines = Vec::new();
+    // The steps of each node, nodes in the order of their first step (maps,
+    // not scans: a long flat sum has one step per term).
     let mut nodes: Vec<NodeId> = Vec::new();
+    let mut by_node: HashMap<NodeId, Vec<&diff::Step>> = HashMap::new();
     for step in &grads.steps {
-        if !nodes.contains(&step.node) {
+        let steps = by_node.entry(step.node).or_default();
+        if steps.is_empty() {
             nodes.push(step.node);
         }
+        steps.push(step);
     }
+    // Local derivatives of wide nodes by operand: equal operands of a long
+    // sum or product have one, and each costs the node's width to build.
+    let mut wide: HashMap<(NodeId, NodeId), NodeId> = HashMap::new();
     for &node in &nodes {
-        let steps: Vec<&diff::Step> = grads.steps.iter().filter(|s| s.node == node).collect();
-        let op = g.node(node).op;
-        let one = g.constant(1.0);
+        let steps = &by_node[&node];
         let mut rules: Vec<&str> = Vec::new();
         let mut terms = Vec::new();
-        for step in &steps {
-            let mut wanted = vec![false; g.node(node).args.len()];
-            wanted[step.slot] = true;
-            // The local derivative ∂node/∂operand: the rule with a unit adjoint.
-            let local = op
-                .derivative(g, node, one, &wanted)
-                .first()
-                .map(|c| c.value)
-                .unwrap_or_else(|| g.constant(0.0));
-            let local = simplify::simplify(g, &[local]).roots[0];
+        for step in steps {
+            let local = local_derivative(g, step, &mut wide);
             let leaf = matches!(g.node(step.operand).op, Op::Leaf(_));
             let chain = !leaf
                 && !matches!(

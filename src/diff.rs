@@ -66,7 +66,12 @@ impl Gradients {
 /// A non-scalar root is seeded with ones, so the result is the gradient of
 /// the sum of its elements.
 pub fn grad(graph: &mut Graph, root: NodeId, wrt: &[NodeId]) -> Gradients {
-    let order = graph.topo_order(&[root]);
+    // Nothing below a wrt node depends on it, so with one wrt node the walk
+    // stops there: the local derivative of one layer's activation then
+    // costs that layer alone, not every layer under it. (With several, one
+    // may lie below another; leaves have nothing below them anyway.)
+    let floor = if wrt.len() == 1 { wrt } else { &[] };
+    let order = graph.topo_order_above(&[root], floor);
     let targets: HashSet<NodeId> = wrt.iter().copied().collect();
 
     // A node needs an adjoint when it is a wrt node or depends on one.

@@ -17,9 +17,9 @@
 
 mod conv;
 
-use crate::check::BuiltinFunction;
 use crate::check::layer::{ParamRole, ParamSpec};
 use crate::check::model::{Activation, Builtin, Function, Layer, LayerKind, Loss, Model, Program};
+use crate::check::{BuiltinFunction, NESTED_CHAIN};
 use crate::diag::{Diagnostic, Span, suggest};
 use crate::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape};
 use crate::syntax::ast::{BinOp, Expr, ExprKind};
@@ -153,6 +153,14 @@ impl Lowerer<'_, '_> {
                 let a = self.expr(lhs, scope)?;
                 let b = self.expr(rhs, scope)?;
                 Ok(binary(self.graph, *op, a, b))
+            }
+            ExprKind::Chain { first, rest } => {
+                let mut operands = Vec::with_capacity(rest.len() + 1);
+                operands.push(self.expr(first, scope)?);
+                for (_, c) in rest {
+                    operands.push(self.expr(c, scope)?);
+                }
+                Ok(chain(self.graph, &operands, rest))
             }
             ExprKind::Call { func, args } => {
                 let name = func.name.as_str();
@@ -290,6 +298,55 @@ fn binary(g: &mut Graph, op: BinOp, a: NodeId, b: NodeId) -> NodeId {
     }
 }
 
+/// A chain `a op b op c ...` over its lowered operands (`rest` gives the
+/// operators): the nested binary nodes it means when it is short, one
+/// n-ary sum or product when it is longer than [`NESTED_CHAIN`], so that
+/// the graph of a long sum is not as deep as it is long.
+fn chain(g: &mut Graph, operands: &[NodeId], rest: &[(BinOp, Expr)]) -> NodeId {
+    let ops = || rest.iter().map(|(op, _)| *op);
+    let sum = ops().all(|op| matches!(op, BinOp::Add | BinOp::Sub));
+    let product = ops().all(|op| matches!(op, BinOp::Mul | BinOp::Div));
+    if operands.len() > NESTED_CHAIN && (sum || product) {
+        let mut terms = vec![operands[0]];
+        for (&b, op) in operands[1..].iter().zip(ops()) {
+            terms.push(match op {
+                BinOp::Sub => g.neg(b),
+                BinOp::Div => g.recip(b),
+                BinOp::Add | BinOp::Mul => b,
+                BinOp::Pow | BinOp::Lt | BinOp::Gt | BinOp::Le | BinOp::Ge => {
+                    unreachable!("a sum or product has only + - * /")
+                }
+            });
+        }
+        return if sum {
+            g.add_n(&terms)
+        } else {
+            g.mul_n(&terms)
+        };
+    }
+    let mut acc = operands[0];
+    for (&b, op) in operands[1..].iter().zip(ops()) {
+        acc = binary(g, op, acc, b);
+    }
+    acc
+}
+
+/// A chain as the nested binary expressions it means (one level: its
+/// operands stay as they are). Only for the built-in formulas, which are short.
+fn nested(first: &Expr, rest: &[(BinOp, Expr)]) -> Expr {
+    let mut acc = first.clone();
+    for (op, c) in rest {
+        let span = acc.span.to(c.span);
+        let kind = ExprKind::Binary {
+            op: *op,
+            lhs: Box::new(acc),
+            rhs: Box::new(c.clone()),
+        };
+        acc = Expr { kind, span };
+    }
+    acc
+}
+
 /// A built-in function applied to `args` (their number checked).
 fn apply(g: &mut Graph, f: BuiltinFunction, args: &[NodeId]) -> NodeId {
     match lowering(f) {
@@ -361,6 +418,7 @@ fn formula_expr(g: &mut Graph, e: &Expr, x: NodeId) -> NodeId {
             let b = formula_expr(g, rhs, x);
             binary(g, *op, a, b)
         }
+        ExprKind::Chain { first, rest } => formula_expr(g, &nested(first, rest), x),
         ExprKind::Call { func, args } => {
             let f = BuiltinFunction::from_name(&func.name)
                 .expect("built-in formulas call only built-ins");
@@ -392,6 +450,7 @@ fn constant_value(e: &Expr) -> Option<f64> {
                 BinOp::Lt | BinOp::Gt | BinOp::Le | BinOp::Ge => return None,
             })
         }
+        ExprKind::Chain { first, rest } => constant_value(&nested(first, rest)),
         ExprKind::Call { func, args } => {
             let vals: Option<Vec<f64>> = args.iter().map(constant_value).collect();
             match lowering(BuiltinFunction::from_name(&func.name)?) {

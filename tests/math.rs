@@ -104,6 +104,26 @@ fn tanh_is_accurate() {
     assert!(err <= TOL, "tanh: max rel err {err:e} at {at}");
 }
 
+/// Found by the compiler stress loop: f32 tanh clamped its argument at 9,
+/// where tanh is 0.99999994f, so it never reached 1.0 and `1 - t²` never
+/// reached 0 (gradients of 1e16 through a saturated tanh, 0 in f64).
+#[test]
+fn tanh_saturates_to_one_where_it_rounds_to_one() {
+    let xs: Vec<f32> = (0..2000).map(|k| 9.0 + k as f32 * 0.05).collect();
+    let ys = jit_unary(Op::Tanh, &xs);
+    for (&x, &y) in xs.iter().zip(&ys) {
+        // The correctly rounded value, from f64; within one ulp where it
+        // switches from 0.99999994 to 1.0 (exp's last bit decides), exact
+        // beyond.
+        let want = f64::from(x).tanh() as f32;
+        let ulps = (y.to_bits() as i64 - want.to_bits() as i64).abs();
+        assert!(ulps <= i64::from(x < 9.2), "tanh({x}) = {y}, want {want}");
+    }
+    let neg: Vec<f32> = xs.iter().map(|x| -x).collect();
+    let ys = jit_unary(Op::Tanh, &neg);
+    assert!(ys[1..].iter().all(|&y| y == -1.0), "{:?}", &ys[..4]);
+}
+
 #[test]
 fn sigmoid_is_accurate() {
     let (err, at) = worst(Op::Sigmoid, &grid(-87.0, 100.0, 400_000), |x| {

@@ -19,8 +19,16 @@ pub const MAX_EXPANDED_DEPTH: u64 = crate::syntax::MAX_DEPTH as u64;
 
 /// Tree size (number of operations, numbers and variables) allowed after
 /// inlining. Hand-written activations are a few dozen nodes; the printed
-/// derivative of a tree grows with its size times its depth.
+/// derivative of a tree grows with its size times its depth. A formula
+/// written larger than this (a long flat sum, say) may keep its own size:
+/// the limit is on what inlining adds, never on what is written.
 pub const MAX_EXPANDED_SIZE: u64 = 2_000;
+
+/// Chains (`a + b + c ...`, [`ExprKind::Chain`]) of up to this many
+/// operands are lowered as the nested binary nodes they mean; longer ones
+/// as one n-ary node, so that a sum of a million terms is not a graph a
+/// million levels deep. Lowering and the measure here agree on it.
+pub const NESTED_CHAIN: usize = 32;
 
 /// The measure of a formula after inlining, with its parameters as holes.
 #[derive(Clone, Copy, Debug)]
@@ -79,8 +87,22 @@ impl Measure {
         }
     }
 
-    fn too_large(&self) -> bool {
-        self.size > MAX_EXPANDED_SIZE || self.depth > MAX_EXPANDED_DEPTH
+    /// Beyond the limits, for a formula of `written` nodes as written.
+    fn too_large(&self, written: u64) -> bool {
+        self.size > MAX_EXPANDED_SIZE.max(written) || self.depth > MAX_EXPANDED_DEPTH
+    }
+
+    /// A chain's measure from its operands' (in order), built as lowering
+    /// builds it ([`NESTED_CHAIN`]).
+    fn chain(operands: &[Measure]) -> Measure {
+        if operands.len() > NESTED_CHAIN {
+            return Measure::node(operands);
+        }
+        let mut m = operands[0];
+        for c in &operands[1..] {
+            m = Measure::node(&[m, *c]);
+        }
+        m
     }
 }
 
@@ -110,8 +132,8 @@ pub(super) fn check_sizes(
             reported[i] = true;
             continue;
         }
-        let m = measure(activations[i], &names, &measures, builtins);
-        if m.too_large() {
+        let (m, written) = measure(activations[i], &names, &measures, builtins);
+        if m.too_large(written) {
             reported[i] = true;
             diags.push(too_large(activations[i], "activation", m));
         } else {
@@ -123,8 +145,8 @@ pub(super) fn check_sizes(
         if calls_reported {
             continue;
         }
-        let m = measure(def, &names, &measures, builtins);
-        if m.too_large() {
+        let (m, written) = measure(def, &names, &measures, builtins);
+        if m.too_large(written) {
             diags.push(too_large(def, "loss", m));
         }
     }
@@ -163,13 +185,14 @@ fn post_order(calls: &[Vec<usize>]) -> Vec<usize> {
 
 /// The measure of `def`'s body, its parameters as holes; calls to
 /// activations use their measures (`None` ones count as leaves: they were
-/// reported or are unknown, which other checks report).
+/// reported or are unknown, which other checks report). Also the number of
+/// nodes as written.
 fn measure(
     def: &FuncDef,
     names: &HashMap<&str, usize>,
     measures: &[Option<Measure>],
     builtins: &[(&str, Measure)],
-) -> Measure {
+) -> (Measure, u64) {
     let params: Vec<&str> = def.params.iter().map(|p| p.name.as_str()).collect();
     measure_expr(&def.body, &params, names, measures, builtins)
 }
@@ -189,23 +212,28 @@ fn builtin_measures() -> &'static [(&'static str, Measure)] {
             .map(|(name, formula)| {
                 let body = crate::syntax::parse_expr(formula)
                     .expect("the built-in formulas of the spec parse");
-                (name, measure_expr(&body, &["x"], &HashMap::new(), &[], &[]))
+                (
+                    name,
+                    measure_expr(&body, &["x"], &HashMap::new(), &[], &[]).0,
+                )
             })
             .collect()
     })
 }
 
-/// The measure of `body` with `params` as holes.
+/// The measure of `body` with `params` as holes, and its number of nodes
+/// as written.
 fn measure_expr(
     body: &Expr,
     params: &[&str],
     names: &HashMap<&str, usize>,
     measures: &[Option<Measure>],
     builtins: &[(&str, Measure)],
-) -> Measure {
+) -> (Measure, u64) {
     // Post-order walk with an explicit stack: (expression, children done).
     let mut stack: Vec<(&Expr, bool)> = vec![(body, false)];
     let mut values: Vec<Measure> = Vec::new();
+    let mut written: u64 = 0;
     while let Some((expr, expanded)) = stack.pop() {
         // Children are pushed straight onto the stack (no list per node):
         // this walk runs over every formula of the file.
@@ -213,8 +241,12 @@ fn measure_expr(
             ExprKind::Number { .. } | ExprKind::Var(_) => 0,
             ExprKind::Neg(_) | ExprKind::Paren(_) => 1,
             ExprKind::Binary { .. } => 2,
+            ExprKind::Chain { rest, .. } => 1 + rest.len(),
             ExprKind::Call { args, .. } => args.len(),
         };
+        if !expanded {
+            written = written.saturating_add(arity.max(1) as u64);
+        }
         if !expanded && arity > 0 {
             stack.push((expr, true));
             match &expr.kind {
@@ -223,6 +255,10 @@ fn measure_expr(
                 ExprKind::Binary { lhs, rhs, .. } => {
                     stack.push((rhs, false));
                     stack.push((lhs, false));
+                }
+                ExprKind::Chain { first, rest } => {
+                    stack.extend(rest.iter().rev().map(|(_, c)| (c, false)));
+                    stack.push((first, false));
                 }
                 ExprKind::Call { args, .. } => stack.extend(args.iter().rev().map(|c| (c, false))),
             }
@@ -252,13 +288,15 @@ fn measure_expr(
                 }
             }
             ExprKind::Neg(_) | ExprKind::Binary { .. } => Measure::node(args),
+            ExprKind::Chain { .. } => Measure::chain(args),
         };
         values.truncate(first);
         values.push(m);
     }
-    values
+    let m = values
         .pop()
-        .expect("the walk leaves exactly the body's measure")
+        .expect("the walk leaves exactly the body's measure");
+    (m, written)
 }
 
 /// Whether `body` calls an activation marked in `flags`.
@@ -271,6 +309,10 @@ fn calls_any(body: &Expr, names: &HashMap<&str, usize>, flags: &[bool]) -> bool 
             ExprKind::Binary { lhs, rhs, .. } => {
                 stack.push(lhs);
                 stack.push(rhs);
+            }
+            ExprKind::Chain { first, rest } => {
+                stack.push(first);
+                stack.extend(rest.iter().map(|(_, c)| c));
             }
             ExprKind::Call { func, args } => {
                 if names.get(func.name.as_str()).is_some_and(|&i| flags[i]) {
@@ -346,12 +388,12 @@ pub const MAX_EXPRESSION_SIZE: u64 = 5_000;
 /// at the whole expression.
 pub fn check_expression(expr: &Expr) -> Option<Diagnostic> {
     let builtins = builtin_measures();
-    let m = measure_expr(expr, &[], &HashMap::new(), &[], builtins);
+    let (m, written) = measure_expr(expr, &[], &HashMap::new(), &[], builtins);
     let what = if m.depth > MAX_EXPANDED_DEPTH {
         format!(
             "the expression nests more than {MAX_EXPANDED_DEPTH} levels deep once built-in activations are expanded"
         )
-    } else if m.size > MAX_EXPRESSION_SIZE {
+    } else if m.size > MAX_EXPRESSION_SIZE.max(written) {
         format!(
             "the expression has more than {} operations once built-in activations are expanded",
             shown(MAX_EXPRESSION_SIZE)

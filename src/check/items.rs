@@ -209,6 +209,10 @@ fn check_body(
                 stack.push(rhs);
                 stack.push(lhs);
             }
+            ExprKind::Chain { first, rest } => {
+                stack.extend(rest.iter().rev().map(|(_, c)| c));
+                stack.push(first);
+            }
         }
     }
     calls

@@ -35,7 +35,9 @@ mod model_block;
 mod train_block;
 mod values;
 
-pub use expand::{MAX_EXPANDED_DEPTH, MAX_EXPANDED_SIZE, MAX_EXPRESSION_SIZE, check_expression};
+pub use expand::{
+    MAX_EXPANDED_DEPTH, MAX_EXPANDED_SIZE, MAX_EXPRESSION_SIZE, NESTED_CHAIN, check_expression,
+};
 pub use model_block::{MAX_PARAMETERS, MAX_WIDTH};
 
 use crate::diag::Diagnostic;
@@ -87,9 +89,13 @@ pub fn builtin_arity(name: &str) -> Option<usize> {
 pub fn check(file: &ast::File) -> (model::Program, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let items = items::check_items(file, &mut diags);
+    let activations: Vec<&str> = items.activations.iter().map(|f| f.name.as_str()).collect();
+    let losses: Vec<&str> = items.losses.iter().map(|f| f.name.as_str()).collect();
     let names = model_block::ItemNames {
-        activations: items.activations.iter().map(|f| f.name.as_str()).collect(),
-        losses: items.losses.iter().map(|f| f.name.as_str()).collect(),
+        activation_set: activations.iter().copied().collect(),
+        loss_set: losses.iter().copied().collect(),
+        activations,
+        losses,
     };
     let mut models: Vec<model::Model> = Vec::new();
     let mut model_names: HashMap<&str, &ast::Ident> = HashMap::new();

@@ -9,6 +9,7 @@ use super::values::{Seen, boolean, choice, describe, invalid, options, positiona
 use super::{BUILTIN_FUNCTIONS, BUILTIN_LOSSES, TRAIN_STATEMENTS};
 use crate::diag::{Diagnostic, Span, suggest, thousands};
 use crate::syntax::ast::{Block, Stmt, Value, ValueKind};
+use std::collections::{HashMap, HashSet};
 
 /// The widest layer (and largest input) accepted.
 pub const MAX_WIDTH: u64 = 1_000_000;
@@ -29,6 +30,11 @@ pub(super) struct ItemNames<'a> {
     pub activations: Vec<&'a str>,
     /// Names of `loss` items.
     pub losses: Vec<&'a str>,
+    /// The same names as sets: each layer looks its activation up in
+    /// constant time (the lists keep the order for suggestions).
+    pub activation_set: HashSet<&'a str>,
+    /// The names of `loss` items as a set.
+    pub loss_set: HashSet<&'a str>,
 }
 
 /// What a layer statement sets, as far as it could be checked.
@@ -443,7 +449,7 @@ fn is_activation_name(v: &Value, items: &ItemNames) -> bool {
         ValueKind::Ident(n) => {
             Builtin::from_name(n).is_some()
                 || n == "softmax"
-                || items.activations.contains(&n.as_str())
+                || items.activation_set.contains(n.as_str())
         }
         _ => false,
     }
@@ -480,10 +486,10 @@ pub(super) fn check_activation(
     if name == "softmax" {
         return Some(Activation::Softmax);
     }
-    if items.activations.contains(&name) {
+    if items.activation_set.contains(name) {
         return Some(Activation::Custom(name.to_string()));
     }
-    let d = if items.losses.contains(&name) || BUILTIN_LOSSES.contains(&name) {
+    let d = if items.loss_set.contains(name) || BUILTIN_LOSSES.contains(&name) {
         Diagnostic::error(format!("'{name}' is a loss, not an activation"), v.span)
             .with_label("a loss")
             .with_help(format!("losses go in their own statement: loss {name}"))
@@ -533,10 +539,10 @@ fn check_loss(v: &Value, items: &ItemNames, diags: &mut Vec<Diagnostic>) -> Opti
         "cross_entropy" => return Some(Loss::CrossEntropy),
         _ => {}
     }
-    if items.losses.contains(&name) {
+    if items.loss_set.contains(name) {
         return Some(Loss::Custom(name.to_string()));
     }
-    let d = if items.activations.contains(&name) || Builtin::from_name(name).is_some() {
+    let d = if items.activation_set.contains(name) || Builtin::from_name(name).is_some() {
         Diagnostic::error(format!("'{name}' is an activation, not a loss"), v.span)
             .with_label("an activation")
             .with_help(format!("activations go on a layer: dense N {name}"))
@@ -622,25 +628,27 @@ fn check_loss_fits(loss: &Loss, span: Span, layers: &[RawLayer], diags: &mut Vec
 
 /// Each layer's name (`densek` unless `name=` is given); reports repeats.
 fn layer_names(layers: &[RawLayer], diags: &mut Vec<Diagnostic>) -> Vec<String> {
+    // Counts per keyword and first positions per name, so that a model of a
+    // million layers is named in linear time.
+    let mut nth: HashMap<&str, usize> = HashMap::new();
     let names: Vec<(String, Span, bool)> = layers
         .iter()
-        .enumerate()
-        .map(|(k, l)| match &l.name {
-            Some((n, span)) => (n.clone(), *span, true),
-            None => {
-                // The k-th layer of each keyword: dense1, conv1, maxpool1, ...
-                let nth = layers[..k]
-                    .iter()
-                    .filter(|p| p.keyword() == l.keyword())
-                    .count();
-                (format!("{}{}", l.keyword(), nth + 1), l.span, false)
+        .map(|l| {
+            // The k-th layer of each keyword: dense1, conv1, maxpool1, ...
+            let count = nth.entry(l.keyword()).or_insert(0);
+            *count += 1;
+            match &l.name {
+                Some((n, span)) => (n.clone(), *span, true),
+                None => (format!("{}{}", l.keyword(), count), l.span, false),
             }
         })
         .collect();
+    let mut first: HashMap<&str, usize> = HashMap::new();
     for (i, (name, span, explicit)) in names.iter().enumerate() {
-        let Some(first_k) = names[..i].iter().position(|(n, ..)| n == name) else {
+        let first_k = *first.entry(name.as_str()).or_insert(i);
+        if first_k == i {
             continue;
-        };
+        }
         let (_, first_span, first_explicit) = &names[first_k];
         // Point at the `name=` the user wrote when only one of the two is explicit.
         let ((span, explicit, k), (first_span, first_explicit, first_k)) =

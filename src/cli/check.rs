@@ -88,6 +88,16 @@ pub fn summary_text(loaded: &Loaded, data: Option<&LoadedData>) -> String {
         }
         line("data", text);
     }
+    // One set of the custom activations in use, so that the summary of a
+    // model with many activations and layers is linear, not their product.
+    let used_activations: std::collections::HashSet<&str> = model
+        .layers
+        .iter()
+        .filter_map(|l| match l.activation() {
+            Activation::Custom(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
     let functions: Vec<String> = loaded
         .program
         .activations
@@ -96,11 +106,8 @@ pub fn summary_text(loaded: &Loaded, data: Option<&LoadedData>) -> String {
         .chain(loaded.program.losses.iter().map(|f| ("loss", f)))
         .map(|(kind, f)| {
             let used = match kind {
-                "activation" => model
-                    .layers
-                    .iter()
-                    .any(|l| *l.activation() == Activation::Custom(f.name.clone())),
-                _ => model.loss == Loss::Custom(f.name.clone()),
+                "activation" => used_activations.contains(f.name.as_str()),
+                _ => matches!(&model.loss, Loss::Custom(name) if *name == f.name),
             };
             let unused = if used {
                 ""

@@ -312,10 +312,15 @@ impl Vx<'_, '_> {
         );
         let xz = self.mul(x, z);
         let small = self.fma(p, xz, x);
-        // Large |x|: 1 - 2/(exp(2|x|) + 1) with the sign of x; tanh(9) is 1.0f.
+        // Large |x|: 1 - 2/(exp(2|x|) + 1) with the sign of x. The clamp
+        // keeps exp finite and must lie where tanh rounds to 1.0f: tanh(9)
+        // is 1 - 3.05e-8, which rounds to 0.99999994 (it was the clamp, and
+        // then 1 - t² never reached 0: a saturated tanh times a huge
+        // derivative gave gradients of 1e16 where f64 gives 0); from 9.02
+        // on, 1 - 2e^(-2x) rounds to 1.0f, and tanh(10) computes exactly 1.
         let ax = self.b.ins().fabs(x);
-        let nine = self.splat(9.0);
-        let c = self.min(ax, nine);
+        let ten = self.splat(10.0);
+        let c = self.min(ax, ten);
         let c2 = self.add(c, c);
         let e = self.exp(c2);
         let one = self.splat(1.0);

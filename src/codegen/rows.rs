@@ -308,7 +308,8 @@ mod avx512 {
         );
         let small = _mm512_fmadd_ps(p, _mm512_mul_ps(x, z), x);
         let ax = _mm512_abs_ps(x);
-        let c = _mm512_min_ps(ax, _mm512_set1_ps(9.0));
+        // Clamped where tanh rounds to 1.0f (see `Vx::tanh`: not 9).
+        let c = _mm512_min_ps(ax, _mm512_set1_ps(10.0));
         let e = exp(_mm512_add_ps(c, c));
         let one = _mm512_set1_ps(1.0);
         let q = _mm512_div_ps(_mm512_set1_ps(2.0), _mm512_add_ps(e, one));

@@ -181,7 +181,12 @@ struct Planner<'g> {
     kernel_of: HashMap<NodeId, usize>,
     /// Nodes already computed by a kernel scheduled for another node.
     done: HashSet<NodeId>,
+    /// Each fused loop's loads and their buffers, as sets.
+    fused_loads: HashMap<usize, FusedLoads>,
 }
+
+/// A fused loop's `(buffer, index)` loads and the buffers among them.
+type FusedLoads = (HashSet<(usize, Index)>, HashSet<usize>);
 
 /// Builds the schedule of `sig` over `graph` for `batch` rows.
 pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan, CodegenError> {
@@ -232,6 +237,7 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
         producer: HashMap::new(),
         kernel_of: HashMap::new(),
         done: HashSet::new(),
+        fused_loads: HashMap::new(),
     };
     for &n in &order {
         let mut args = graph.node(n).args.clone();
@@ -328,8 +334,16 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
             });
         }
     }
+    // The kernels reading each buffer, so that each update asks about its
+    // own two buffers instead of scanning every later kernel.
+    let mut readers: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (j, k) in p.kernels.iter().enumerate() {
+        for (b, _) in k.iter().flat_map(Kernel::reads) {
+            readers.entry(b).or_default().push(j);
+        }
+    }
     for (copy_idx, l, v) in update_copies {
-        p.try_in_place(copy_idx, l, v);
+        p.try_in_place(copy_idx, l, v, &mut readers);
     }
     Ok(Plan {
         bufs: p.bufs,
@@ -654,8 +668,16 @@ impl Planner<'_> {
         let rank = d.len();
         let (rows, cols) = rows_cols(&d);
         let loads = self.sink_loads(n);
+        // No kernel before the latest producer of a load can take `n` (it
+        // would read the buffer before it is written): starting there, not
+        // at `floor`, keeps a deep network's schedule linear in its size.
+        let latest = loads
+            .iter()
+            .filter_map(|(_, b, _)| self.producer.get(b).copied())
+            .max()
+            .unwrap_or(0);
         let mut chosen = None;
-        for (ki, k) in self.kernels.iter().enumerate().skip(floor) {
+        for (ki, k) in self.kernels.iter().enumerate().skip(floor.max(latest)) {
             let Some(Kernel::Fused(f)) = k else { continue };
             if f.dims != d {
                 continue;
@@ -689,20 +711,33 @@ impl Planner<'_> {
             unreachable!("kernel {ki} was chosen or created as a fused loop")
         };
         f.sinks.push((n, buf));
-        let own: HashSet<usize> = f.sinks.iter().map(|s| s.1).collect();
+        self.producer.insert(buf, ki);
+        // The kernel's loads as sets, so that a loop with many sinks is not
+        // rebuilt per sink: a buffer this kernel writes is not a load.
+        let (seen, load_bufs) = self.fused_loads.entry(ki).or_default();
         for (_, b, index) in loads {
-            if !f.loads.contains(&(b, index)) {
+            let own = self.producer.get(&b) == Some(&ki);
+            if !own && seen.insert((b, index)) {
+                load_bufs.insert(b);
                 f.loads.push((b, index));
             }
         }
-        f.loads.retain(|(b, _)| !own.contains(b));
-        self.producer.insert(buf, ki);
+        if load_bufs.remove(&buf) {
+            f.loads.retain(|&(b, _)| b != buf);
+            seen.retain(|&(b, _)| b != buf);
+        }
         self.kernel_of.insert(n, ki);
     }
 
     /// Makes the update `l := v` write straight into `l` when no later
     /// kernel reads the old value, dropping the copy at `copy_idx`.
-    fn try_in_place(&mut self, copy_idx: usize, l: NodeId, v: NodeId) {
+    fn try_in_place(
+        &mut self,
+        copy_idx: usize,
+        l: NodeId,
+        v: NodeId,
+        readers: &mut HashMap<usize, Vec<usize>>,
+    ) {
         let (lb, vb) = (self.buf_of[&l], self.buf_of[&v]);
         if self.bufs[vb].kind != BufKind::Work || !self.users(v).is_empty() {
             return;
@@ -710,12 +745,11 @@ impl Planner<'_> {
         let Some(&ki) = self.kernel_of.get(&v) else {
             return;
         };
-        let later_reads = self.kernels[ki + 1..]
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| ki + 1 + j != copy_idx)
-            .filter_map(|(_, k)| k.as_ref())
-            .any(|k| k.reads().iter().any(|r| r.0 == lb || r.0 == vb));
+        let later_reads = [lb, vb].iter().any(|b| {
+            readers
+                .get(b)
+                .is_some_and(|js| js.iter().any(|&j| j > ki && j != copy_idx))
+        });
         let Some(Kernel::Fused(f)) = &self.kernels[ki] else {
             return;
         };
@@ -734,7 +768,13 @@ impl Planner<'_> {
                 s.1 = lb;
             }
         }
-        self.kernels[copy_idx] = None;
+        if let Some(copy) = self.kernels[copy_idx].take() {
+            for (b, _) in copy.reads() {
+                if let Some(js) = readers.get_mut(&b) {
+                    js.retain(|&j| j != copy_idx);
+                }
+            }
+        }
         self.buf_of.insert(v, lb);
     }
 }

@@ -218,6 +218,13 @@ impl Graph {
     /// Every node that `roots` depend on (roots included), operands before
     /// users, in a deterministic order (depth-first by operand slot).
     pub fn topo_order(&self, roots: &[NodeId]) -> Vec<NodeId> {
+        self.topo_order_above(roots, &[])
+    }
+
+    /// [`Graph::topo_order`] without what lies below `floor` nodes: they are
+    /// included but their operands are not visited (so the local derivative
+    /// of one layer does not walk every layer under it).
+    pub fn topo_order_above(&self, roots: &[NodeId], floor: &[NodeId]) -> Vec<NodeId> {
         let mut seen = std::collections::HashSet::new();
         let mut order = Vec::new();
         // An explicit stack: graphs from user input may be deep.
@@ -227,7 +234,11 @@ impl Graph {
                 stack.push((root, 0));
             }
             while let Some(&mut (id, ref mut next)) = stack.last_mut() {
-                let args = &self.dag[id].args;
+                let args: &[NodeId] = if floor.contains(&id) {
+                    &[]
+                } else {
+                    &self.dag[id].args
+                };
                 if *next < args.len() {
                     let a = args[*next];
                     *next += 1;

@@ -607,6 +607,7 @@ impl Op {
             }),
             Op::Softplus => d.unary(up, Rule::Softplus, |g| g.make(Op::Sigmoid, &[x])),
             Op::Add => (0..args.len()).for_each(|i| d.slot(i, Rule::Sum, |_| up)),
+            Op::Mul if args.len() > WIDE_PRODUCT => wide_product(&mut d, args, up),
             Op::Mul => (0..args.len()).for_each(|i| product(&mut d, args, i, up)),
             Op::Pow => power(&mut d, args, node, up),
             Op::Max | Op::Min => {
@@ -700,6 +701,32 @@ fn product(d: &mut Adjoints, args: &[NodeId], i: usize, up: NodeId) {
         factors.extend(others);
         g.mul_n(&factors)
     });
+}
+
+/// Products wider than this (a long flat `x*x*...*x` as written) build the
+/// product of the other factors once per distinct operand, not once per
+/// operand; narrower ones are left exactly as they always were.
+const WIDE_PRODUCT: usize = 32;
+
+/// [`product`] for each wanted operand of a wide product, sharing the
+/// result between equal operands: `x*x*...*x` of n factors costs O(n), not
+/// O(n²). (Distinct factors each need their own product of the others.)
+fn wide_product(d: &mut Adjoints, args: &[NodeId], up: NodeId) {
+    let mut done: std::collections::HashMap<NodeId, Contribution> =
+        std::collections::HashMap::new();
+    for (i, &a) in args.iter().enumerate() {
+        if !d.want(i) {
+            continue;
+        }
+        if let Some(c) = done.get(&a) {
+            d.out.push(Contribution { slot: i, ..*c });
+            continue;
+        }
+        product(d, args, i, up);
+        if let Some(&c) = d.out.last() {
+            done.insert(a, c);
+        }
+    }
 }
 
 /// `d u^v`: `v*u^(v-1)` to the base (the power rule when the exponent needs

@@ -181,6 +181,16 @@ pub enum ExprKind {
         /// Right operand.
         rhs: Box<Expr>,
     },
+    /// `a OP b OP c ...`: a left-associative chain of three or more operands
+    /// whose operators share one precedence (`+ -` or `* /`). It means
+    /// `((a OP b) OP c) ...` but is flat, so that a long sum or product is
+    /// not nesting: it parses at any length and no pass recurses along it.
+    Chain {
+        /// The first operand.
+        first: Box<Expr>,
+        /// Each further operator with its right operand, left to right.
+        rest: Vec<(BinOp, Expr)>,
+    },
     /// `( a )`: kept so spans and the formatter see the parentheses.
     Paren(Box<Expr>),
 }

@@ -234,6 +234,7 @@ fn write_value(out: &mut String, v: &Value) {
 fn strength(e: &Expr) -> u8 {
     match &e.kind {
         ExprKind::Binary { op, .. } => op.precedence(),
+        ExprKind::Chain { rest, .. } => rest.first().map_or(6, |(op, _)| op.precedence()),
         ExprKind::Neg(_) => 4,
         ExprKind::Paren(inner) => strength(inner),
         ExprKind::Number { .. } | ExprKind::Var(_) | ExprKind::Call { .. } => 6,
@@ -272,6 +273,16 @@ fn write_expr(out: &mut String, e: &Expr) {
             out.push('-');
             write_operand(out, inner, strength(inner) < 4);
         }
+        ExprKind::Chain { first, rest } => {
+            // As the nested `Binary` it stands for: left-associative, so
+            // only a right operand of the same strength keeps parentheses.
+            let p = strength(e);
+            write_operand(out, first, strength(first) < p);
+            for (op, operand) in rest {
+                write_op(out, *op);
+                write_operand(out, operand, strength(operand) <= p);
+            }
+        }
         ExprKind::Binary { op, lhs, rhs } => {
             let p = op.precedence();
             let (lhs_parens, rhs_parens) = match op {
@@ -285,15 +296,20 @@ fn write_expr(out: &mut String, e: &Expr) {
                 _ => (strength(lhs) < p, strength(rhs) <= p),
             };
             write_operand(out, lhs, lhs_parens);
-            match op {
-                BinOp::Mul | BinOp::Div | BinOp::Pow => out.push_str(op.symbol()),
-                _ => {
-                    out.push(' ');
-                    out.push_str(op.symbol());
-                    out.push(' ');
-                }
-            }
+            write_op(out, *op);
             write_operand(out, rhs, rhs_parens);
+        }
+    }
+}
+
+/// `*`, `/` and `^` tight, other operators between spaces.
+fn write_op(out: &mut String, op: BinOp) {
+    match op {
+        BinOp::Mul | BinOp::Div | BinOp::Pow => out.push_str(op.symbol()),
+        _ => {
+            out.push(' ');
+            out.push_str(op.symbol());
+            out.push(' ');
         }
     }
 }

@@ -129,6 +129,19 @@ pub fn expr_with(e: &Expr, parens: bool) -> String {
         ExprKind::Binary { op, lhs, rhs } => {
             format!("({} {} {})", op.symbol(), expr(lhs), expr(rhs))
         }
+        // Printed as the nested operations it means: `(+ (+ a b) c)`.
+        ExprKind::Chain { first, rest } => {
+            let mut s: String = rest
+                .iter()
+                .rev()
+                .map(|(op, _)| format!("({} ", op.symbol()))
+                .collect();
+            s.push_str(&expr(first));
+            for (_, operand) in rest {
+                let _ = write!(s, " {})", expr(operand));
+            }
+            s
+        }
         ExprKind::Paren(inner) if parens => format!("(paren {})", expr(inner)),
         ExprKind::Paren(inner) => expr(inner),
     }

@@ -4,7 +4,8 @@
 //! Every rule returns the expression with its height (the depth of its tree)
 //! so that no tree deeper than `MAX_DEPTH` is ever built: later stages and
 //! `Drop` walk expressions recursively. Left-associative chains (`a+b+c`)
-//! are built by loops, `^` and unary `-` by bounded recursion.
+//! are built by loops into one flat [`ExprKind::Chain`] (a long sum is not
+//! deep), `^` and unary `-` by bounded recursion.
 
 use super::{PResult, Parser, lex, too_deep};
 use crate::diag::{Diagnostic, Span};
@@ -17,6 +18,38 @@ pub(super) type Ex = (Expr, usize);
 /// True if an expression can start at `i`.
 pub(super) fn starts_expr(i: &str) -> bool {
     i.starts_with(|c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '(' | '-'))
+}
+
+/// A left-associative chain: the operand alone, a [`ExprKind::Binary`] for
+/// two operands, or a flat [`ExprKind::Chain`] for more, whose height is one
+/// more than its highest operand's (a long sum is not deep).
+fn chain(first: Ex, rest: Vec<(BinOp, Ex, Span)>) -> Result<Ex, Box<Diagnostic>> {
+    let mut rest = rest.into_iter();
+    let Some((op, second, op_span)) = rest.next() else {
+        return Ok(first);
+    };
+    if rest.len() == 0 {
+        return binary(op, first, second, op_span);
+    }
+    let mut height = first.1.max(second.1) + 1;
+    if height > MAX_DEPTH {
+        return Err(too_deep(op_span));
+    }
+    let mut span = first.0.span.to(second.0.span);
+    let mut operands = vec![(op, second.0)];
+    for (op, (e, h), op_span) in rest {
+        if h + 1 > MAX_DEPTH {
+            return Err(too_deep(op_span));
+        }
+        height = height.max(h + 1);
+        span = span.to(e.span);
+        operands.push((op, e));
+    }
+    let kind = ExprKind::Chain {
+        first: Box::new(first.0),
+        rest: operands,
+    };
+    Ok((Expr { kind, span }, height))
 }
 
 fn binary(op: BinOp, lhs: Ex, rhs: Ex, op_span: Span) -> Result<Ex, Box<Diagnostic>> {
@@ -106,36 +139,38 @@ impl<'a> Parser<'a> {
 
     /// `sum = product { ( "+" | "-" ) product } ;`
     fn sum(&mut self, i: &'a str) -> PResult<'a, Ex> {
-        let (mut rest, mut acc) = self.product(i)?;
+        let (mut rest, first) = self.product(i)?;
+        let mut operands = Vec::new();
         loop {
             let r = self.blanks(rest);
             let op = match r.as_bytes().first() {
                 Some(b'+') => BinOp::Add,
                 Some(b'-') => BinOp::Sub,
-                _ => return Ok((rest, acc)),
+                _ => return Ok((rest, chain(first, operands)?)),
             };
             let op_span = Span::new(self.off(r), self.off(r) + 1);
             let r = self.operand(&r[1..], op.symbol(), op_span)?;
             let (r, rhs) = self.product(r)?;
-            acc = binary(op, acc, rhs, op_span)?;
+            operands.push((op, rhs, op_span));
             rest = r;
         }
     }
 
     /// `product = unary { ( "*" | "/" ) unary } ;`
     fn product(&mut self, i: &'a str) -> PResult<'a, Ex> {
-        let (mut rest, mut acc) = self.unary(i)?;
+        let (mut rest, first) = self.unary(i)?;
+        let mut operands = Vec::new();
         loop {
             let r = self.blanks(rest);
             let op = match r.as_bytes().first() {
                 Some(b'*') => BinOp::Mul,
                 Some(b'/') => BinOp::Div,
-                _ => return Ok((rest, acc)),
+                _ => return Ok((rest, chain(first, operands)?)),
             };
             let op_span = Span::new(self.off(r), self.off(r) + 1);
             let r = self.operand(&r[1..], op.symbol(), op_span)?;
             let (r, rhs) = self.unary(r)?;
-            acc = binary(op, acc, rhs, op_span)?;
+            operands.push((op, rhs, op_span));
             rest = r;
         }
     }

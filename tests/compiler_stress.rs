@@ -1,0 +1,97 @@
+//! The differential stress loop of `tests/fuzzgen`: a few hundred random
+//! models per `cargo test`, more with `SLOPE_STRESS_ITERS=N` (and another
+//! start with `SLOPE_STRESS_SEED=S`), e.g.
+//! `SLOPE_STRESS_ITERS=100000 cargo test --release --test compiler_stress -- --nocapture`.
+
+mod fuzzgen;
+
+use fuzzgen::{Outcome, Rng, case, run};
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn random_models_agree_with_every_oracle() {
+    let iters = env("SLOPE_STRESS_ITERS", 400);
+    let mut rng = Rng(env("SLOPE_STRESS_SEED", 12));
+    let (mut agreed, mut refused, mut skipped) = (0u64, 0u64, 0u64);
+    let mut reasons: std::collections::BTreeMap<String, u64> = Default::default();
+    for i in 0..iters {
+        if i > 0 && i % 10_000 == 0 {
+            eprintln!("{i} models: {agreed} agreed, {skipped} skipped, {refused} refused");
+        }
+        let c = case(&rng.bytes(96));
+        match run(&c) {
+            Outcome::Agreed => agreed += 1,
+            Outcome::Skipped => skipped += 1,
+            Outcome::Refused(why) => {
+                refused += 1;
+                *reasons.entry(why).or_default() += 1;
+            }
+        }
+    }
+    println!("{iters} models: {agreed} agreed, {skipped} skipped (not finite), {refused} refused");
+    for (why, n) in &reasons {
+        println!("  refused {n}x: {why}");
+    }
+    // The generator writes well-formed models: most must be compared.
+    assert!(
+        agreed * 2 > iters,
+        "only {agreed} of {iters} models were compared"
+    );
+}
+
+/// Models the loop found, kept as regressions: each must agree now.
+#[test]
+fn models_found_by_the_loop_agree() {
+    let found: &[(&str, u64)] = &[
+        // f32 tanh clamped at 9 never reached 1.0, so `1 - t²` was 1.2e-7
+        // times a derivative of 1e23: gradients of 1e16 where f64 gives 0.
+        (
+            "activation act0(x) = tanh(gelu((pi/x*1)))\nloss custom(y, t) = y\n\
+             model m {\n    input 1\n    dense 3 act0\n    loss custom\n}\n",
+            182,
+        ),
+        // Near the poles of `1/x` central differences with one step size
+        // were off by 1e-3: the oracle now compares only where two agree.
+        (
+            "activation act0(x) = (sigmoid(x)/sin(x)*(x/x/.75/x))\n\
+             loss custom(y, t) = ((y + 3 + y))^(-1)\n\
+             model m {\n    input 3\n    dense 4 act0\n    dense 3 act0\n    loss custom\n}\n",
+            186,
+        ),
+        // gelu's `1 + tanh(u)` cancels in f32 under a large polynomial
+        // derivative: the f32 check scales with the largest value.
+        (
+            "activation act0(x) = ((e + x + x)*-(x)*(x - 0.5 + 3 + x)*(x - x - pi - 2))\n\
+             model m {\n    input 4\n    dense 4 act0\n    dense 1 gelu\n    dense 3 sigmoid\n    loss bce\n}\n",
+            7,
+        ),
+        // y^40 of a small y underflows in f32 (NaN where f64 is finite):
+        // skipped as f32's range, where the values on the way leave it.
+        (
+            "activation act0(x) = -((x*x/1e-1))\nactivation act1(x) = 1e-1\n\
+             loss custom(y, t) = mish((t/(t*y/t/t/y*0.5*t/t*y/t*y*t/1e-1/t*t/y/y*t*y*2*t/y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y)*y*y))\n\
+             model m {\n    input 1\n    dense 1 act0\n    loss custom\n}\n",
+            0,
+        ),
+    ];
+    for &(src, seed) in found {
+        let case = fuzzgen::Case {
+            src: src.to_string(),
+            smooth: true,
+            seed,
+        };
+        // The last one is outside f32's range: skipped, never a failure.
+        let want = if seed == 0 {
+            Outcome::Skipped
+        } else {
+            Outcome::Agreed
+        };
+        assert_eq!(run(&case), want, "{src}");
+    }
+}
