@@ -188,11 +188,9 @@ struct Planner<'g> {
 /// A fused loop's `(buffer, index)` loads and the buffers among them.
 type FusedLoads = (HashSet<(usize, Index)>, HashSet<usize>);
 
-/// Builds the schedule of `sig` over `graph` for `batch` rows.
-pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan, CodegenError> {
-    if batch == 0 {
-        return Err(CodegenError::ZeroBatch);
-    }
+/// Every node of the signature is in the graph, and every input and updated
+/// state is a distinct leaf.
+fn check_signature(graph: &Graph, sig: &Signature) -> Result<(), CodegenError> {
     let bad = |m: String| Err(CodegenError::Signature(m));
     let all: Vec<NodeId> = sig
         .inputs
@@ -223,6 +221,16 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
             ));
         }
     }
+    Ok(())
+}
+
+/// Builds the schedule of `sig` over `graph` for `batch` rows.
+pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan, CodegenError> {
+    if batch == 0 {
+        return Err(CodegenError::ZeroBatch);
+    }
+    check_signature(graph, sig)?;
+    let bad = |m: String| Err(CodegenError::Signature(m));
     let mut roots_list: Vec<NodeId> = sig.outputs.clone();
     roots_list.extend(sig.updates.iter().map(|u| u.1));
     let order = graph.topo_order(&roots_list);
