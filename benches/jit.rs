@@ -7,12 +7,13 @@
 //! * `digits/train_step/32`: the fused training step (loss, gradients, SGD
 //!   update, the finiteness checks) exactly as `slope train` compiles it.
 //! * `w2/...`: the 784-512-512-10 relu network at batch 256: loss + grad,
-//!   the fused train step, and `matrixmultiply::sgemm` alone on the same
-//!   eight products with the same operand layouts (the ceiling for our GEMM
-//!   choice, measured in the same run so that ratios survive a noisy machine).
+//!   the fused train step, and `slope::codegen::gemm::product` (the `gemm`
+//!   crate) alone on the same eight products with the same operand layouts
+//!   (the ceiling for the step, measured in the same run so that ratios
+//!   survive a noisy machine).
 //!
-//! Run: `cargo bench --bench jit` (one GEMM thread unless
-//! `MATMUL_NUM_THREADS` is set). After criterion's own report, a summary
+//! Run: `cargo bench --bench jit` (one thread; `SLOPE_BENCH_THREADS=2` for
+//! two). After criterion's own report, a summary
 //! table prints medians and the interquartile range of an independent
 //! timing loop, and GFLOP/s counted as 6·B·Σ in·out per step.
 
@@ -189,8 +190,7 @@ impl GemmSet {
         GemmSet { gemms, bufs }
     }
 
-    /// The same products through slope's unpacked small kernels (falling
-    /// back to matrixmultiply where they do not apply).
+    /// The same products through slope's unpacked small kernels.
     fn run_small(&mut self) {
         for (g, (a, b, c)) in self.gemms.iter().zip(&mut self.bufs) {
             let (rsa, csa) = if g.a_t { (1, g.m) } else { (g.k, 1) };
@@ -222,21 +222,17 @@ impl GemmSet {
             // SAFETY: a is m×k, b is k×n and c is m×n with the strides above,
             // all within their vectors' lengths; c does not alias a or b.
             unsafe {
-                matrixmultiply::sgemm(
+                slope::codegen::gemm::product(
                     g.m,
                     g.k,
                     g.n,
-                    1.0,
                     a.as_ptr(),
-                    rsa as isize,
-                    csa as isize,
+                    (rsa as isize, csa as isize),
                     b.as_ptr(),
-                    rsb as isize,
-                    csb as isize,
-                    0.0,
+                    (rsb as isize, csb as isize),
                     c.as_mut_ptr(),
-                    g.n as isize,
-                    1,
+                    (g.n as isize, 1),
+                    threads(),
                 );
             }
         }
@@ -272,6 +268,15 @@ fn fmt_time(s: f64) -> String {
     }
 }
 
+/// The thread count of the generated code and of the GEMM alone
+/// (`SLOPE_BENCH_THREADS`, default 1).
+fn threads() -> usize {
+    std::env::var("SLOPE_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let mut c = Criterion::default()
@@ -279,8 +284,7 @@ fn main() {
         .measurement_time(Duration::from_secs(if quick { 1 } else { 2 }))
         .sample_size(20)
         .configure_from_args();
-    let mut jit = Jit::new(1).expect("host JIT");
-    let threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "1".into());
+    let mut jit = Jit::new(threads()).expect("host JIT");
 
     c.bench_function("pipeline/digits", |b| {
         b.iter(|| {
@@ -314,7 +318,7 @@ fn main() {
     } else {
         (31, Duration::from_millis(40))
     };
-    println!("\nsummary (median [IQR]; MATMUL_NUM_THREADS={threads})");
+    println!("\nsummary (median [IQR]; {} thread(s))", threads());
     let pipe = timing(9, Duration::from_millis(1), || {
         let net = front(DIGITS);
         black_box(loss_grad(&mut jit, &net, 32));
@@ -385,7 +389,7 @@ fn main() {
     );
     if slope::codegen::gemm::has_avx512() {
         println!(
-            "\n  GEMM crossover (m×k×n, layout): unpacked small kernels vs matrixmultiply, same run"
+            "\n  GEMM crossover (m×k×n, layout): unpacked small kernels vs the gemm crate, same run"
         );
         let shapes = [
             (1, 64, 32, false, true),

@@ -8,8 +8,8 @@
 //! The networks and their gradients are built by hand as graph nodes (the
 //! textbook backprop equations), so this measures the training loop and
 //! the generated code alone. Run: `cargo bench --bench train` (add
-//! `-- --quick` for fewer repetitions; set `MATMUL_NUM_THREADS=1` for one
-//! thread). Prints medians.
+//! `-- --quick` for fewer repetitions; `SLOPE_BENCH_THREADS=1` for one
+//! thread, default all cores). Prints medians.
 
 use slope::check::layer::ParamRole;
 use slope::check::model::{
@@ -238,7 +238,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = std::env::var("SLOPE_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
 
     // ---- W1 ----
     let data = digits();
@@ -280,8 +283,6 @@ fn main() {
     let sizes = [784, 512, 512, 10];
     let flop_per_step = 6.0 * 256.0 * (784.0 * 512.0 + 512.0 * 512.0 + 512.0 * 10.0);
     let data = random_data(256 * if quick { 4 } else { 8 }, 784, 10);
-    // The GEMM's thread count is fixed once per process (MATMUL_NUM_THREADS,
-    // set by the first Jit unless already set): run twice to compare.
     {
         let t = threads;
         let (model, net) = mlp(&sizes, true);
@@ -302,8 +303,8 @@ fn main() {
             .collect();
         let s = median(per_step);
         println!(
-            "W2 mlp-large 784-512-512-10 batch 256, MATMUL_NUM_THREADS={}: {:.2} ms/step, {:.1} GFLOP/s, JIT {:.1} ms",
-            std::env::var("MATMUL_NUM_THREADS").unwrap_or_default(),
+            "W2 mlp-large 784-512-512-10 batch 256, {} thread(s): {:.2} ms/step, {:.1} GFLOP/s, JIT {:.1} ms",
+            t,
             s * 1e3,
             flop_per_step / s / 1e9,
             out.jit_seconds * 1e3

@@ -1,4 +1,4 @@
-//! The portable kernels (4-lane Cranelift code and `matrixmultiply`), which
+//! The portable kernels (4-lane Cranelift code and the `gemm` crate), which
 //! a CPU without AVX-512 runs, checked on every machine.
 //!
 //! On an AVX-512 machine the other test binaries exercise the AVX-512 host

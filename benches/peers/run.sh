@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 PEERS=${PEERS:-../shared/peers}
 PY=${PY:-python3}
 S=${SLOPE:-./target/release/slope}
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MATMUL_NUM_THREADS=1
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 pin="taskset -c 0"
 peer() { # workload, peer script
@@ -40,7 +40,7 @@ peer W4 numpy
 peer W4 jax
 echo "== W2 784-512-512-10 relu, batch 256: GFLOP/s"
 $pin $S bench benches/peers/w2.nn --batch 256 --threads 1 | grep -E "loss\+grad|train step"
-MATMUL_NUM_THREADS=2 $S bench benches/peers/w2.nn --batch 256 --threads 2 | grep -E "loss\+grad|train step"
+$S bench benches/peers/w2.nn --batch 256 --threads 2 | grep -E "loss\+grad|train step"
 peer W2 jax
 echo "== CNN examples/digits_cnn.nn: median epoch seconds, 10 epochs (1 thread)"
 # The JAX peer is this directory's peer_jax_cnn.py (same network, data,

@@ -75,22 +75,11 @@ fn host_symbols() -> Vec<(&'static str, *const u8)> {
     ]
 }
 
-static THREADS: std::sync::Once = std::sync::Once::new();
-
 impl Jit {
-    /// A JIT for the host CPU. `threads` is the number of threads large
-    /// matrix products may use (fixed by the first `Jit` of the process).
+    /// A JIT for the host CPU. `threads` is the number of threads the code
+    /// it generates may use for large matrix products and convolutions.
     pub fn new(threads: usize) -> Result<Jit, CodegenError> {
         let threads = threads.max(1);
-        THREADS.call_once(|| {
-            if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-                // SAFETY: `set_var` races with concurrent reads of the
-                // environment. It runs once, before matrixmultiply reads the
-                // variable, and slope reads no other environment variable
-                // from another thread while a JIT is being created.
-                unsafe { std::env::set_var("MATMUL_NUM_THREADS", threads.to_string()) };
-            }
-        });
         let mut flags = settings::builder();
         let set = |f: &mut settings::Builder, k: &str, v: &str| {
             f.set(k, v)
@@ -238,7 +227,7 @@ impl Jit {
         } else {
             "slope_dgemm"
         };
-        let gemm = self.import(gemm_name, &[types::I64; 12], None, &mut func)?;
+        let gemm = self.import(gemm_name, &[types::I64; 13], None, &mut func)?;
         let window = match kernel {
             Kernel::Window { .. } => {
                 let name = if T::BYTES == 4 {
@@ -246,7 +235,7 @@ impl Jit {
                 } else {
                     "slope_window_f64"
                 };
-                Some(self.import(name, &[types::I64; 16], None, &mut func)?)
+                Some(self.import(name, &[types::I64; 17], None, &mut func)?)
             }
             _ => None,
         };
@@ -308,7 +297,14 @@ impl Jit {
             };
             match host {
                 Some(f) => emit_host(&mut vx, graph, plan, kernel, &ptrs, f),
-                None => emit(&mut vx, graph, plan, kernel, &ptrs, [Some(gemm), window]),
+                None => {
+                    let calls = Calls {
+                        gemm,
+                        window,
+                        threads: self.threads,
+                    };
+                    emit(&mut vx, graph, plan, kernel, &ptrs, calls)
+                }
             }
             b.ins().return_(&[]);
             b.seal_all_blocks();
@@ -362,6 +358,13 @@ impl Jit {
     }
 }
 
+/// The host functions a kernel may call, and their thread count.
+struct Calls {
+    gemm: FuncRef,
+    window: Option<FuncRef>,
+    threads: usize,
+}
+
 /// Emits the body of one kernel: one arm per kernel kind.
 fn emit(
     vx: &mut Vx,
@@ -369,13 +372,13 @@ fn emit(
     plan: &Plan,
     kernel: &Kernel,
     ptrs: &HashMap<usize, Value>,
-    [gemm, window]: [Option<FuncRef>; 2],
+    calls: Calls,
 ) {
     let p = |b: &usize| ptrs[b];
     match kernel {
         Kernel::Fused(f) => translate::emit_fused(vx, &FusedCtx { graph, plan, ptrs }, f, false),
         Kernel::MatMul { a, b, c, m, k, n } => {
-            let gemm = gemm.expect("every kernel function imports the GEMM");
+            let gemm = (calls.gemm, calls.threads);
             kernels::matmul(vx, gemm, (p(&a.buf), *a), (p(&b.buf), *b), p(c), *m, *k, *n)
         }
         Kernel::Transpose {
@@ -432,7 +435,9 @@ fn emit(
             dst,
             scratch,
         } => {
-            let f = window.expect("window kernels import their host function");
+            let f = calls
+                .window
+                .expect("window kernels import their host function");
             let code = window::OPS
                 .iter()
                 .position(|o| o == op)
@@ -459,6 +464,7 @@ fn emit(
                 i(g.pad[1]),
                 i(g.out[0]),
                 i(g.out[1]),
+                i(calls.threads),
             ];
             vx.b.ins().call(f, &args);
         }

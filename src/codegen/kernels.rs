@@ -1,5 +1,5 @@
 //! Kernels that are not element-wise: matrix products (a call into
-//! `matrixmultiply` through a registered symbol), transposes, reductions in
+//! the GEMM of `gemm.rs` through a registered symbol), transposes, reductions in
 //! stable form (sum, softmax, log-sum-exp, arg-max), one-hot and copies.
 
 use super::math::Vx;
@@ -42,11 +42,12 @@ fn hmax(vx: &mut Vx, v: Value) -> Value {
     vx.b.ins().extractlane(m, 0)
 }
 
-/// `c = a · b` through the registered GEMM shim, strides folding transposes.
+/// `c = a · b` through the registered GEMM shim, strides folding transposes,
+/// on up to `threads` threads.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(
     vx: &mut Vx,
-    gemm: FuncRef,
+    (gemm, threads): (FuncRef, usize),
     a: (Value, View),
     b: (Value, View),
     c: Value,
@@ -71,6 +72,7 @@ pub(crate) fn matmul(
         c,
         i(vx, n),
         i(vx, 1),
+        i(vx, threads),
     ];
     vx.b.ins().call(gemm, &args);
 }

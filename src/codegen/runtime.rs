@@ -211,52 +211,43 @@ fn check(
 // schedule derives them from the buffer shapes, whose lengths `call` has
 // checked, so every access stays inside its buffer.
 
-/// `c[m,n] = a[m,k] · b[k,n]` in f32 with element strides.
-#[allow(clippy::too_many_arguments)]
-pub(crate) extern "C" fn sgemm_shim(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const f32,
-    rsa: isize,
-    csa: isize,
-    b: *const f32,
-    rsb: isize,
-    csb: isize,
-    c: *mut f32,
-    rsc: isize,
-    csc: isize,
-) {
-    // SAFETY: see the comment above: the strides and sizes describe buffers
-    // of checked length, and `c` does not overlap `a` or `b` (a product
-    // always gets its own buffer).
-    unsafe {
-        let small = csc == 1 && super::gemm::preferred(m, k, n);
-        if small && super::gemm::sgemm(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc) {
-            return;
-        }
-        matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc)
-    }
+macro_rules! gemm_shims {
+    ($($name:ident: $t:ty;)*) => {
+        $(
+            /// `c[m,n] = a[m,k] · b[k,n]` with element strides, on up to
+            /// `threads` threads ([`super::gemm::product`]).
+            #[allow(clippy::too_many_arguments)]
+            pub(crate) extern "C" fn $name(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: *const $t,
+                rsa: isize,
+                csa: isize,
+                b: *const $t,
+                rsb: isize,
+                csb: isize,
+                c: *mut $t,
+                rsc: isize,
+                csc: isize,
+                threads: usize,
+            ) {
+                // SAFETY: see the comment above: the strides and sizes
+                // describe buffers of checked length, and `c` does not
+                // overlap `a` or `b` (a product always gets its own buffer).
+                unsafe {
+                    super::gemm::product(
+                        m, k, n, a, (rsa, csa), b, (rsb, csb), c, (rsc, csc), threads,
+                    )
+                }
+            }
+        )*
+    };
 }
 
-/// `c[m,n] = a[m,k] · b[k,n]` in f64 with element strides.
-#[allow(clippy::too_many_arguments)]
-pub(crate) extern "C" fn dgemm_shim(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const f64,
-    rsa: isize,
-    csa: isize,
-    b: *const f64,
-    rsb: isize,
-    csb: isize,
-    c: *mut f64,
-    rsc: isize,
-    csc: isize,
-) {
-    // SAFETY: as for `sgemm_shim`.
-    unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+gemm_shims! {
+    sgemm_shim: f32;
+    dgemm_shim: f64;
 }
 
 macro_rules! libm_shims {

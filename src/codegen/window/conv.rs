@@ -5,6 +5,7 @@
 //! the GEMM's `[N, B·H'·W']` layout by contiguous row copies.
 
 use super::{Geom, Real};
+use crate::codegen::gemm::product;
 
 /// Calls `f(col row, column offset, input row)` for every output row of
 /// every image of every row of `im2col`'s column matrix (images inside
@@ -96,7 +97,14 @@ fn split<'a, T>(g: &Geom, scratch: &'a mut [T]) -> (&'a mut [T], &'a mut [T]) {
 }
 
 /// `y = W ⋆ x`: `y [N, B·P] = W [N, CKK] · col [CKK, B·P]`.
-pub(super) fn conv<T: Real>(g: &Geom, x: &[T], w: *const T, y: &mut [T], scratch: &mut [T]) {
+pub(super) fn conv<T: Real>(
+    g: &Geom,
+    x: &[T],
+    w: *const T,
+    y: &mut [T],
+    scratch: &mut [T],
+    threads: usize,
+) {
     let (ld, ckk) = (g.batch * g.p(), g.ckk());
     let (col, wide) = split(g, scratch);
     im2col(g, x, col, ld);
@@ -104,19 +112,17 @@ pub(super) fn conv<T: Real>(g: &Geom, x: &[T], w: *const T, y: &mut [T], scratch
     // slices hold the sizes the strides describe.
     unsafe {
         let (a, bp, c) = (w, col.as_ptr(), wide.as_mut_ptr());
-        T::gemm(
+        product(
             g.cout,
             ckk,
             ld,
             a,
-            ckk as isize,
-            1,
+            (ckk as isize, 1),
             bp,
-            ld as isize,
-            1,
-            T::default(),
+            (ld as isize, 1),
             c,
-            ld as isize,
+            (ld as isize, 1),
+            threads,
         )
     };
     narrow(g, wide, y);
@@ -129,6 +135,7 @@ pub(super) fn conv_back_input<T: Real>(
     w: *const T,
     dx: &mut [T],
     scratch: &mut [T],
+    threads: usize,
 ) {
     let (ld, ckk) = (g.batch * g.p(), g.ckk());
     let (col, wide) = split(g, scratch);
@@ -136,19 +143,17 @@ pub(super) fn conv_back_input<T: Real>(
     // SAFETY: as in [`conv`].
     unsafe {
         let (a, bp, c) = (w, wide.as_ptr(), col.as_mut_ptr());
-        T::gemm(
+        product(
             ckk,
             g.cout,
             ld,
             a,
-            1,
-            ckk as isize,
+            (1, ckk as isize),
             bp,
-            ld as isize,
-            1,
-            T::default(),
+            (ld as isize, 1),
             c,
-            ld as isize,
+            (ld as isize, 1),
+            threads,
         )
     };
     col2im(g, col, dx, ld);
@@ -161,6 +166,7 @@ pub(super) fn conv_back_kernel<T: Real>(
     d: &[T],
     dw: &mut [T],
     scratch: &mut [T],
+    threads: usize,
 ) {
     let (ld, ckk) = (g.batch * g.p(), g.ckk());
     let (col, wide) = split(g, scratch);
@@ -169,19 +175,17 @@ pub(super) fn conv_back_kernel<T: Real>(
     // SAFETY: as in [`conv`].
     unsafe {
         let (a, bp, c) = (wide.as_ptr(), col.as_ptr(), dw.as_mut_ptr());
-        T::gemm(
+        product(
             g.cout,
             ld,
             ckk,
             a,
-            ld as isize,
-            1,
+            (ld as isize, 1),
             bp,
-            1,
-            ld as isize,
-            T::default(),
+            (1, ld as isize),
             c,
-            ckk as isize,
+            (ckk as isize, 1),
+            threads,
         )
     };
 }

@@ -1,6 +1,6 @@
 //! Host kernels of the window ops (convolution and pooling), called from
 //! JIT code like the matrix products: a convolution is im2col feeding
-//! `matrixmultiply`'s GEMM (the forward pass and both adjoints are one
+//! the GEMM of [`super::gemm::product`] (the forward pass and both adjoints are one
 //! product each over the whole batch, [`conv`]), pooling is a direct loop
 //! ([`pool`]). The f64 loops of `graph::conv` are the oracle these are
 //! tested against.
@@ -8,6 +8,7 @@
 mod conv;
 mod pool;
 
+use super::gemm::Scalar;
 use crate::graph::WindowOp;
 
 /// The sizes of one window kernel, as the JIT passes them.
@@ -50,69 +51,19 @@ impl Geom {
 
 /// The element types of the host kernels.
 pub(crate) trait Real:
-    Copy + Default + PartialOrd + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
+    Scalar + PartialOrd + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
 {
-    /// `c = alpha·a·b + beta·c` with element strides.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-    );
     /// `1/n`.
     fn recip(n: usize) -> Self;
 }
 
 impl Real for f32 {
-    unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: *const f32,
-        rsa: isize,
-        csa: isize,
-        b: *const f32,
-        rsb: isize,
-        csb: isize,
-        beta: f32,
-        c: *mut f32,
-        rsc: isize,
-    ) {
-        // SAFETY: the caller's sizes and strides describe its buffers.
-        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, 1) }
-    }
     fn recip(n: usize) -> f32 {
         1.0 / n as f32
     }
 }
 
 impl Real for f64 {
-    unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: *const f64,
-        rsa: isize,
-        csa: isize,
-        b: *const f64,
-        rsb: isize,
-        csb: isize,
-        beta: f64,
-        c: *mut f64,
-        rsc: isize,
-    ) {
-        // SAFETY: the caller's sizes and strides describe its buffers.
-        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, 1) }
-    }
     fn recip(n: usize) -> f64 {
         1.0 / n as f64
     }
@@ -131,6 +82,7 @@ pub(crate) unsafe fn run<T: Real>(
     b: *const T,
     dst: *mut T,
     scratch: *mut T,
+    threads: usize,
 ) {
     let (nb, cin, cout, hw, p) = (g.batch, g.cin, g.cout, g.hw(), g.p());
     let image = nb * cin * hw;
@@ -146,7 +98,7 @@ pub(crate) unsafe fn run<T: Real>(
                 slice_mut(dst, window),
                 slice_mut(scratch, g.scratch()),
             );
-            conv::conv(g, x, b, y, s);
+            conv::conv(g, x, b, y, s, threads);
         }
         WindowOp::ConvBackInput => {
             let (d, dx, s) = (
@@ -154,11 +106,12 @@ pub(crate) unsafe fn run<T: Real>(
                 slice_mut(dst, image),
                 slice_mut(scratch, g.scratch()),
             );
-            conv::conv_back_input(g, d, b, dx, s);
+            conv::conv_back_input(g, d, b, dx, s, threads);
         }
         WindowOp::ConvBackKernel => {
             let (x, d, dw) = (slice(a, image), slice(b, window), slice_mut(dst, kernel));
-            conv::conv_back_kernel(g, x, d, dw, slice_mut(scratch, g.scratch()));
+            let s = slice_mut(scratch, g.scratch());
+            conv::conv_back_kernel(g, x, d, dw, s, threads);
         }
         WindowOp::MaxPool => {
             pool::max_pool(g, slice(a, image), slice(b, image), slice_mut(dst, window));
@@ -174,7 +127,8 @@ pub(crate) unsafe fn run<T: Real>(
 macro_rules! window_shim {
     ($name:ident, $t:ty) => {
         /// A window op called from JIT code: the op's index in
-        /// [`OPS`], its buffers, and the sizes of [`Geom`].
+        /// [`OPS`], its buffers, the sizes of [`Geom`], and the thread
+        /// count of its products.
         ///
         /// # Safety
         /// As for [`run`]: the JIT passes buffers of the planned lengths.
@@ -196,6 +150,7 @@ macro_rules! window_shim {
             pl: usize,
             oh: usize,
             ow: usize,
+            threads: usize,
         ) {
             let g = Geom {
                 batch,
@@ -208,7 +163,7 @@ macro_rules! window_shim {
                 out: [oh, ow],
             };
             // SAFETY: the JIT passes buffers of the lengths the plan checked.
-            unsafe { run(OPS[op], &g, a, b, dst, scratch) }
+            unsafe { run(OPS[op], &g, a, b, dst, scratch, threads) }
         }
     };
 }
