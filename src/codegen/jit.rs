@@ -235,7 +235,7 @@ impl Jit {
                 } else {
                     "slope_window_f64"
                 };
-                Some(self.import(name, &[types::I64; 17], None, &mut func)?)
+                Some(self.import(name, &[types::I64; 18], None, &mut func)?)
             }
             _ => None,
         };
@@ -434,6 +434,7 @@ fn emit(
             srcs,
             dst,
             scratch,
+            cols_ready,
         } => {
             let f = calls
                 .window
@@ -465,6 +466,7 @@ fn emit(
                 i(g.out[0]),
                 i(g.out[1]),
                 i(calls.threads),
+                i(usize::from(*cols_ready)),
             ];
             vx.b.ins().call(f, &args);
         }

@@ -152,6 +152,9 @@ pub(crate) enum Kernel {
         dst: usize,
         /// Im2col workspace (convolutions only).
         scratch: Option<usize>,
+        /// The scratch's column matrix already holds `srcs[0]`'s im2col
+        /// (written by an earlier convolution of the same input).
+        cols_ready: bool,
     },
 }
 

@@ -183,6 +183,9 @@ struct Planner<'g> {
     done: HashSet<NodeId>,
     /// Each fused loop's loads and their buffers, as sets.
     fused_loads: HashMap<usize, FusedLoads>,
+    /// The scratch of each convolution scheduled so far, by its input's
+    /// buffer and geometry: its column matrix holds that input's im2col.
+    cols: HashMap<(usize, Geom), usize>,
 }
 
 /// A fused loop's `(buffer, index)` loads and the buffers among them.
@@ -246,6 +249,7 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
         kernel_of: HashMap::new(),
         done: HashSet::new(),
         fused_loads: HashMap::new(),
+        cols: HashMap::new(),
     };
     for &n in &order {
         let mut args = graph.node(n).args.clone();
@@ -371,6 +375,30 @@ impl Planner<'_> {
         let b = self.push_buf(kind, len);
         self.buf_of.insert(n, b);
         b
+    }
+
+    /// The scratch of a window kernel reading `src` first, and whether its
+    /// column matrix already holds `src`'s im2col. A kernel gradient reuses
+    /// the scratch of the forward convolution of the same input (scheduled
+    /// earlier, so run earlier; nothing else writes that column matrix), so
+    /// each step unrolls each convolution's input once.
+    fn window_scratch(&mut self, op: WindowOp, geom: Geom, src: usize) -> (Option<usize>, bool) {
+        match op {
+            WindowOp::Conv => {
+                let s = self.push_buf(BufKind::Work, geom.scratch());
+                self.cols.insert((src, geom), s);
+                (Some(s), false)
+            }
+            WindowOp::ConvBackKernel => match self.cols.get(&(src, geom)) {
+                Some(&s) => (Some(s), true),
+                None => (Some(self.push_buf(BufKind::Work, geom.scratch())), false),
+            },
+            WindowOp::ConvBackInput => (Some(self.push_buf(BufKind::Work, geom.scratch())), false),
+            WindowOp::MaxPool
+            | WindowOp::MaxPoolBack
+            | WindowOp::AvgPool
+            | WindowOp::AvgPoolBack => (None, false),
+        }
     }
 
     fn push_kernel(&mut self, k: Kernel) -> usize {
@@ -513,23 +541,16 @@ impl Planner<'_> {
                 }
             }
             Op::Window(op, win) => {
-                let srcs = node.args.iter().map(|a| self.buf_of[a]).collect();
+                let srcs: Vec<usize> = node.args.iter().map(|a| self.buf_of[a]).collect();
                 let geom = window_geom(op, win, &self.dims(arg(0)), &self.dims(n));
-                let scratch = match op {
-                    WindowOp::Conv | WindowOp::ConvBackInput | WindowOp::ConvBackKernel => {
-                        Some(self.push_buf(BufKind::Work, geom.scratch()))
-                    }
-                    WindowOp::MaxPool
-                    | WindowOp::MaxPoolBack
-                    | WindowOp::AvgPool
-                    | WindowOp::AvgPoolBack => None,
-                };
+                let (scratch, cols_ready) = self.window_scratch(op, geom, srcs[0]);
                 Kernel::Window {
                     op,
                     geom,
                     srcs,
                     dst,
                     scratch,
+                    cols_ready,
                 }
             }
             // Row-major reshapes: the same elements in a buffer of their own.

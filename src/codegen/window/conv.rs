@@ -1,8 +1,10 @@
 //! The convolution kernels: the whole batch is unrolled by im2col into one
-//! `[C·K·K, B·H'·W']` matrix, so each of the forward pass and the two
-//! adjoints is a single large GEMM (the kernel gradient sums over the
-//! batch inside it). The window side `[B, N, H'·W']` is moved to and from
-//! the GEMM's `[N, B·H'·W']` layout by contiguous row copies.
+//! `[C·K·K, B·H'·W']` matrix (once per step: the kernel gradient reuses
+//! the forward pass's, see `schedule`). The forward pass and the input
+//! gradient are one product per image, reading and writing the window side
+//! `[B, N, H'·W']` in place; the kernel gradient is one product over the
+//! whole batch (summing over it inside), its δ first copied into the
+//! `[N, B·H'·W']` layout by contiguous row copies.
 
 use super::{Geom, Real};
 use crate::codegen::gemm::product;
@@ -32,39 +34,131 @@ fn rows(g: &Geom, mut f: impl FnMut(usize, usize, usize, Option<usize>)) {
     }
 }
 
-/// Fills `col` (rows of length `ld` = B·P) with the batch `x`'s input
-/// under each output position (zero in the padding), writing each element
-/// once and without calls for the short runs.
-fn im2col<T: Real>(g: &Geom, x: &[T], col: &mut [T], ld: usize) {
-    let (s, iw, ow, pad) = (g.stride, g.input[1], g.out[1], g.pad[1]);
-    rows(g, |row, at, kx, line| {
-        let dst = &mut col[row * ld + at..][..ow];
-        match line {
-            None => dst.iter_mut().for_each(|v| *v = T::default()),
-            Some(line) => {
-                let src = &x[line..][..iw];
-                for (ox, v) in dst.iter_mut().enumerate() {
-                    let ix = (ox * s + kx).wrapping_sub(pad);
-                    *v = if ix < iw { src[ix] } else { T::default() };
+/// The outputs `lo..hi` along one axis whose input `o·stride + tap − pad`
+/// lies inside an input of length `n`.
+#[inline]
+fn inside(out: usize, stride: usize, tap: usize, pad: usize, n: usize) -> [usize; 2] {
+    let lo = pad.saturating_sub(tap).div_ceil(stride).min(out);
+    let hi = (n + pad)
+        .saturating_sub(tap)
+        .div_ceil(stride)
+        .clamp(lo, out);
+    [lo, hi]
+}
+
+/// True when every plane of the column matrix is its input plane shifted
+/// (stride 1 and output size = input size, as `padding=same` gives): then
+/// im2col and col2im work on whole planes instead of output rows.
+fn shifted_planes(g: &Geom) -> bool {
+    g.stride == 1 && g.out == g.input
+}
+
+/// Calls `f(col plane, input plane, (ylo, yhi), (xlo, xhi), shift)` for
+/// every image of every row of the column matrix of a [`shifted_planes`]
+/// convolution: the plane's outputs inside the input are the rectangle
+/// `ylo..yhi × xlo..xhi`, and output `j` reads input `j + shift` there.
+#[inline]
+fn planes(g: &Geom, mut f: impl FnMut(usize, usize, [usize; 2], [usize; 2], isize)) {
+    let (k, [ih, iw], p) = (g.kernel, g.input, g.p());
+    let chw = g.cin * ih * iw;
+    for c in 0..g.cin {
+        for ky in 0..k {
+            let ys = inside(ih, 1, ky, g.pad[0], ih);
+            for kx in 0..k {
+                let xs = inside(iw, 1, kx, g.pad[1], iw);
+                let row = (c * k + ky) * k + kx;
+                let shift = (ky as isize - g.pad[0] as isize) * iw as isize + kx as isize
+                    - g.pad[1] as isize;
+                for b in 0..g.batch {
+                    f(
+                        row * g.batch * p + b * p,
+                        b * chw + c * ih * iw,
+                        ys,
+                        xs,
+                        shift,
+                    );
                 }
             }
+        }
+    }
+}
+
+/// Fills `col` (rows of length `ld` = B·P) with the batch `x`'s input
+/// under each output position (zero in the padding), writing each element
+/// once: per output row the inside run is one copy, or per plane when the
+/// planes are shifted copies of the input's.
+fn im2col<T: Real>(g: &Geom, x: &[T], col: &mut [T], ld: usize) {
+    let (s, iw, ow, pad) = (g.stride, g.input[1], g.out[1], g.pad[1]);
+    let zero = T::default();
+    if shifted_planes(g) {
+        let p = g.p();
+        planes(g, |at, src, [ylo, yhi], [xlo, xhi], shift| {
+            let dst = &mut col[at..][..p];
+            if ylo >= yhi || xlo >= xhi {
+                dst.fill(zero);
+                return;
+            }
+            // One copy of the inside's span (row ends wrap into the next
+            // row's start), then zeros over what lies outside.
+            let (start, end) = (ylo * ow + xlo, (yhi - 1) * ow + xhi);
+            let from = (src as isize + start as isize + shift) as usize;
+            dst[start..end].copy_from_slice(&x[from..][..end - start]);
+            dst[..ylo * ow].fill(zero);
+            dst[yhi * ow..].fill(zero);
+            for r in dst[ylo * ow..yhi * ow].chunks_exact_mut(ow) {
+                r[..xlo].fill(zero);
+                r[xhi..].fill(zero);
+            }
+        });
+        return;
+    }
+    rows(g, |row, at, kx, line| {
+        let dst = &mut col[row * ld + at..][..ow];
+        let Some(line) = line else {
+            dst.fill(zero);
+            return;
+        };
+        let [lo, hi] = inside(ow, s, kx, pad, iw);
+        dst[..lo].fill(zero);
+        dst[hi..].fill(zero);
+        if lo == hi {
+            return;
+        }
+        let src = &x[line + lo * s + kx - pad..];
+        for (v, &e) in dst[lo..hi].iter_mut().zip(src.iter().step_by(s)) {
+            *v = e;
         }
     });
 }
 
 /// Adds `col` back into the batch's `dx` (the adjoint of [`im2col`]), each
-/// image's sums in the same order as the naive loop.
+/// element's sums in the order of the column matrix's rows, as the naive
+/// loop does.
 fn col2im<T: Real>(g: &Geom, col: &[T], dx: &mut [T], ld: usize) {
     let (s, iw, ow, pad) = (g.stride, g.input[1], g.out[1], g.pad[1]);
     dx.fill(T::default());
+    if shifted_planes(g) {
+        planes(g, |at, dst, [ylo, yhi], [xlo, xhi], shift| {
+            for oy in ylo..yhi {
+                let from = &col[at + oy * ow + xlo..][..xhi.saturating_sub(xlo)];
+                let to = (dst as isize + (oy * ow + xlo) as isize + shift) as usize;
+                for (d, &v) in dx[to..][..from.len()].iter_mut().zip(from) {
+                    *d = *d + v;
+                }
+            }
+        });
+        return;
+    }
     rows(g, |row, at, kx, line| {
         let Some(line) = line else { return };
-        let (src, dst) = (&col[row * ld + at..][..ow], &mut dx[line..][..iw]);
-        for (ox, v) in src.iter().enumerate() {
-            let ix = (ox * s + kx).wrapping_sub(pad);
-            if ix < iw {
-                dst[ix] = dst[ix] + *v;
-            }
+        let [lo, hi] = inside(ow, s, kx, pad, iw);
+        if lo == hi {
+            return;
+        }
+        let src = &col[row * ld + at + lo..][..hi - lo];
+        let dst = dx[line + lo * s + kx - pad..].iter_mut().step_by(s);
+        for (d, &v) in dst.zip(src) {
+            *d = *d + v;
         }
     });
 }
@@ -79,16 +173,6 @@ fn widen<T: Real>(g: &Geom, batched: &[T], wide: &mut [T]) {
     }
 }
 
-/// Copies the GEMM's `[N, B·P]` back into the window side `[B, N, P]`.
-fn narrow<T: Real>(g: &Geom, wide: &[T], batched: &mut [T]) {
-    let (nb, n, p) = (g.batch, g.cout, g.p());
-    for b in 0..nb {
-        for c in 0..n {
-            batched[(b * n + c) * p..][..p].copy_from_slice(&wide[(c * nb + b) * p..][..p]);
-        }
-    }
-}
-
 /// The scratch of a convolution: the column matrix, then the `[N, B·P]`
 /// window side.
 fn split<'a, T>(g: &Geom, scratch: &'a mut [T]) -> (&'a mut [T], &'a mut [T]) {
@@ -96,7 +180,11 @@ fn split<'a, T>(g: &Geom, scratch: &'a mut [T]) -> (&'a mut [T], &'a mut [T]) {
     (col, &mut wide[..g.cout * g.batch * g.p()])
 }
 
-/// `y = W ⋆ x`: `y [N, B·P] = W [N, CKK] · col [CKK, B·P]`.
+/// `y = W ⋆ x`: per image b, `y_b [N, P] = W [N, CKK] · col_b [CKK, P]`,
+/// where `col_b` is the image's P columns of the batch's column matrix.
+/// One product per image writes the `[B, N, P]` layout directly; measured
+/// as fast as one product over all B·P columns followed by a copy into that
+/// layout, without the copy.
 pub(super) fn conv<T: Real>(
     g: &Geom,
     x: &[T],
@@ -105,30 +193,32 @@ pub(super) fn conv<T: Real>(
     scratch: &mut [T],
     threads: usize,
 ) {
-    let (ld, ckk) = (g.batch * g.p(), g.ckk());
-    let (col, wide) = split(g, scratch);
+    let (ld, ckk, p) = (g.batch * g.p(), g.ckk(), g.p());
+    let (col, _) = split(g, scratch);
     im2col(g, x, col, ld);
-    // SAFETY: `w` holds N·CKK elements (the caller's contract); the
-    // slices hold the sizes the strides describe.
-    unsafe {
-        let (a, bp, c) = (w, col.as_ptr(), wide.as_mut_ptr());
-        product(
-            g.cout,
-            ckk,
-            ld,
-            a,
-            (ckk as isize, 1),
-            bp,
-            (ld as isize, 1),
-            c,
-            (ld as isize, 1),
-            threads,
-        )
-    };
-    narrow(g, wide, y);
+    for (b, yb) in y.chunks_exact_mut(g.cout * p).enumerate() {
+        // SAFETY: `w` holds N·CKK elements (the caller's contract); image
+        // b's columns start at b·P in rows of `ld`; `yb` holds N·P.
+        unsafe {
+            let (bp, c) = (col.as_ptr().add(b * p), yb.as_mut_ptr());
+            product(
+                g.cout,
+                ckk,
+                p,
+                w,
+                (ckk as isize, 1),
+                bp,
+                (ld as isize, 1),
+                c,
+                (p as isize, 1),
+                threads,
+            )
+        };
+    }
 }
 
-/// `dx = Wᵀ ⋆ δ`: `col [CKK, B·P] = Wᵀ [CKK, N] · δ [N, B·P]`, then col2im.
+/// `dx = Wᵀ ⋆ δ`: per image, `col_b [CKK, P] = Wᵀ [CKK, N] · δ_b [N, P]`
+/// (as in [`conv`], no copy of δ), then col2im.
 pub(super) fn conv_back_input<T: Real>(
     g: &Geom,
     d: &[T],
@@ -137,40 +227,44 @@ pub(super) fn conv_back_input<T: Real>(
     scratch: &mut [T],
     threads: usize,
 ) {
-    let (ld, ckk) = (g.batch * g.p(), g.ckk());
-    let (col, wide) = split(g, scratch);
-    widen(g, d, wide);
-    // SAFETY: as in [`conv`].
-    unsafe {
-        let (a, bp, c) = (w, wide.as_ptr(), col.as_mut_ptr());
-        product(
-            ckk,
-            g.cout,
-            ld,
-            a,
-            (1, ckk as isize),
-            bp,
-            (ld as isize, 1),
-            c,
-            (ld as isize, 1),
-            threads,
-        )
-    };
+    let (ld, ckk, p) = (g.batch * g.p(), g.ckk(), g.p());
+    let (col, _) = split(g, scratch);
+    for (b, db) in d.chunks_exact(g.cout * p).enumerate() {
+        // SAFETY: as in [`conv`]; `db` holds N·P elements.
+        unsafe {
+            let (bp, c) = (db.as_ptr(), col.as_mut_ptr().add(b * p));
+            product(
+                ckk,
+                g.cout,
+                p,
+                w,
+                (1, ckk as isize),
+                bp,
+                (p as isize, 1),
+                c,
+                (ld as isize, 1),
+                threads,
+            )
+        };
+    }
     col2im(g, col, dx, ld);
 }
 
-/// `dW = δ ⋆ x`: `dW [N, CKK] = δ [N, B·P] · colᵀ [B·P, CKK]`.
+/// `dW = δ ⋆ x`: `dW [N, CKK] = δ [N, B·P] · colᵀ [B·P, CKK]` (the column
+/// matrix unrolled here unless `cols_ready` says the scratch holds it).
 pub(super) fn conv_back_kernel<T: Real>(
     g: &Geom,
     x: &[T],
     d: &[T],
     dw: &mut [T],
     scratch: &mut [T],
-    threads: usize,
+    (threads, cols_ready): (usize, bool),
 ) {
     let (ld, ckk) = (g.batch * g.p(), g.ckk());
     let (col, wide) = split(g, scratch);
-    im2col(g, x, col, ld);
+    if !cols_ready {
+        im2col(g, x, col, ld);
+    }
     widen(g, d, wide);
     // SAFETY: as in [`conv`].
     unsafe {

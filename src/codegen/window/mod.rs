@@ -12,7 +12,7 @@ use super::gemm::Scalar;
 use crate::graph::WindowOp;
 
 /// The sizes of one window kernel, as the JIT passes them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Geom {
     /// Images in the batch.
     pub batch: usize,
@@ -82,7 +82,7 @@ pub(crate) unsafe fn run<T: Real>(
     b: *const T,
     dst: *mut T,
     scratch: *mut T,
-    threads: usize,
+    (threads, cols_ready): (usize, bool),
 ) {
     let (nb, cin, cout, hw, p) = (g.batch, g.cin, g.cout, g.hw(), g.p());
     let image = nb * cin * hw;
@@ -111,7 +111,7 @@ pub(crate) unsafe fn run<T: Real>(
         WindowOp::ConvBackKernel => {
             let (x, d, dw) = (slice(a, image), slice(b, window), slice_mut(dst, kernel));
             let s = slice_mut(scratch, g.scratch());
-            conv::conv_back_kernel(g, x, d, dw, s, threads);
+            conv::conv_back_kernel(g, x, d, dw, s, (threads, cols_ready));
         }
         WindowOp::MaxPool => {
             pool::max_pool(g, slice(a, image), slice(b, image), slice_mut(dst, window));
@@ -127,8 +127,9 @@ pub(crate) unsafe fn run<T: Real>(
 macro_rules! window_shim {
     ($name:ident, $t:ty) => {
         /// A window op called from JIT code: the op's index in
-        /// [`OPS`], its buffers, the sizes of [`Geom`], and the thread
-        /// count of its products.
+        /// [`OPS`], its buffers, the sizes of [`Geom`], the thread count
+        /// of its products, and whether the scratch already holds the
+        /// first operand's im2col (nonzero).
         ///
         /// # Safety
         /// As for [`run`]: the JIT passes buffers of the planned lengths.
@@ -151,6 +152,7 @@ macro_rules! window_shim {
             oh: usize,
             ow: usize,
             threads: usize,
+            cols_ready: usize,
         ) {
             let g = Geom {
                 batch,
@@ -163,7 +165,7 @@ macro_rules! window_shim {
                 out: [oh, ow],
             };
             // SAFETY: the JIT passes buffers of the lengths the plan checked.
-            unsafe { run(OPS[op], &g, a, b, dst, scratch, threads) }
+            unsafe { run(OPS[op], &g, a, b, dst, scratch, (threads, cols_ready != 0)) }
         }
     };
 }

@@ -63,6 +63,27 @@ fn pick4<T: Real>(taps: [T; 4]) -> (usize, T) {
     (bi, bv)
 }
 
+/// δ routed to the arg-max of a 2×2 window (by [`pick4`]'s rule): `0 + δ`
+/// there (as the general path sums it), 0 elsewhere; selects only, so the
+/// loop has no branch on which tap won.
+#[inline]
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+fn route4<T: Real>([a, b, c, d]: [T; 4], dv: T) -> [T; 4] {
+    let tb = !(b <= a);
+    let m = if tb { b } else { a };
+    let tc = !(c <= m);
+    let m = if tc { c } else { m };
+    let td = !(d <= m);
+    let (zero, v) = (T::default(), T::default() + dv);
+    let pick = |w: bool| if w { v } else { zero };
+    [
+        pick(!tb && !tc && !td),
+        pick(tb && !tc && !td),
+        pick(tc && !td),
+        pick(td),
+    ]
+}
+
 /// Calls `f(output offset, arg-max offset)` for every window of the plane
 /// `s` (offset 0 for a window wholly in the padding).
 #[inline]
@@ -141,22 +162,18 @@ pub(super) fn max_pool_back<T: Real>(g: &Geom, s: &[T], d: &[T], dx: &mut [T]) {
     if pool2(g) && g.out.map(|o| 2 * o) == g.input {
         // The windows tile the input: each tap is written once, δ (as
         // 0 + δ, like the general path) at the arg-max and 0 elsewhere.
-        let (iw, ow) = (g.input[1], g.out[1]);
-        for plane in 0..g.batch * g.cout {
-            let sp = &s[plane * hw..][..hw];
-            let (dp, dxp) = (&d[plane * p..][..p], &mut dx[plane * hw..][..hw]);
-            for (oy, dr) in dp.chunks_exact(ow).enumerate() {
-                let (row0, row1) = dxp[2 * oy * iw..][..2 * iw].split_at_mut(iw);
-                let (s0, s1) = (&sp[2 * oy * iw..][..iw], &sp[(2 * oy + 1) * iw..][..iw]);
-                for (ox, &dv) in dr.iter().enumerate() {
-                    let x = 2 * ox;
-                    let (bi, _) = pick4([s0[x], s0[x + 1], s1[x], s1[x + 1]]);
-                    // Zeros, then an indexed store: no branch on which tap won.
-                    let zero = T::default();
-                    (row0[x], row0[x + 1], row1[x], row1[x + 1]) = (zero, zero, zero, zero);
-                    let row = if bi < 2 { &mut *row0 } else { &mut *row1 };
-                    row[x + (bi & 1)] = zero + dv;
-                }
+        // Row pairs of the whole batch are contiguous (the windows tile
+        // each plane), so one loop walks them all.
+        let iw = g.input[1];
+        let pairs = s.chunks_exact(2 * iw).zip(dx.chunks_exact_mut(2 * iw));
+        for ((sp, dxp), dr) in pairs.zip(d.chunks_exact(g.out[1])) {
+            let (s0, s1) = sp.split_at(iw);
+            let (r0, r1) = dxp.split_at_mut(iw);
+            let taps = s0.chunks_exact(2).zip(s1.chunks_exact(2));
+            let outs = r0.chunks_exact_mut(2).zip(r1.chunks_exact_mut(2));
+            for (((a, b), (o0, o1)), &dv) in taps.zip(outs).zip(dr) {
+                let w = route4([a[0], a[1], b[0], b[1]], dv);
+                (o0[0], o0[1], o1[0], o1[1]) = (w[0], w[1], w[2], w[3]);
             }
         }
         return;
