@@ -57,7 +57,12 @@ fn front(src: &str) -> Net {
 }
 
 /// A compiled function with its argument buffers.
-struct Runner {
+enum Runner {
+    Plain(Box<Plain>),
+    Step(Box<TrainStep>),
+}
+
+struct Plain {
     f: Compiled<f32>,
     inputs: Vec<Vec<f32>>,
     states: Vec<Vec<f32>>,
@@ -65,6 +70,15 @@ struct Runner {
 }
 
 impl Runner {
+    fn run(&mut self) {
+        match self {
+            Runner::Plain(p) => p.run(),
+            Runner::Step(s) => s.run().expect("buffers fit"),
+        }
+    }
+}
+
+impl Plain {
     fn run(&mut self) {
         let ins: Vec<&[f32]> = self.inputs.iter().map(Vec::as_slice).collect();
         let mut st: Vec<&mut [f32]> = self.states.iter_mut().map(Vec::as_mut_slice).collect();
@@ -93,12 +107,12 @@ fn loss_grad(jit: &mut Jit, net: &Net, batch: usize) -> Runner {
         .map(<[f32]>::to_vec)
         .collect();
     let outputs = lg.outputs();
-    Runner {
+    Runner::Plain(Box::new(Plain {
         f: lg.f,
         inputs,
         states: vec![],
         outputs,
-    }
+    }))
 }
 
 /// The training step as `train::train` builds it: loss, correct count,
@@ -109,13 +123,9 @@ fn train_step(jit: &mut Jit, net: &Net, batch: usize, lr: f64) -> Runner {
         momentum: slope::check::model::Setting::default(0.0),
     };
     let data = batch_data(&net.model, batch);
-    let step = TrainStep::new(jit, &net.net, &net.model, &opt, batch, data).expect("compiles");
-    Runner {
-        f: step.f,
-        inputs: step.inputs,
-        states: step.states,
-        outputs: step.outputs,
-    }
+    let how = (batch, threads());
+    let step = TrainStep::new(jit, (&net.net, &net.model), &opt, how, data).expect("compiles");
+    Runner::Step(Box::new(step))
 }
 
 /// `6·B·Σ in·out`: the flop count of a step as the peers count it.

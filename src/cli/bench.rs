@@ -188,8 +188,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let mut lg = lg
         .expect("compiled five times above")
         .map_err(jit_failure)?;
-    let mut ts =
-        TrainStep::new(&mut jit, &net, &model, &opt, batch, (x, t)).map_err(jit_failure)?;
+    let mut ts = TrainStep::new(&mut jit, (&net, &model), &opt, (batch, threads), (x, t))
+        .map_err(jit_failure)?;
     let params = param_values::<f32>(&weights::init(&model, 1));
     let mut outs = lg.outputs();
     let mut failed = None;
@@ -205,16 +205,13 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
             }
         })
     };
-    let step = {
-        let ins: Vec<&[f32]> = ts.inputs.iter().map(Vec::as_slice).collect();
-        let mut st: Vec<&mut [f32]> = ts.states.iter_mut().map(Vec::as_mut_slice).collect();
-        let mut out: Vec<&mut [f32]> = ts.outputs.iter_mut().map(Vec::as_mut_slice).collect();
+    let step = ts.with_runner(|run| {
         time_batched(|| {
-            if let Err(e) = ts.f.call(&ins, &mut st, &mut out) {
+            if let Err(e) = run() {
                 failed = Some(jit_failure(e));
             }
         })
-    };
+    });
     if let Some(e) = failed {
         return Err(e);
     }

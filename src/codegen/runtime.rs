@@ -13,6 +13,7 @@ type Entry = extern "C" fn(*const usize);
 ///
 /// Created by [`super::Jit::compile`]. The machine code stays valid for
 /// the life of the process (the JIT module never frees finalized code).
+#[derive(Clone)]
 pub struct Compiled<T: Element> {
     entry: Entry,
     /// Pointer table handed to the entry point, refilled on every call.

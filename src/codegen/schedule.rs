@@ -276,7 +276,9 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
             let leaf = graph.leaf_info(id);
             let hint = match leaf.kind {
                 LeafKind::Param | LeafKind::State => "pass it as an input or update it",
-                LeafKind::Input | LeafKind::Target | LeafKind::Scalar => "pass it as an input",
+                LeafKind::Input | LeafKind::Target | LeafKind::Scalar | LeafKind::Grad => {
+                    "pass it as an input"
+                }
             };
             return bad(format!(
                 "leaf `{}` is read but not given; {hint}",

@@ -107,6 +107,7 @@ fn kind_name(k: LeafKind) -> &'static str {
         LeafKind::Param => "param",
         LeafKind::State => "state",
         LeafKind::Scalar => "scalar",
+        LeafKind::Grad => "gradient",
     }
 }
 

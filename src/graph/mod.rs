@@ -75,6 +75,9 @@ pub enum LeafKind {
     /// A scalar variable of a formula (`x` in `slope diff`), or a runtime
     /// scalar such as an optimizer's step count.
     Scalar,
+    /// A gradient of a parameter's shape computed by another entry point
+    /// (one thread's share of a batch, see `train::shard`).
+    Grad,
 }
 
 /// A leaf's description.

@@ -9,7 +9,7 @@ use super::optim::{self, Trainable, Updates};
 use crate::check::layer::ParamRole;
 use crate::check::model::Optimizer;
 use crate::codegen::{CodegenError, Compiled, Element, Jit, Signature};
-use crate::graph::{Axes, Graph, NodeId, Op, ShapeError};
+use crate::graph::{Axes, Graph, LeafKind, NodeId, Op, ShapeError};
 use crate::pipeline::Network;
 
 /// What one slot of an entry point holds.
@@ -42,6 +42,10 @@ pub enum Role {
     Before(usize),
     /// A gradient-flow statistic of layer `l` (index into the model's layers).
     Stat(usize, Stat),
+    /// Share `j`'s gradient of parameter `i` (a data-parallel step's update).
+    ShareGrad(usize, usize),
+    /// Share `j`'s weight in the batch: its rows over the batch's.
+    ShareWeight(usize),
 }
 
 /// The per-layer gradient-flow statistics computed by compiled code (spec
@@ -129,8 +133,11 @@ impl<'a, T> Feed<'a, T> {
             Role::Param(i) => self.params.get(i).map_or(&[], Vec::as_slice),
             Role::Scalar(i) => self.scalars.get(i).map_or(&[], |s| s.as_slice()),
             Role::Before(i) => self.before.get(i).map_or(&[], Vec::as_slice),
-            // Updated in place (`call`'s states), or outputs: never inputs.
-            Role::State(_)
+            // Updated in place (`call`'s states), or outputs: never inputs;
+            // a data-parallel step's shares fill their update's inputs.
+            Role::ShareGrad(..)
+            | Role::ShareWeight(_)
+            | Role::State(_)
             | Role::Loss
             | Role::Correct
             | Role::Grad(_)
@@ -264,6 +271,77 @@ impl<'n> Builder<'n> {
             outs.push((Role::Check(i), optim::finite_check(&mut self.graph, grad)?));
         }
         let mut ins = vec![(Role::Input, self.net.x), (Role::Target, self.net.t)];
+        let scalars = updates.scalars.iter().enumerate();
+        ins.extend(scalars.map(|(i, &s)| (Role::Scalar(i), s)));
+        let mut entry = self.entry(ins, outs);
+        entry.signature.updates = updates.updates.clone();
+        entry.updated = (0..self.net.params.len())
+            .map(Role::Param)
+            .chain((0..updates.states.len()).map(Role::State))
+            .collect();
+        Ok((entry, updates))
+    }
+
+    /// One thread's share of a data-parallel step (`train::shard`): `x`,
+    /// `t`, parameters → loss, correct count and every gradient, over the
+    /// share's rows.
+    pub fn share(&mut self) -> Result<Entry, ShapeError> {
+        let mut outs = self.metrics()?;
+        let grads = self.net.grads.iter().enumerate();
+        outs.extend(grads.map(|(i, &g)| (Role::Grad(i), g)));
+        Ok(self.entry(self.x_params(true), outs))
+    }
+
+    /// The update of a data-parallel step over `shares` shares: gradient
+    /// `i` is `Σⱼ wⱼ·gᵢⱼ` (the shares' gradients and weights are inputs,
+    /// summed in share order), then the optimizer's update of parameters
+    /// and states in place, with one finiteness check per combined
+    /// gradient. Scalars and states are in the order [`Builder::step`]
+    /// gives them.
+    pub fn combine(
+        &mut self,
+        opt: &Optimizer,
+        shares: usize,
+    ) -> Result<(Entry, Updates), ShapeError> {
+        let g = &mut self.graph;
+        let mut ins = Vec::new();
+        let weights: Vec<NodeId> = (0..shares)
+            .map(|j| {
+                g.leaf(
+                    &format!("share{j}.weight"),
+                    LeafKind::Scalar,
+                    Default::default(),
+                )
+            })
+            .collect();
+        ins.extend(
+            weights
+                .iter()
+                .enumerate()
+                .map(|(j, &w)| (Role::ShareWeight(j), w)),
+        );
+        let mut pairs = Vec::new();
+        for (i, p) in self.net.params.iter().enumerate() {
+            let shape = g.node(p.node).shape.clone();
+            let mut terms = Vec::new();
+            for (j, &w) in weights.iter().enumerate() {
+                let leaf = g.leaf(&format!("share{j}.grad{i}"), LeafKind::Grad, shape.clone());
+                ins.push((Role::ShareGrad(i, j), leaf));
+                terms.push((w, leaf));
+            }
+            let grad = optim::weighted_sum(g, &terms)?;
+            let decays = p.role == ParamRole::Weight;
+            pairs.push(Trainable {
+                leaf: p.node,
+                grad,
+                decays,
+            });
+        }
+        let updates = optim::build_updates(g, &pairs, opt)?;
+        let mut outs = Vec::new();
+        for (i, t) in pairs.iter().enumerate() {
+            outs.push((Role::Check(i), optim::finite_check(g, t.grad)?));
+        }
         let scalars = updates.scalars.iter().enumerate();
         ins.extend(scalars.map(|(i, &s)| (Role::Scalar(i), s)));
         let mut entry = self.entry(ins, outs);

@@ -17,6 +17,7 @@ pub mod flow;
 pub mod layout;
 pub mod optim;
 pub mod rng;
+pub mod shard;
 pub mod tasks;
 pub mod weights;
 
@@ -26,6 +27,7 @@ use crate::data::Dataset;
 use crate::pipeline::Network;
 use batch::{BatchBuf, SHUFFLE_STREAM, Split};
 use layout::{Builder, Role};
+use shard::Step;
 
 use rng::Rng;
 use std::time::Instant;
@@ -177,21 +179,21 @@ struct Steps {
     step_entry: layout::Entry,
     eval_entry: layout::Entry,
     updates: optim::Updates,
-    step_full: Compiled<f32>,
-    step_rest: Option<Compiled<f32>>,
+    step_full: Step,
+    step_rest: Option<Step>,
     eval: Option<Compiled<f32>>,
     jit_seconds: f64,
 }
 
 /// Builds the step (forward, loss, gradients, checks, updates) and the
 /// validation pass, and compiles them for `full`, `rest` (when > 0) and
-/// `n_val` (when > 0) rows.
+/// `n_val` (when > 0) rows; a step with enough work per row (`macs`) is
+/// split over the threads ([`shard`]).
 fn compile_steps(
     net: &Network,
     settings: &Settings,
-    full: usize,
-    rest: usize,
-    n_val: usize,
+    (full, rest, n_val): (usize, usize, usize),
+    macs: usize,
 ) -> Result<Steps, TrainError> {
     let jit_start = Instant::now();
     let mut builder = Builder::new(net);
@@ -203,14 +205,24 @@ fn compile_steps(
         ));
     }
     let mut jit = Jit::new(settings.threads).map_err(internal)?;
-    let mut compile = |entry: &layout::Entry, rows: usize| -> Result<_, TrainError> {
-        builder.compile(&mut jit, entry, rows).map_err(internal)
+    let mut step = |builder: &mut Builder, rows: usize| {
+        let how = (settings.threads, macs);
+        shard::compile(
+            builder,
+            &step_entry,
+            &settings.optimizer,
+            rows,
+            how,
+            &mut jit,
+        )
+        .map_err(internal)
     };
-    let step_full = compile(&step_entry, full)?;
-    let step_rest = (rest > 0).then(|| compile(&step_entry, rest)).transpose()?;
+    let step_full = step(&mut builder, full)?;
+    let step_rest = (rest > 0).then(|| step(&mut builder, rest)).transpose()?;
     let eval = (n_val > 0)
-        .then(|| compile(&eval_entry, n_val))
-        .transpose()?;
+        .then(|| builder.compile(&mut jit, &eval_entry, n_val))
+        .transpose()
+        .map_err(internal)?;
     Ok(Steps {
         step_entry,
         eval_entry,
@@ -315,7 +327,12 @@ pub fn train_observed(
         mut step_rest,
         mut eval,
         jit_seconds,
-    } = compile_steps(&net, settings, full, n_train % full, validation.len())?;
+    } = compile_steps(
+        &net,
+        settings,
+        (full, n_train % full, validation.len()),
+        model.layers.iter().map(|l| l.forward_macs()).sum(),
+    )?;
 
     // ---- Slots by role, buffers: all allocated here, none inside an epoch. ----
     let n_params = net.params.len();
@@ -334,7 +351,6 @@ pub fn train_observed(
     let mut val_out: Vec<Vec<f32>> = vec![vec![0.0]; eval_entry.outputs.len()];
     let mut buf = BatchBuf::new(full.max(validation.len()), data);
     let mut scalars = [[1.0f32]; optim::MAX_SCALARS];
-    let n_inputs = step_entry.inputs.len();
     let units = accuracy_units(model, n_train);
     let val_units = accuracy_units(model, validation.len());
 
@@ -359,14 +375,10 @@ pub fn train_observed(
                 n_batches += 1;
                 optim::step_scalars(&settings.optimizer, steps, &mut scalars);
                 let (x, t) = buf.gather(data, chunk);
-                // Inputs by role, in a fixed-size array (no allocation per step).
-                let mut all_inputs: [&[f32]; 2 + optim::MAX_SCALARS] =
-                    [&[]; 2 + optim::MAX_SCALARS];
                 let feed = layout::Feed {
                     scalars: &scalars,
                     ..layout::Feed::new(x, t)
                 };
-                step_entry.fill_inputs(&feed, &mut all_inputs);
                 let step = if chunk.len() == full {
                     &mut step_full
                 } else {
@@ -374,7 +386,7 @@ pub fn train_observed(
                         .as_mut()
                         .expect("a batch shorter than `full` exists only when `rest` > 0")
                 };
-                step.call(&all_inputs[..n_inputs], &mut states, &mut outs)
+                step.call(&step_entry, &feed, &mut states, &mut outs)
                     .map_err(internal)?;
                 let loss = f64::from(outs[loss_slot][0]);
                 let bad = check_slots.iter().any(|&i| !outs[i][0].is_finite());

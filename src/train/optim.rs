@@ -279,6 +279,22 @@ fn adam(
     Ok(())
 }
 
+/// `Σⱼ wⱼ·gⱼ` over `(wⱼ, gⱼ)` pairs (scalar weights, gradients of one
+/// shape), summed left to right: the gradient of a batch from its shares'.
+pub fn weighted_sum(graph: &mut Graph, terms: &[(NodeId, NodeId)]) -> Result<NodeId, ShapeError> {
+    let mut sum: Option<NodeId> = None;
+    for &(w, g) in terms {
+        let shape = graph.node(g).shape.clone();
+        let ws = splat(graph, w, &shape)?;
+        let term = graph.add(Op::Mul, &[ws, g])?;
+        sum = Some(match sum {
+            None => term,
+            Some(s) => graph.add(Op::Add, &[s, term])?,
+        });
+    }
+    sum.ok_or_else(|| ShapeError("a weighted sum needs at least one term".into()))
+}
+
 /// A scalar node that is finite exactly when every element of `node` is:
 /// `sum(node * 0)` is 0 for finite values and NaN as soon as one element is
 /// NaN or infinite (`inf * 0` is NaN), with no risk of overflow.

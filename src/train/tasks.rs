@@ -5,6 +5,7 @@
 
 use super::layout::{Builder, Entry, Feed, Role};
 use super::optim;
+use super::shard::{self, Step};
 use super::weights::{self, Weights};
 use crate::check::model::{Loss, Model, Optimizer};
 use crate::codegen::{Compiled, Element, Jit};
@@ -293,12 +294,19 @@ pub fn gradcheck(
 
 /// The training step exactly as `slope train` compiles it (forward, loss,
 /// correct count, gradients, finiteness checks, the optimizer's update in
-/// place), with buffers to call it on: what `slope bench` times.
+/// place; split over threads where `slope train` would split it), with
+/// buffers to call it on: what `slope bench` times.
 pub struct TrainStep {
     /// The compiled step.
-    pub f: Compiled<f32>,
-    /// Input buffers, in the step's input order.
-    pub inputs: Vec<Vec<f32>>,
+    pub step: Step,
+    /// The fused step's entry (the roles of the step's outputs).
+    pub entry: Entry,
+    /// The batch's features and targets.
+    pub x: Vec<f32>,
+    /// See `x`.
+    pub t: Vec<f32>,
+    /// The optimizer's per-step scalars (any value works for timing).
+    pub scalars: [[f32; 1]; optim::MAX_SCALARS],
     /// Parameters (initialised with seed 1), then optimizer states (zero).
     pub states: Vec<Vec<f32>>,
     /// Output buffers.
@@ -306,29 +314,20 @@ pub struct TrainStep {
 }
 
 impl TrainStep {
-    /// Compiles the step for `batch` rows of `x` and `t`.
+    /// Compiles the step for `batch` rows of `x` and `t` on `threads`
+    /// threads.
     pub fn new(
         jit: &mut Jit,
-        net: &Network,
-        model: &Model,
+        (net, model): (&Network, &Model),
         opt: &Optimizer,
-        batch: usize,
+        (batch, threads): (usize, usize),
         (x, t): (Vec<f32>, Vec<f32>),
     ) -> Result<TrainStep, TaskError> {
         let mut b = Builder::new(net);
         let (entry, up) = b.step(opt).map_err(fail)?;
-        let f = b.compile::<f32>(jit, &entry, batch).map_err(fail)?;
-        // The optimizer's per-step scalars: any value works for timing.
-        let scalars = [[1.0f32]; optim::MAX_SCALARS];
-        let feed = Feed {
-            scalars: &scalars,
-            ..Feed::new(&x, &t)
-        };
-        let ins = entry
-            .inputs_from(&feed)
-            .into_iter()
-            .map(<[f32]>::to_vec)
-            .collect();
+        let macs = model.layers.iter().map(|l| l.forward_macs()).sum();
+        let step =
+            shard::compile(&mut b, &entry, opt, batch, (threads, macs), jit).map_err(fail)?;
         let mut states: Vec<Vec<f32>> = weights::init(model, 1)
             .tensors
             .into_iter()
@@ -337,13 +336,38 @@ impl TrainStep {
         for &(_, p) in &up.states {
             states.push(vec![0.0; states[p].len()]);
         }
-        let outputs = f.output_lens().iter().map(|&n| vec![0.0; n]).collect();
+        let outputs = vec![vec![0.0]; entry.outputs.len()];
         Ok(TrainStep {
-            f,
-            inputs: ins,
+            step,
+            entry,
+            x,
+            t,
+            scalars: [[1.0f32]; optim::MAX_SCALARS],
             states,
             outputs,
         })
+    }
+
+    /// Calls `f` with a function that runs the step once; the argument
+    /// lists are built once, outside it, as the training loop does (per-call
+    /// allocations would time the allocator).
+    pub fn with_runner<R>(
+        &mut self,
+        f: impl FnOnce(&mut dyn FnMut() -> Result<(), TaskError>) -> R,
+    ) -> R {
+        let feed = Feed {
+            scalars: &self.scalars,
+            ..Feed::new(&self.x, &self.t)
+        };
+        let mut st: Vec<&mut [f32]> = self.states.iter_mut().map(Vec::as_mut_slice).collect();
+        let mut out: Vec<&mut [f32]> = self.outputs.iter_mut().map(Vec::as_mut_slice).collect();
+        let (step, entry) = (&mut self.step, &self.entry);
+        f(&mut || step.call(entry, &feed, &mut st, &mut out).map_err(fail))
+    }
+
+    /// Runs the step once.
+    pub fn run(&mut self) -> Result<(), TaskError> {
+        self.with_runner(|run| run())
     }
 }
 
