@@ -310,25 +310,36 @@ fn max_pooling_routes_delta_to_the_first_tied_maximum() {
     let x = leaf(&mut g, "x", &[1, 1, 2, 2], true);
     let d = leaf(&mut g, "d", &[1, 1, 1, 1], true);
     let back = g.make(Op::Window(WindowOp::MaxPoolBack, win), &[x, d]);
-    agree(
-        "tie",
-        &g,
-        &[x, d],
-        &[&[5.0, 5.0, 5.0, 5.0], &[3.0]],
-        back,
-        1,
-        &[3.0, 0.0, 0.0, 0.0],
-    );
-    // The maximum after a tie for second place.
-    agree(
-        "max",
-        &g,
-        &[x, d],
-        &[&[1.0, 4.0, 4.0, 9.0], &[2.0]],
-        back,
-        1,
-        &[0.0, 0.0, 0.0, 2.0],
-    );
+    // The same gradient where the forward pooling is computed too (δ + y·0
+    // reads it), so the gradient reuses the forward pass's arg-maxes.
+    let y = g.make(Op::Window(WindowOp::MaxPool, win), &[x, x]);
+    let zero = g.make(Op::Mul, &[y, y]);
+    let zero = g.make(Op::Neg, &[zero]);
+    let square = g.make(Op::Mul, &[y, y]);
+    let zero = g.make(Op::Add, &[square, zero]);
+    let d_after = g.make(Op::Add, &[d, zero]);
+    let reused = g.make(Op::Window(WindowOp::MaxPoolBack, win), &[x, d_after]);
+    for (what, out) in [("found again", back), ("recorded", reused)] {
+        agree(
+            &format!("tie, arg-max {what}"),
+            &g,
+            &[x, d],
+            &[&[5.0, 5.0, 5.0, 5.0], &[3.0]],
+            out,
+            1,
+            &[3.0, 0.0, 0.0, 0.0],
+        );
+        // The maximum after a tie for second place.
+        agree(
+            &format!("max, arg-max {what}"),
+            &g,
+            &[x, d],
+            &[&[1.0, 4.0, 4.0, 9.0], &[2.0]],
+            out,
+            1,
+            &[0.0, 0.0, 0.0, 2.0],
+        );
+    }
 }
 
 /// A model over 6 random 1x6x6 (or `input`) images with 3 classes, checked

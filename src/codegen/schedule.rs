@@ -186,6 +186,8 @@ struct Planner<'g> {
     /// The scratch of each convolution scheduled so far, by its input's
     /// buffer and geometry: its column matrix holds that input's im2col.
     cols: HashMap<(usize, Geom), usize>,
+    /// Likewise the arg-maxes of each max pooling that records them.
+    argmaxes: HashMap<(usize, Geom), usize>,
 }
 
 /// A fused loop's `(buffer, index)` loads and the buffers among them.
@@ -250,6 +252,7 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
         done: HashSet::new(),
         fused_loads: HashMap::new(),
         cols: HashMap::new(),
+        argmaxes: HashMap::new(),
     };
     for &n in &order {
         let mut args = graph.node(n).args.clone();
@@ -379,12 +382,22 @@ impl Planner<'_> {
         b
     }
 
-    /// The scratch of a window kernel reading `src` first, and whether its
-    /// column matrix already holds `src`'s im2col. A kernel gradient reuses
-    /// the scratch of the forward convolution of the same input (scheduled
-    /// earlier, so run earlier; nothing else writes that column matrix), so
-    /// each step unrolls each convolution's input once.
-    fn window_scratch(&mut self, op: WindowOp, geom: Geom, src: usize) -> (Option<usize>, bool) {
+    /// The scratch of a window kernel reading `src` first, and whether it
+    /// already holds what the kernel would compute first. A kernel
+    /// gradient reuses the scratch of the forward convolution of the same
+    /// input (its im2col), a max-pooling gradient that of the forward
+    /// pooling selecting by the same input (its arg-maxes, recorded when
+    /// `backward` says a gradient will read them). The forward kernel is
+    /// scheduled earlier, so runs earlier, and nothing else writes its
+    /// scratch.
+    fn window_scratch(
+        &mut self,
+        op: WindowOp,
+        geom: Geom,
+        src: usize,
+        backward: bool,
+    ) -> (Option<usize>, bool) {
+        let fresh = |p: &mut Self, len| Some(p.push_buf(BufKind::Work, len));
         match op {
             WindowOp::Conv => {
                 let s = self.push_buf(BufKind::Work, geom.scratch());
@@ -393,14 +406,31 @@ impl Planner<'_> {
             }
             WindowOp::ConvBackKernel => match self.cols.get(&(src, geom)) {
                 Some(&s) => (Some(s), true),
-                None => (Some(self.push_buf(BufKind::Work, geom.scratch())), false),
+                None => (fresh(self, geom.scratch()), false),
             },
-            WindowOp::ConvBackInput => (Some(self.push_buf(BufKind::Work, geom.scratch())), false),
-            WindowOp::MaxPool
-            | WindowOp::MaxPoolBack
-            | WindowOp::AvgPool
-            | WindowOp::AvgPoolBack => (None, false),
+            WindowOp::ConvBackInput => (fresh(self, geom.scratch()), false),
+            WindowOp::MaxPool if backward => {
+                let s = self.push_buf(BufKind::Work, geom.windows());
+                self.argmaxes.insert((src, geom), s);
+                (Some(s), false)
+            }
+            WindowOp::MaxPoolBack => match self.argmaxes.get(&(src, geom)) {
+                Some(&s) => (Some(s), true),
+                None => (None, false),
+            },
+            WindowOp::MaxPool | WindowOp::AvgPool | WindowOp::AvgPoolBack => (None, false),
         }
+    }
+
+    /// Whether a max-pooling gradient over `win` selecting by `s` is among
+    /// the nodes being scheduled (then the forward pooling keeps its
+    /// arg-maxes for it).
+    fn has_max_pool_back(&self, s: NodeId, win: Window) -> bool {
+        let back = Op::Window(WindowOp::MaxPoolBack, win);
+        self.users(s).iter().any(|&u| {
+            let node = self.graph.node(u);
+            node.op == back && node.args.first() == Some(&s)
+        })
     }
 
     fn push_kernel(&mut self, k: Kernel) -> usize {
@@ -545,7 +575,8 @@ impl Planner<'_> {
             Op::Window(op, win) => {
                 let srcs: Vec<usize> = node.args.iter().map(|a| self.buf_of[a]).collect();
                 let geom = window_geom(op, win, &self.dims(arg(0)), &self.dims(n));
-                let (scratch, cols_ready) = self.window_scratch(op, geom, srcs[0]);
+                let backward = self.has_max_pool_back(arg(0), win);
+                let (scratch, cols_ready) = self.window_scratch(op, geom, srcs[0], backward);
                 Kernel::Window {
                     op,
                     geom,

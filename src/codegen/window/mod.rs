@@ -41,6 +41,11 @@ impl Geom {
     fn ckk(&self) -> usize {
         self.cin * self.kernel * self.kernel
     }
+    /// Windows of the batch: `B·N·H'·W'` (one arg-max each when a max
+    /// pooling records them).
+    pub fn windows(&self) -> usize {
+        self.batch * self.cout * self.p()
+    }
     /// Elements of a convolution's scratch: the whole batch's im2col
     /// matrix `C·K·K × B·H'·W'` and the window side regrouped as
     /// `N × B·H'·W'` (see [`conv`]).
@@ -55,17 +60,33 @@ pub(crate) trait Real:
 {
     /// `1/n`.
     fn recip(n: usize) -> Self;
+    /// An index (below 2²⁴, so exact in f32) as a value of a buffer.
+    fn from_index(i: usize) -> Self;
+    /// The index [`Real::from_index`] stored.
+    fn to_index(self) -> usize;
 }
 
 impl Real for f32 {
     fn recip(n: usize) -> f32 {
         1.0 / n as f32
     }
+    fn from_index(i: usize) -> f32 {
+        i as f32
+    }
+    fn to_index(self) -> usize {
+        self as usize
+    }
 }
 
 impl Real for f64 {
     fn recip(n: usize) -> f64 {
         1.0 / n as f64
+    }
+    fn from_index(i: usize) -> f64 {
+        i as f64
+    }
+    fn to_index(self) -> usize {
+        self as usize
     }
 }
 
@@ -114,10 +135,16 @@ pub(crate) unsafe fn run<T: Real>(
             conv::conv_back_kernel(g, x, d, dw, s, (threads, cols_ready));
         }
         WindowOp::MaxPool => {
-            pool::max_pool(g, slice(a, image), slice(b, image), slice_mut(dst, window));
+            let (s, v, y) = (slice(a, image), slice(b, image), slice_mut(dst, window));
+            // A scratch, when given, receives the arg-maxes.
+            let record = (!scratch.is_null()).then(|| slice_mut(scratch, window));
+            pool::max_pool(g, s, v, y, record);
         }
         WindowOp::MaxPoolBack => {
-            pool::max_pool_back(g, slice(a, image), slice(b, window), slice_mut(dst, image));
+            let (s, d, dx) = (slice(a, image), slice(b, window), slice_mut(dst, image));
+            // The forward pooling's arg-maxes, when the scratch holds them.
+            let known = cols_ready.then(|| slice(scratch, window));
+            pool::max_pool_back(g, s, d, dx, known);
         }
         WindowOp::AvgPool => pool::avg_pool(g, slice(a, image), slice_mut(dst, window)),
         WindowOp::AvgPoolBack => pool::avg_pool_back(g, slice(a, window), slice_mut(dst, image)),

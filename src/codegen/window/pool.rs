@@ -63,27 +63,6 @@ fn pick4<T: Real>(taps: [T; 4]) -> (usize, T) {
     (bi, bv)
 }
 
-/// δ routed to the arg-max of a 2×2 window (by [`pick4`]'s rule): `0 + δ`
-/// there (as the general path sums it), 0 elsewhere; selects only, so the
-/// loop has no branch on which tap won.
-#[inline]
-#[allow(clippy::neg_cmp_op_on_partial_ord)]
-fn route4<T: Real>([a, b, c, d]: [T; 4], dv: T) -> [T; 4] {
-    let tb = !(b <= a);
-    let m = if tb { b } else { a };
-    let tc = !(c <= m);
-    let m = if tc { c } else { m };
-    let td = !(d <= m);
-    let (zero, v) = (T::default(), T::default() + dv);
-    let pick = |w: bool| if w { v } else { zero };
-    [
-        pick(!tb && !tc && !td),
-        pick(tb && !tc && !td),
-        pick(tc && !td),
-        pick(td),
-    ]
-}
-
 /// Calls `f(output offset, arg-max offset)` for every window of the plane
 /// `s` (offset 0 for a window wholly in the padding).
 #[inline]
@@ -127,9 +106,22 @@ fn argmaxes<T: Real>(g: &Geom, s: &[T], mut f: impl FnMut(usize, usize)) {
     }
 }
 
-/// `y = v at the arg-max of s`, window by window, plane by plane.
-pub(super) fn max_pool<T: Real>(g: &Geom, s: &[T], v: &[T], y: &mut [T]) {
+/// `y = v at the arg-max of s`, window by window, plane by plane; with
+/// `record`, each window's arg-max (its offset in the plane) is stored
+/// there for [`max_pool_back`].
+pub(super) fn max_pool<T: Real>(g: &Geom, s: &[T], v: &[T], y: &mut [T], record: Option<&mut [T]>) {
     let (hw, p) = (g.input[0] * g.input[1], g.p());
+    if let Some(at) = record {
+        for plane in 0..g.batch * g.cout {
+            let (sp, vp) = (&s[plane * hw..][..hw], &v[plane * hw..][..hw]);
+            let (yp, ap) = (&mut y[plane * p..][..p], &mut at[plane * p..][..p]);
+            argmaxes(g, sp, |o, t| {
+                yp[o] = vp[t];
+                ap[o] = T::from_index(t);
+            });
+        }
+        return;
+    }
     // `maxpool(x)` selects by its own values: the maximum is the value.
     let own = std::ptr::eq(s, v);
     for plane in 0..g.batch * g.cout {
@@ -156,33 +148,29 @@ pub(super) fn max_pool<T: Real>(g: &Geom, s: &[T], v: &[T], y: &mut [T]) {
     }
 }
 
-/// `dx = δ routed to the arg-max of s` (summed where windows overlap).
-pub(super) fn max_pool_back<T: Real>(g: &Geom, s: &[T], d: &[T], dx: &mut [T]) {
+/// `dx = δ routed to the arg-max of s` (summed where windows overlap),
+/// the arg-maxes read from `known` (as [`max_pool`] recorded them) when
+/// given, else found again.
+pub(super) fn max_pool_back<T: Real>(
+    g: &Geom,
+    s: &[T],
+    d: &[T],
+    dx: &mut [T],
+    known: Option<&[T]>,
+) {
     let (hw, p) = (g.input[0] * g.input[1], g.p());
-    if pool2(g) && g.out.map(|o| 2 * o) == g.input {
-        // The windows tile the input: each tap is written once, δ (as
-        // 0 + δ, like the general path) at the arg-max and 0 elsewhere.
-        // Row pairs of the whole batch are contiguous (the windows tile
-        // each plane), so one loop walks them all.
-        let iw = g.input[1];
-        let pairs = s.chunks_exact(2 * iw).zip(dx.chunks_exact_mut(2 * iw));
-        for ((sp, dxp), dr) in pairs.zip(d.chunks_exact(g.out[1])) {
-            let (s0, s1) = sp.split_at(iw);
-            let (r0, r1) = dxp.split_at_mut(iw);
-            let taps = s0.chunks_exact(2).zip(s1.chunks_exact(2));
-            let outs = r0.chunks_exact_mut(2).zip(r1.chunks_exact_mut(2));
-            for (((a, b), (o0, o1)), &dv) in taps.zip(outs).zip(dr) {
-                let w = route4([a[0], a[1], b[0], b[1]], dv);
-                (o0[0], o0[1], o1[0], o1[1]) = (w[0], w[1], w[2], w[3]);
-            }
-        }
-        return;
-    }
     dx.fill(T::default());
     for plane in 0..g.batch * g.cout {
-        let sp = &s[plane * hw..][..hw];
         let (dp, dxp) = (&d[plane * p..][..p], &mut dx[plane * hw..][..hw]);
-        argmaxes(g, sp, |o, t| dxp[t] = dxp[t] + dp[o]);
+        match known {
+            Some(at) => {
+                for (&t, &dv) in at[plane * p..][..p].iter().zip(dp) {
+                    let t = t.to_index();
+                    dxp[t] = dxp[t] + dv;
+                }
+            }
+            None => argmaxes(g, &s[plane * hw..][..hw], |o, t| dxp[t] = dxp[t] + dp[o]),
+        }
     }
 }
 
