@@ -180,6 +180,11 @@ impl<'n> Builder<'n> {
         }
     }
 
+    /// The network the entries are built for.
+    pub fn network(&self) -> &'n Network {
+        self.net
+    }
+
     /// The graph every entry built so far refers to.
     pub fn graph(&self) -> &Graph {
         &self.graph
@@ -292,19 +297,20 @@ impl<'n> Builder<'n> {
         Ok(self.entry(self.x_params(true), outs))
     }
 
-    /// The update of a data-parallel step over `shares` shares: gradient
-    /// `i` is `Σⱼ wⱼ·gᵢⱼ` (the shares' gradients and weights are inputs,
-    /// summed in share order), then the optimizer's update of parameters
-    /// and states in place, with one finiteness check per combined
-    /// gradient. Scalars and states are in the order [`Builder::step`]
-    /// gives them.
+    /// The update of parameters `params` in a data-parallel step over
+    /// `shares` shares: gradient `i` is `Σⱼ wⱼ·gᵢⱼ` (the shares' gradients
+    /// and weights are inputs, summed in share order), then the
+    /// optimizer's update of those parameters and their states in place,
+    /// with one finiteness check per combined gradient. The states and
+    /// scalars are those of `step` (from [`Builder::step`]), and the
+    /// entry's roles name them by their place there.
     pub fn combine(
         &mut self,
-        opt: &Optimizer,
+        (opt, step): (&Optimizer, &Updates),
         shares: usize,
-    ) -> Result<(Entry, Updates), ShapeError> {
+        params: std::ops::Range<usize>,
+    ) -> Result<Entry, ShapeError> {
         let g = &mut self.graph;
-        let mut ins = Vec::new();
         let weights: Vec<NodeId> = (0..shares)
             .map(|j| {
                 g.leaf(
@@ -314,14 +320,12 @@ impl<'n> Builder<'n> {
                 )
             })
             .collect();
-        ins.extend(
-            weights
-                .iter()
-                .enumerate()
-                .map(|(j, &w)| (Role::ShareWeight(j), w)),
-        );
+        let mut ins: Vec<(Role, NodeId)> = (weights.iter().enumerate())
+            .map(|(j, &w)| (Role::ShareWeight(j), w))
+            .collect();
         let mut pairs = Vec::new();
-        for (i, p) in self.net.params.iter().enumerate() {
+        for i in params.clone() {
+            let p = &self.net.params[i];
             let shape = g.node(p.node).shape.clone();
             let mut terms = Vec::new();
             for (j, &w) in weights.iter().enumerate() {
@@ -337,20 +341,28 @@ impl<'n> Builder<'n> {
                 decays,
             });
         }
+        // State leaves are named after their parameter, so these are the
+        // step's own leaves.
         let updates = optim::build_updates(g, &pairs, opt)?;
         let mut outs = Vec::new();
-        for (i, t) in pairs.iter().enumerate() {
+        for (i, t) in params.clone().zip(&pairs) {
             outs.push((Role::Check(i), optim::finite_check(g, t.grad)?));
         }
         let scalars = updates.scalars.iter().enumerate();
         ins.extend(scalars.map(|(i, &s)| (Role::Scalar(i), s)));
-        let mut entry = self.entry(ins, outs);
-        entry.signature.updates = updates.updates.clone();
-        entry.updated = (0..self.net.params.len())
-            .map(Role::Param)
-            .chain((0..updates.states.len()).map(Role::State))
+        let place: std::collections::HashMap<NodeId, usize> = (step.states.iter().enumerate())
+            .map(|(k, &(l, _))| (l, k))
             .collect();
-        Ok((entry, updates))
+        let mut updated: Vec<Role> = params.map(Role::Param).collect();
+        for &(leaf, _) in &updates.states {
+            let at = place.get(&leaf).copied();
+            let at = at.ok_or_else(|| ShapeError(format!("state {leaf:?} is not the step's")))?;
+            updated.push(Role::State(at));
+        }
+        let mut entry = self.entry(ins, outs);
+        entry.signature.updates = updates.updates;
+        entry.updated = updated;
+        Ok(entry)
     }
 
     /// Any nodes of the network's graph, as outputs: `x`, `t`, parameters

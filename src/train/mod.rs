@@ -207,15 +207,8 @@ fn compile_steps(
     let mut jit = Jit::new(settings.threads).map_err(internal)?;
     let mut step = |builder: &mut Builder, rows: usize| {
         let how = (settings.threads, macs);
-        shard::compile(
-            builder,
-            &step_entry,
-            &settings.optimizer,
-            rows,
-            how,
-            &mut jit,
-        )
-        .map_err(internal)
+        let step = (&step_entry, &updates);
+        shard::compile(builder, step, &settings.optimizer, rows, how, &mut jit).map_err(internal)
     };
     let step_full = step(&mut builder, full)?;
     let step_rest = (rest > 0).then(|| step(&mut builder, rest)).transpose()?;

@@ -11,10 +11,9 @@
 //! products may still use several, see `codegen::gemm`).
 
 use super::layout::{Builder, Entry, Feed, Role};
-use super::optim;
+use super::optim::{self, Updates};
 use crate::check::model::Optimizer;
 use crate::codegen::{CallError, CodegenError, Compiled, Jit};
-use rayon::prelude::*;
 use std::ops::Range;
 
 /// The least arithmetic (flop, counted as 6·rows·multiply-adds per row)
@@ -41,11 +40,22 @@ fn range(rows: usize, n: usize, j: usize) -> Range<usize> {
     start..start + base + usize::from(j < extra)
 }
 
-/// One share: its rows, its compiled loss and gradients, its outputs.
+/// One share: its rows, its compiled loss and gradients, its outputs and
+/// how its last call went.
 struct Share {
     rows: Range<usize>,
     f: Compiled<f32>,
     outs: Vec<Vec<f32>>,
+    status: Result<(), CallError>,
+}
+
+/// One group of parameters of the combined update: its compiled update,
+/// its entry, its outputs (checks) and how its last call went.
+struct Group {
+    f: Compiled<f32>,
+    entry: Entry,
+    outs: Vec<Vec<f32>>,
+    status: Result<(), CallError>,
 }
 
 /// A training step split over threads (see the module docs).
@@ -53,11 +63,31 @@ pub struct ShardedStep {
     pool: rayon::ThreadPool,
     shares: Vec<Share>,
     share_entry: Entry,
-    update: Compiled<f32>,
-    update_entry: Entry,
+    groups: Vec<Group>,
+    /// For each state of the step (parameters, then optimizer states): its
+    /// group and its place among the group's updated buffers.
+    owner: Vec<(usize, usize)>,
     weights: Vec<[f32; 1]>,
-    update_outs: Vec<Vec<f32>>,
     batch: usize,
+}
+
+/// `n` contiguous ranges of the parameters whose element counts `lens`
+/// are about equal (fewer when there are fewer parameters): the update
+/// groups, one per thread.
+fn groups(lens: &[usize], n: usize) -> Vec<Range<usize>> {
+    let total: usize = lens.iter().sum();
+    let mut out = Vec::new();
+    let (mut start, mut sum) = (0, 0);
+    for (i, &l) in lens.iter().enumerate() {
+        sum += l;
+        let cut = (out.len() + 1) * total / n;
+        if sum >= cut && out.len() + 1 < n && i + 1 < lens.len() {
+            out.push(start..i + 1);
+            start = i + 1;
+        }
+    }
+    out.push(start..lens.len());
+    out
 }
 
 impl std::fmt::Debug for ShardedStep {
@@ -76,6 +106,8 @@ pub enum ShardError {
     Codegen(CodegenError),
     /// The thread pool could not start.
     Pool(String),
+    /// The update groups do not cover the step's states once each.
+    Layout(String),
 }
 
 impl std::fmt::Display for ShardError {
@@ -83,28 +115,53 @@ impl std::fmt::Display for ShardError {
         match self {
             ShardError::Codegen(e) => write!(f, "{e}"),
             ShardError::Pool(e) => write!(f, "starting the thread pool: {e}"),
+            ShardError::Layout(e) => write!(f, "split step: {e}"),
         }
     }
 }
 
 impl std::error::Error for ShardError {}
 
+/// For each state of the step in its order (parameters, then optimizer
+/// states): the group updating it and its place among that group's
+/// updated buffers; an error unless the groups update each exactly once.
+fn owners(groups: &[Group], params: usize) -> Result<Vec<(usize, usize)>, ShardError> {
+    let total: usize = groups.iter().map(|g| g.entry.updated.len()).sum();
+    let mut owner = vec![None; total];
+    for (gi, g) in groups.iter().enumerate() {
+        for (pos, role) in g.entry.updated.iter().enumerate() {
+            let at = match *role {
+                Role::Param(i) => Some(i),
+                Role::State(k) => Some(params + k),
+                _ => None,
+            };
+            match at.and_then(|a| owner.get_mut(a)) {
+                Some(slot @ None) => *slot = Some((gi, pos)),
+                _ => return Err(ShardError::Layout(format!("update of {role:?}"))),
+            }
+        }
+    }
+    owner
+        .into_iter()
+        .map(|o| o.ok_or_else(|| ShardError::Layout("a state no group updates".into())))
+        .collect()
+}
+
 impl ShardedStep {
     /// Compiles `share` (from [`Builder::share`]) for each share's row
-    /// count of a `batch`-row batch split `n` ways, and `update` (from
-    /// [`Builder::combine`] with `n` shares), with `jit` (whose code should
-    /// run on one thread: the shares are the parallelism).
+    /// count of a `batch`-row batch split `n` ways, and the `updates` (from
+    /// [`Builder::combine`] with `n` shares, one per group of parameters,
+    /// together covering every parameter and state of the step once), with
+    /// `jit` (whose code should run on one thread: the shares are the
+    /// parallelism); `pool` runs all shares and groups but the first,
+    /// which run on the calling thread.
     pub fn new(
         jit: &mut Jit,
         builder: &Builder,
-        (share_entry, update_entry): (&Entry, &Entry),
+        (share_entry, updates): (&Entry, &[Entry]),
         batch: usize,
-        n: usize,
+        (n, pool): (usize, rayon::ThreadPool),
     ) -> Result<ShardedStep, ShardError> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map_err(|e| ShardError::Pool(e.to_string()))?;
         let mut compiled: Vec<(usize, Compiled<f32>)> = Vec::new();
         let mut shares = Vec::with_capacity(n);
         for j in 0..n {
@@ -121,12 +178,27 @@ impl ShardedStep {
                 }
             };
             let outs = f.output_lens().iter().map(|&l| vec![0.0; l]).collect();
-            shares.push(Share { rows, f, outs });
+            shares.push(Share {
+                rows,
+                f,
+                outs,
+                status: Ok(()),
+            });
         }
-        let update = builder
-            .compile::<f32>(jit, update_entry, batch)
-            .map_err(ShardError::Codegen)?;
-        let update_outs = update.output_lens().iter().map(|&l| vec![0.0; l]).collect();
+        let mut groups = Vec::with_capacity(updates.len());
+        for entry in updates {
+            let f = builder.compile::<f32>(jit, entry, batch);
+            let f = f.map_err(ShardError::Codegen)?;
+            let outs = f.output_lens().iter().map(|&l| vec![0.0; l]).collect();
+            let (entry, status) = (entry.clone(), Ok(()));
+            groups.push(Group {
+                f,
+                entry,
+                outs,
+                status,
+            });
+        }
+        let owner = owners(&groups, builder.network().params.len())?;
         let weights = (0..n)
             .map(|j| [range(batch, n, j).len() as f32 / batch as f32])
             .collect();
@@ -134,10 +206,9 @@ impl ShardedStep {
             pool,
             shares,
             share_entry: share_entry.clone(),
-            update,
-            update_entry: update_entry.clone(),
+            groups,
+            owner,
             weights,
-            update_outs,
             batch,
         })
     }
@@ -162,48 +233,80 @@ impl ShardedStep {
         let (xw, tw) = (x.len() / self.batch, t.len() / self.batch);
         {
             let params: Vec<&[f32]> = states.iter().map(|s| &**s).collect();
-            let entry = &self.share_entry;
-            let shares = &mut self.shares;
-            self.pool.install(|| {
-                shares.par_iter_mut().try_for_each(|s| {
-                    let (r, ins) = (s.rows.clone(), &entry.inputs);
-                    let ins: Vec<&[f32]> = (ins.iter())
-                        .map(|role| match *role {
-                            Role::Input => &x[r.start * xw..r.end * xw],
-                            Role::Target => &t[r.start * tw..r.end * tw],
-                            Role::Param(i) => params[i],
-                            _ => &[],
-                        })
-                        .collect();
-                    let mut o: Vec<&mut [f32]> = s.outs.iter_mut().map(|v| &mut v[..]).collect();
-                    s.f.call(&ins, &mut [], &mut o)
-                })
-            })?;
+            let (entry, params) = (&self.share_entry, &params[..]);
+            let run = move |s: &mut Share| {
+                let (r, ins) = (s.rows.clone(), &entry.inputs);
+                let ins: Vec<&[f32]> = (ins.iter())
+                    .map(|role| match *role {
+                        Role::Input => &x[r.start * xw..r.end * xw],
+                        Role::Target => &t[r.start * tw..r.end * tw],
+                        Role::Param(i) => params[i],
+                        // A share's entry has no other inputs.
+                        _ => &[],
+                    })
+                    .collect();
+                let mut o: Vec<&mut [f32]> = s.outs.iter_mut().map(|v| &mut v[..]).collect();
+                s.status = s.f.call(&ins, &mut [], &mut o);
+            };
+            // This thread runs the first share while the pool runs the
+            // others: waking a pool thread overlaps with real work.
+            let (first, others) = self.shares.split_first_mut().expect("n ≥ 2 shares");
+            self.pool.in_place_scope(|scope| {
+                for s in others {
+                    scope.spawn(move |_| run(s));
+                }
+                run(first);
+            });
+        }
+        for s in &mut self.shares {
+            std::mem::replace(&mut s.status, Ok(()))?;
         }
         self.run_update(scalars, states)?;
         self.report(step, outs);
         Ok(())
     }
 
-    /// The combined update, on this thread.
+    /// The combined update: each group of parameters on its own thread,
+    /// the first on this one; each group updates only its own states.
     fn run_update(
         &mut self,
         scalars: &[[f32; 1]],
         states: &mut [&mut [f32]],
     ) -> Result<(), CallError> {
-        let grad = |role| self.share_entry.output(role);
-        let ins: Vec<&[f32]> = (self.update_entry.inputs.iter())
-            .map(|role| match *role {
-                Role::ShareWeight(j) => &self.weights[j][..],
-                Role::ShareGrad(i, j) => {
-                    grad(Role::Grad(i)).map_or(&[][..], |slot| &self.shares[j].outs[slot][..])
-                }
-                Role::Scalar(i) => scalars.get(i).map_or(&[][..], |s| &s[..]),
-                _ => &[],
-            })
+        let mut mine: Vec<Vec<Option<&mut [f32]>>> = (self.groups.iter())
+            .map(|g| (0..g.entry.updated.len()).map(|_| None).collect())
             .collect();
-        let mut o: Vec<&mut [f32]> = self.update_outs.iter_mut().map(|v| &mut v[..]).collect();
-        self.update.call(&ins, states, &mut o)
+        for (st, &(g, pos)) in states.iter_mut().zip(&self.owner) {
+            mine[g][pos] = Some(&mut **st);
+        }
+        let (shares, weights) = (&self.shares, &self.weights);
+        let grad = |i| self.share_entry.output(Role::Grad(i));
+        let run = move |g: &mut Group, st: Vec<Option<&mut [f32]>>| {
+            let ins: Vec<&[f32]> = (g.entry.inputs.iter())
+                .map(|role| match *role {
+                    Role::ShareWeight(j) => &weights[j][..],
+                    Role::ShareGrad(i, j) => grad(i).map_or(&[][..], |k| &shares[j].outs[k][..]),
+                    Role::Scalar(i) => scalars.get(i).map_or(&[][..], |s| &s[..]),
+                    // An update's entry has no other inputs.
+                    _ => &[],
+                })
+                .collect();
+            let mut st: Vec<&mut [f32]> = st.into_iter().flatten().collect();
+            let mut o: Vec<&mut [f32]> = g.outs.iter_mut().map(|v| &mut v[..]).collect();
+            g.status = g.f.call(&ins, &mut st, &mut o);
+        };
+        let mut work = self.groups.iter_mut().zip(mine);
+        let (first, first_states) = work.next().expect("at least one group");
+        self.pool.in_place_scope(|scope| {
+            for (g, st) in work {
+                scope.spawn(move |_| run(g, st));
+            }
+            run(first, first_states);
+        });
+        for g in &mut self.groups {
+            std::mem::replace(&mut g.status, Ok(()))?;
+        }
+        Ok(())
     }
 
     /// The batch's loss (`Σⱼ wⱼ·lossⱼ`), correct count and the update's
@@ -220,10 +323,16 @@ impl ShardedStep {
                 Role::Correct => (self.shares.iter())
                     .map(|s| share_out(s, Role::Correct).unwrap_or(0.0))
                     .sum(),
-                Role::Check(i) => match self.update_entry.output(Role::Check(i)) {
-                    Some(k) => self.update_outs[k][0],
-                    None => continue,
-                },
+                Role::Check(i) => {
+                    let mut found = self
+                        .groups
+                        .iter()
+                        .filter_map(|g| (g.entry.output(Role::Check(i))).map(|k| g.outs[k][0]));
+                    match found.next() {
+                        Some(v) => v,
+                        None => continue,
+                    }
+                }
                 _ => continue,
             };
             outs[slot][0] = value;
@@ -232,13 +341,13 @@ impl ShardedStep {
 }
 
 /// The training step of `rows` rows whose fused entry is `step` (from
-/// [`Builder::step`] with `opt`): split into shares when [`shares`] says
+/// [`Builder::step`] with `opt`, which gave `updates`): split into shares when [`shares`] says
 /// so for `threads` threads and `macs` multiply-adds per row (compiled
 /// with a one-thread JIT of its own), else fused, compiled with `jit`.
 #[allow(clippy::too_many_arguments)]
 pub fn compile(
     builder: &mut Builder,
-    step: &Entry,
+    (step, updates): (&Entry, &Updates),
     opt: &Optimizer,
     rows: usize,
     (threads, macs): (usize, usize),
@@ -251,10 +360,21 @@ pub fn compile(
     }
     let shape = |e: crate::graph::ShapeError| ShardError::Codegen(CodegenError::Host(e.0));
     let share = builder.share().map_err(shape)?;
-    let (combine, _) = builder.combine(opt, n).map_err(shape)?;
+    let lens: Vec<usize> = (builder.network().params.iter())
+        .map(|p| p.shape.iter().product())
+        .collect();
+    let updates = (groups(&lens, n).into_iter())
+        .map(|params| builder.combine((opt, updates), n, params))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(shape)?;
     // Shares run on one thread each: their products must not split again.
     let mut one = Jit::new(1).map_err(ShardError::Codegen)?;
-    let s = ShardedStep::new(&mut one, builder, (&share, &combine), rows, n)?;
+    // The calling thread runs one share: the pool runs the others.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(n - 1)
+        .build()
+        .map_err(|e| ShardError::Pool(e.to_string()))?;
+    let s = ShardedStep::new(&mut one, builder, (&share, &updates), rows, (n, pool))?;
     Ok(Step::Sharded(Box::new(s)))
 }
 
@@ -285,6 +405,38 @@ impl Step {
                 f.call(&ins[..entry.inputs.len()], states, outs)
             }
             Step::Sharded(s) => s.call((feed.x, feed.t), feed.scalars, states, (entry, outs)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_take_contiguous_rows_the_first_ones_longer() {
+        let all: Vec<Range<usize>> = (0..3).map(|j| range(11, 3, j)).collect();
+        assert_eq!(all, [0..4, 4..8, 8..11]);
+        assert_eq!(range(4, 2, 1), 2..4);
+    }
+
+    #[test]
+    fn update_groups_balance_elements_and_cover_every_parameter_once() {
+        // 784·512, 512, 512·512, 512, 512·10, 10: the first weight alone,
+        // then the rest.
+        let lens = [401_408, 512, 262_144, 512, 5_120, 10];
+        assert_eq!(groups(&lens, 2), [0..1, 1..6]);
+        assert_eq!(groups(&[5, 5, 5, 5], 2), [0..2, 2..4]);
+        assert_eq!(groups(&[7], 2), [0..1], "fewer parameters than threads");
+        for lens in [&[1, 1, 100][..], &[100, 1, 1], &[3; 7], &[0, 0, 5]] {
+            for n in 1..5 {
+                let g = groups(lens, n);
+                assert!(g.len() <= n && g[0].start == 0 && g.last().unwrap().end == lens.len());
+                assert!(
+                    g.windows(2)
+                        .all(|w| w[0].end == w[1].start && w[0].start < w[0].end)
+                );
+            }
         }
     }
 }

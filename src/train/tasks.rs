@@ -326,8 +326,8 @@ impl TrainStep {
         let mut b = Builder::new(net);
         let (entry, up) = b.step(opt).map_err(fail)?;
         let macs = model.layers.iter().map(|l| l.forward_macs()).sum();
-        let step =
-            shard::compile(&mut b, &entry, opt, batch, (threads, macs), jit).map_err(fail)?;
+        let step = shard::compile(&mut b, (&entry, &up), opt, batch, (threads, macs), jit);
+        let step = step.map_err(fail)?;
         let mut states: Vec<Vec<f32>> = weights::init(model, 1)
             .tensors
             .into_iter()
