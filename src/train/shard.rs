@@ -427,7 +427,11 @@ mod tests {
         let lens = [401_408, 512, 262_144, 512, 5_120, 10];
         assert_eq!(groups(&lens, 2), [0..1, 1..6]);
         assert_eq!(groups(&[5, 5, 5, 5], 2), [0..2, 2..4]);
-        assert_eq!(groups(&[7], 2), [0..1], "fewer parameters than threads");
+        assert_eq!(
+            groups(&[7], 2),
+            vec![(0..1)],
+            "fewer parameters than threads"
+        );
         for lens in [&[1, 1, 100][..], &[100, 1, 1], &[3; 7], &[0, 0, 5]] {
             for n in 1..5 {
                 let g = groups(lens, n);
