@@ -14,6 +14,17 @@ S=${SLOPE:-./target/release/slope}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 pin="taskset -c 0"
+echo "== CPU"
+lscpu | grep -E "^(Model name|CPU family|Model):" | tr -s ' ' | tr '\n' ';'
+echo " SIMD: $(grep -oE "avx512f|avx2|fma" /proc/cpuinfo | sort -u | tr "\n" " ")"
+cc -O2 benches/peers/fma_peak.c -o /tmp/slope-fma-peak && echo "f32 FMA peak, one core: $($pin /tmp/slope-fma-peak)"
+echo "OpenBLAS sgemm 2048^3 (NumPy), one pinned core: $($pin "$PY" -c '
+import time, numpy as np
+a = np.random.rand(2048, 2048).astype(np.float32); b = a.copy(); a @ b
+ts = []
+for _ in range(7):
+    t = time.perf_counter(); a @ b; ts.append(time.perf_counter() - t)
+print(f"{2 * 2048**3 / sorted(ts)[3] / 1e9:.1f} GFLOP/s")')"
 peer() { # workload, peer script
   PEER_RESULTS=/tmp/slope-peer-results $pin "$PY" "$PEERS/peer_$2.py" --workload "$1" --threads 1 2>/dev/null | tail -1
 }
@@ -26,6 +37,9 @@ for round in 1 2 3; do
   echo "numpy  $(peer W1 numpy)"
   echo "jax    $(peer W1 jax)"
 done
+echo "== W1 on two cores (slope --threads 2; JAX with its default threads)"
+echo "slope  $($S train benches/peers/w1.nn --json --quiet --threads 2 --out /tmp/slope-w1.safetensors | median_epoch)"
+echo "jax    $(env -u XLA_FLAGS PEER_RESULTS=/tmp/slope-peer-results "$PY" "$PEERS/peer_jax.py" --workload W1 --threads 2 2>/dev/null | tail -1)"
 echo "== W3 xor: whole process, start to exit"
 hyperfine -N --warmup 3 --runs 30 --export-json /tmp/slope-w3.json \
   "$pin $S train examples/xor.nn --quiet --out /tmp/slope-xor.safetensors" 2>/dev/null | grep -E "Time|Range"
@@ -40,8 +54,10 @@ peer W4 numpy
 peer W4 jax
 echo "== W2 784-512-512-10 relu, batch 256: GFLOP/s"
 $pin $S bench benches/peers/w2.nn --batch 256 --threads 1 | grep -E "loss\+grad|train step"
-$S bench benches/peers/w2.nn --batch 256 --threads 2 | grep -E "loss\+grad|train step"
 peer W2 jax
+echo "== W2 on two cores (slope --threads 2; JAX with its default threads)"
+$S bench benches/peers/w2.nn --batch 256 --threads 2 | grep -E "loss\+grad|train step"
+env -u XLA_FLAGS PEER_RESULTS=/tmp/slope-peer-results "$PY" "$PEERS/peer_jax.py" --workload W2 --threads 2 2>/dev/null | tail -1
 echo "== CNN examples/digits_cnn.nn: median epoch seconds, 10 epochs (1 thread)"
 # The JAX peer is this directory's peer_jax_cnn.py (same network, data,
 # split sizes, SGD momentum, batch 32; its first epoch compiles, so its
@@ -49,6 +65,11 @@ echo "== CNN examples/digits_cnn.nn: median epoch seconds, 10 epochs (1 thread)"
 for round in 1 2 3; do
   echo "slope  $($pin $S train examples/digits_cnn.nn --json --quiet --threads 1 --epochs 10 --out /tmp/slope-cnn.safetensors | median_epoch)"
   echo "jax    $($pin "$PY" benches/peers/peer_jax_cnn.py --epochs 10 2>/dev/null | tail -1)"
+done
+echo "== CNN on two cores (slope --threads 2; JAX with its default threads)"
+for round in 1 2; do
+  echo "slope  $($S train examples/digits_cnn.nn --json --quiet --threads 2 --epochs 10 --out /tmp/slope-cnn.safetensors | median_epoch)"
+  echo "jax    $(env -u XLA_FLAGS "$PY" benches/peers/peer_jax_cnn.py --epochs 10 --threads 2 2>/dev/null | tail -1)"
 done
 echo "== CNN: slope's parse -> JIT-ready phases and one step (jax: first_step_s above)"
 $pin $S bench examples/digits_cnn.nn --threads 1 | grep -vE "^bench"
