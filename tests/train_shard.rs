@@ -74,7 +74,7 @@ fn two_threads_give_the_same_bits_twice() {
 #[test]
 fn shares_train_like_one_thread_even_when_uneven() {
     // 200 rows at batch 63: three batches of 63 split 32 + 31, and a last
-    // batch of 11 runs fused (too little work to split). Each share's
+    // batch of 11 split 6 + 5. Each share's
     // gradient weighs its rows: weighing 32 and 31 rows ½ each would move
     // the weights by ~1e-3 here, far above the tolerance.
     for opt in [

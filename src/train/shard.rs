@@ -17,10 +17,19 @@ use crate::codegen::{CallError, CodegenError, Compiled, Jit};
 use std::ops::Range;
 
 /// The least arithmetic (flop, counted as 6·rows·multiply-adds per row)
-/// one share must have for the split to pay. Below it, waking a second
-/// thread (about 20 µs per step through rayon's latch) costs more than
-/// the share saves.
-pub const MIN_SHARE_FLOP: usize = 4_000_000;
+/// one share must have for the split to pay: forking costs a few µs per
+/// step (rayon's job injection and latch). Measured with `slope bench
+/// benches/peers/w1.nn --threads 2 --batch B` against `--threads 1` (the
+/// 64-32-10 network, 2,368 multiply-adds per row; one quiet AMD EPYC Zen 3,
+/// both cores): batch 32 (0.45 MFLOP) 14.6–16.4 µs split against 13.5
+/// fused, batch 64 (0.91 MFLOP) 22.5–23.2 against 23.5, batch 128 (1.8
+/// MFLOP) 30.7 against 44.5, batch 256 55 against 86.
+pub const MIN_SHARE_FLOP: usize = 600_000;
+
+/// The fewest parameters (elements) per update group: below, the whole
+/// update runs on one thread (it reads and writes about 16 bytes per
+/// element, 1 MB here, some tens of µs; a fork costs a few).
+pub const MIN_GROUP: usize = 65_536;
 
 /// How many shares a batch of `rows` rows gets on `threads` threads when
 /// one row's forward pass has `macs` multiply-adds: as many as threads,
@@ -297,12 +306,16 @@ impl ShardedStep {
         };
         let mut work = self.groups.iter_mut().zip(mine);
         let (first, first_states) = work.next().expect("at least one group");
-        self.pool.in_place_scope(|scope| {
-            for (g, st) in work {
-                scope.spawn(move |_| run(g, st));
-            }
+        if work.len() == 0 {
             run(first, first_states);
-        });
+        } else {
+            self.pool.in_place_scope(|scope| {
+                for (g, st) in work {
+                    scope.spawn(move |_| run(g, st));
+                }
+                run(first, first_states);
+            });
+        }
         for g in &mut self.groups {
             std::mem::replace(&mut g.status, Ok(()))?;
         }
@@ -363,7 +376,10 @@ pub fn compile(
     let lens: Vec<usize> = (builder.network().params.iter())
         .map(|p| p.shape.iter().product())
         .collect();
-    let updates = (groups(&lens, n).into_iter())
+    // A small update is not worth a second fork per step.
+    let total: usize = lens.iter().sum();
+    let n_groups = n.min(total / MIN_GROUP + 1);
+    let updates = (groups(&lens, n_groups).into_iter())
         .map(|params| builder.combine((opt, updates), n, params))
         .collect::<Result<Vec<_>, _>>()
         .map_err(shape)?;
