@@ -21,7 +21,8 @@ pub struct BenchArgs {
     /// Which model, when the file has several.
     #[arg(long)]
     pub model: Option<String>,
-    /// Threads for large matrix products.
+    /// Threads (default 1): a batch with enough work is split by rows
+    /// across them, as `slope train` does.
     #[arg(long)]
     pub threads: Option<usize>,
     /// Rows per step, overriding the file's `batch` (at most 4096).

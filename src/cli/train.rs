@@ -42,7 +42,8 @@ pub struct TrainArgs {
     /// Override the seed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Threads for large matrix products (default: the machine's cores).
+    /// Threads (default: the machine's cores): a batch with enough work is
+    /// split by rows across them, deterministically for a given count.
     #[arg(long)]
     pub threads: Option<usize>,
     /// One JSON object per epoch on stdout, nothing else.

@@ -48,7 +48,8 @@ pub struct Settings {
     pub validation: f64,
     /// The optimizer, learning rate included.
     pub optimizer: Optimizer,
-    /// Threads for large matrix products.
+    /// Threads: a step with enough work is split by rows across them
+    /// (`shard`); products of fused steps may use them too.
     pub threads: usize,
 }
 

@@ -109,41 +109,41 @@ fn argmaxes<T: Real>(g: &Geom, s: &[T], mut f: impl FnMut(usize, usize)) {
 /// `y = v at the arg-max of s`, window by window, plane by plane; with
 /// `record`, each window's arg-max (its offset in the plane) is stored
 /// there for [`max_pool_back`].
-pub(super) fn max_pool<T: Real>(g: &Geom, s: &[T], v: &[T], y: &mut [T], record: Option<&mut [T]>) {
+pub(super) fn max_pool<T: Real>(
+    g: &Geom,
+    s: &[T],
+    v: &[T],
+    y: &mut [T],
+    mut record: Option<&mut [T]>,
+) {
     let (hw, p) = (g.input[0] * g.input[1], g.p());
-    if let Some(at) = record {
-        for plane in 0..g.batch * g.cout {
-            let (sp, vp) = (&s[plane * hw..][..hw], &v[plane * hw..][..hw]);
-            let (yp, ap) = (&mut y[plane * p..][..p], &mut at[plane * p..][..p]);
-            argmaxes(g, sp, |o, t| {
-                yp[o] = vp[t];
-                ap[o] = T::from_index(t);
-            });
-        }
-        return;
-    }
     // `maxpool(x)` selects by its own values: the maximum is the value.
     let own = std::ptr::eq(s, v);
     for plane in 0..g.batch * g.cout {
         let (sp, vp) = (&s[plane * hw..][..hw], &v[plane * hw..][..hw]);
         let yp = &mut y[plane * p..][..p];
+        let mut ap = record.as_deref_mut().map(|a| &mut a[plane * p..][..p]);
         if own && pool2(g) {
             let (iw, ow) = (g.input[1], g.out[1]);
             for (oy, yr) in yp.chunks_exact_mut(ow).enumerate() {
                 let r0 = 2 * oy * iw;
                 let (row0, row1) = (&sp[r0..][..2 * ow], &sp[r0 + iw..][..2 * ow]);
                 for (ox, yv) in yr.iter_mut().enumerate() {
-                    *yv = pick4([
-                        row0[2 * ox],
-                        row0[2 * ox + 1],
-                        row1[2 * ox],
-                        row1[2 * ox + 1],
-                    ])
-                    .1;
+                    let x = 2 * ox;
+                    let (bi, bv) = pick4([row0[x], row0[x + 1], row1[x], row1[x + 1]]);
+                    *yv = bv;
+                    if let Some(ap) = ap.as_deref_mut() {
+                        ap[oy * ow + ox] = T::from_index(r0 + x + (bi >> 1) * iw + (bi & 1));
+                    }
                 }
             }
         } else {
-            argmaxes(g, sp, |o, t| yp[o] = vp[t]);
+            argmaxes(g, sp, |o, t| {
+                yp[o] = vp[t];
+                if let Some(ap) = ap.as_deref_mut() {
+                    ap[o] = T::from_index(t);
+                }
+            });
         }
     }
 }
