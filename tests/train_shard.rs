@@ -60,8 +60,9 @@ fn the_wide_model_splits_in_two_and_small_ones_do_not() {
     assert_eq!(shard::shares(2, 64, macs), 2);
     assert_eq!(shard::shares(1, 64, macs), 1);
     assert_eq!(shard::shares(2, 1, macs), 1, "one row cannot split");
-    // The 64-32-10 digits network at batch 32: too little work.
-    assert_eq!(shard::shares(2, 32, 64 * 32 + 32 * 10), 1);
+    // The 64-32-10 digits network: split at batch 32, not at batch 8.
+    assert_eq!(shard::shares(2, 32, 64 * 32 + 32 * 10), 2);
+    assert_eq!(shard::shares(2, 8, 64 * 32 + 32 * 10), 1);
 }
 
 #[test]

@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod flow;
+pub mod helpers;
 pub mod layout;
 pub mod optim;
 pub mod rng;

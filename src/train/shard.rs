@@ -6,10 +6,12 @@
 //! matters, so the same seed and thread count give the same bits.
 //!
 //! The split pays when a step has enough arithmetic to hide the cost of
-//! waking the threads and of the update's extra pass over the gradients;
+//! the handoff to the helper threads (`helpers`) and of the update's extra
+//! pass over the gradients;
 //! below [`MIN_SHARE_FLOP`] a step runs fused on one thread (its large
 //! products may still use several, see `codegen::gemm`).
 
+use super::helpers::Helpers;
 use super::layout::{Builder, Entry, Feed, Role};
 use super::optim::{self, Updates};
 use crate::check::model::Optimizer;
@@ -17,14 +19,14 @@ use crate::codegen::{CallError, CodegenError, Compiled, Jit};
 use std::ops::Range;
 
 /// The least arithmetic (flop, counted as 6·rows·multiply-adds per row)
-/// one share must have for the split to pay: forking costs a few µs per
-/// step (rayon's job injection and latch). Measured with `slope bench
-/// benches/peers/w1.nn --threads 2 --batch B` against `--threads 1` (the
-/// 64-32-10 network, 2,368 multiply-adds per row; one quiet AMD EPYC Zen 3,
-/// both cores): batch 32 (0.45 MFLOP) 14.6–16.4 µs split against 13.5
-/// fused, batch 64 (0.91 MFLOP) 22.5–23.2 against 23.5, batch 128 (1.8
-/// MFLOP) 30.7 against 44.5, batch 256 55 against 86.
-pub const MIN_SHARE_FLOP: usize = 600_000;
+/// one share must have for the split to pay: handing a share to a spinning
+/// helper thread and combining the gradients cost about a µs per step.
+/// Measured with `slope bench benches/peers/w1.nn --threads 2 --batch B`
+/// against `--threads 1` (the 64-32-10 network, 2,368 multiply-adds per
+/// row; a quiet AMD EPYC Zen 3, both cores): batch 16 (0.23 MFLOP) 7.89
+/// µs split against 7.95 fused, batch 32 11.05 against 13.38, batch 64
+/// 16.1 against 23.1, batch 128 26.1 against 44.1.
+pub const MIN_SHARE_FLOP: usize = 150_000;
 
 /// The fewest parameters (elements) per update group: below, the whole
 /// update runs on one thread (it reads and writes about 16 bytes per
@@ -69,7 +71,7 @@ struct Group {
 
 /// A training step split over threads (see the module docs).
 pub struct ShardedStep {
-    pool: rayon::ThreadPool,
+    helpers: Helpers,
     shares: Vec<Share>,
     share_entry: Entry,
     groups: Vec<Group>,
@@ -113,8 +115,8 @@ impl std::fmt::Debug for ShardedStep {
 pub enum ShardError {
     /// Code generation failed.
     Codegen(CodegenError),
-    /// The thread pool could not start.
-    Pool(String),
+    /// The helper threads could not start.
+    Threads(String),
     /// The update groups do not cover the step's states once each.
     Layout(String),
 }
@@ -123,7 +125,7 @@ impl std::fmt::Display for ShardError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ShardError::Codegen(e) => write!(f, "{e}"),
-            ShardError::Pool(e) => write!(f, "starting the thread pool: {e}"),
+            ShardError::Threads(e) => write!(f, "starting helper threads: {e}"),
             ShardError::Layout(e) => write!(f, "split step: {e}"),
         }
     }
@@ -162,14 +164,14 @@ impl ShardedStep {
     /// [`Builder::combine`] with `n` shares, one per group of parameters,
     /// together covering every parameter and state of the step once), with
     /// `jit` (whose code should run on one thread: the shares are the
-    /// parallelism); `pool` runs all shares and groups but the first,
+    /// parallelism); `helpers` run all shares and groups but the first,
     /// which run on the calling thread.
     pub fn new(
         jit: &mut Jit,
         builder: &Builder,
         (share_entry, updates): (&Entry, &[Entry]),
         batch: usize,
-        (n, pool): (usize, rayon::ThreadPool),
+        (n, helpers): (usize, Helpers),
     ) -> Result<ShardedStep, ShardError> {
         let mut compiled: Vec<(usize, Compiled<f32>)> = Vec::new();
         let mut shares = Vec::with_capacity(n);
@@ -212,7 +214,7 @@ impl ShardedStep {
             .map(|j| [range(batch, n, j).len() as f32 / batch as f32])
             .collect();
         Ok(ShardedStep {
-            pool,
+            helpers,
             shares,
             share_entry: share_entry.clone(),
             groups,
@@ -257,15 +259,11 @@ impl ShardedStep {
                 let mut o: Vec<&mut [f32]> = s.outs.iter_mut().map(|v| &mut v[..]).collect();
                 s.status = s.f.call(&ins, &mut [], &mut o);
             };
-            // This thread runs the first share while the pool runs the
-            // others: waking a pool thread overlaps with real work.
+            // This thread runs the first share, the helpers the others.
             let (first, others) = self.shares.split_first_mut().expect("n ≥ 2 shares");
-            self.pool.in_place_scope(|scope| {
-                for s in others {
-                    scope.spawn(move |_| run(s));
-                }
-                run(first);
-            });
+            let mut jobs: Vec<_> = (others.iter_mut()).map(|s| move || run(&mut *s)).collect();
+            let ok = self.helpers.run(&mut jobs, || run(first));
+            assert!(ok, "a share's thread panicked");
         }
         for s in &mut self.shares {
             std::mem::replace(&mut s.status, Ok(()))?;
@@ -306,16 +304,18 @@ impl ShardedStep {
         };
         let mut work = self.groups.iter_mut().zip(mine);
         let (first, first_states) = work.next().expect("at least one group");
-        if work.len() == 0 {
-            run(first, first_states);
-        } else {
-            self.pool.in_place_scope(|scope| {
-                for (g, st) in work {
-                    scope.spawn(move |_| run(g, st));
+        let mut jobs: Vec<_> = work
+            .map(|(g, st)| {
+                let mut st = Some(st);
+                move || {
+                    if let Some(st) = st.take() {
+                        run(&mut *g, st)
+                    }
                 }
-                run(first, first_states);
-            });
-        }
+            })
+            .collect();
+        let ok = self.helpers.run(&mut jobs, || run(first, first_states));
+        assert!(ok, "an update group's thread panicked");
         for g in &mut self.groups {
             std::mem::replace(&mut g.status, Ok(()))?;
         }
@@ -385,12 +385,9 @@ pub fn compile(
         .map_err(shape)?;
     // Shares run on one thread each: their products must not split again.
     let mut one = Jit::new(1).map_err(ShardError::Codegen)?;
-    // The calling thread runs one share: the pool runs the others.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(n - 1)
-        .build()
-        .map_err(|e| ShardError::Pool(e.to_string()))?;
-    let s = ShardedStep::new(&mut one, builder, (&share, &updates), rows, (n, pool))?;
+    // The calling thread runs one share: the helpers run the others.
+    let helpers = Helpers::new(n - 1).map_err(|e| ShardError::Threads(e.0.to_string()))?;
+    let s = ShardedStep::new(&mut one, builder, (&share, &updates), rows, (n, helpers))?;
     Ok(Step::Sharded(Box::new(s)))
 }
 
