@@ -180,7 +180,7 @@ fn serve(slot: &Slot) {
             }
             spins = spins.wrapping_add(1);
             std::hint::spin_loop();
-            if spins % 1024 == 0 && since.elapsed() > SPIN {
+            if spins.is_multiple_of(1024) && since.elapsed() > SPIN {
                 slot.parked.store(true, SeqCst);
                 if slot.posted.load(SeqCst) == done && !slot.stop.load(SeqCst) {
                     std::thread::park();
@@ -214,8 +214,7 @@ mod tests {
         let helpers = Helpers::new(2).unwrap();
         let mut out = [0u64; 3];
         for round in 0..1000u64 {
-            let (a, rest) = out.split_first_mut().unwrap();
-            let (b, c) = rest.split_first_mut().unwrap();
+            let [a, b, c] = &mut out;
             let mut jobs = [(b, 1), (c, 2)].map(|(v, k)| move || *v += k * round);
             assert!(helpers.run(&mut jobs, || *a += 1));
         }
