@@ -252,7 +252,10 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
         args.dedup();
         for a in args {
             let us = p.users.entry(a).or_default();
-            if !us.contains(&n) {
+            // `n` is pushed only in this iteration, so a repeat is the last
+            // entry (a scan of `us` was quadratic for a constant every
+            // layer reads).
+            if us.last() != Some(&n) {
                 us.push(n);
             }
         }
