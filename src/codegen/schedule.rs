@@ -24,6 +24,11 @@ use super::{CodegenError, Signature};
 use crate::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape, Window, WindowOp};
 use std::collections::{HashMap, HashSet};
 
+/// Sinks one fused loop takes at most. A deep network's parameter updates
+/// all have a few shapes; one loop over thousands of buffers made register
+/// allocation superlinear (every pointer live across the loop).
+const MAX_SINKS: usize = 16;
+
 /// The sizes of a shape with the batch substituted.
 pub(crate) fn dims(shape: &Shape, batch: usize) -> Vec<usize> {
     shape
@@ -690,7 +695,7 @@ impl Planner<'_> {
         let mut chosen = None;
         for (ki, k) in self.kernels.iter().enumerate().skip(floor.max(latest)) {
             let Some(Kernel::Fused(f)) = k else { continue };
-            if f.dims != d {
+            if f.dims != d || f.sinks.len() >= MAX_SINKS {
                 continue;
             }
             let ok = loads
