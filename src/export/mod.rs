@@ -153,11 +153,7 @@ fn check_params(net: &pipeline::Network, params: &[ParamValue]) -> Result<(), Ex
             )));
         }
     }
-    if let Some(missing) = net
-        .params
-        .iter()
-        .find(|w| !given.contains(w.name.as_str()))
-    {
+    if let Some(missing) = net.params.iter().find(|w| !given.contains(w.name.as_str())) {
         return Err(ExportError::Weights(format!(
             "'{}' is missing; the model needs shape {:?}",
             missing.name, missing.shape
@@ -214,8 +210,7 @@ fn build(
         inputs.push(value_info("t", elem, &shape));
         e.bind(net.t, "t", elem);
     }
-    let by_name: HashMap<&str, &ParamValue> =
-        params.iter().map(|v| (v.name, v)).collect();
+    let by_name: HashMap<&str, &ParamValue> = params.iter().map(|v| (v.name, v)).collect();
     let mut initializer = Vec::new();
     for p in &net.params {
         let v = by_name

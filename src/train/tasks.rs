@@ -159,7 +159,9 @@ pub fn gradient(
     let mut g = w.clone();
     let slots = lg.entry.output_slots();
     for (i, tensor) in g.tensors.iter_mut().enumerate() {
-        let slot = *slots.get(&Role::Grad(i)).ok_or_else(|| fail("no gradient"))?;
+        let slot = *slots
+            .get(&Role::Grad(i))
+            .ok_or_else(|| fail("no gradient"))?;
         tensor.data = std::mem::take(&mut outs[slot]);
     }
     Ok(g)
@@ -300,7 +302,9 @@ pub fn gradcheck(
     let mut checks = Vec::new();
     let slots = lg.entry.output_slots();
     for ti in 0..params.len() {
-        let gslot = *slots.get(&Role::Grad(ti)).ok_or_else(|| fail("no gradient"))?;
+        let gslot = *slots
+            .get(&Role::Grad(ti))
+            .ok_or_else(|| fail("no gradient"))?;
         let (mut worst, mut kinks) = (0.0f64, 0);
         let indices = spaced(params[ti].len(), counts[ti]);
         for &i in &indices {
@@ -462,7 +466,10 @@ mod tests {
     fn a_small_network_is_checked_as_before_the_budget() {
         let lens = [8, 4, 300, 1, 5000];
         let counts = gradcheck_counts(&lens);
-        assert_eq!(counts, vec![8, 4, GRADCHECK_ELEMENTS, 1, GRADCHECK_ELEMENTS]);
+        assert_eq!(
+            counts,
+            vec![8, 4, GRADCHECK_ELEMENTS, 1, GRADCHECK_ELEMENTS]
+        );
         assert_eq!(spaced(5000, 256).len(), 256);
         assert_eq!(spaced(10, 3), vec![0, 5, 9]);
     }
@@ -482,7 +489,11 @@ mod tests {
         let lens = vec![10_000; 40];
         let counts = gradcheck_counts(&lens);
         assert_eq!(counts.iter().sum::<usize>(), GRADCHECK_BUDGET);
-        assert!(counts.iter().all(|&c| c == GRADCHECK_BUDGET / 40 || c == GRADCHECK_BUDGET / 40 + 1));
+        assert!(
+            counts
+                .iter()
+                .all(|&c| c == GRADCHECK_BUDGET / 40 || c == GRADCHECK_BUDGET / 40 + 1)
+        );
     }
 
     #[test]
