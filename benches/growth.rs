@@ -3,7 +3,8 @@
 //! (`cargo bench --bench growth`; compare `…/n` with `…/2n`).
 //!
 //! Inputs: a model of n `dense 2 tanh` layers (check, fmt, grad, graph,
-//! compile, JIT), a flat sum and a flat product of n terms (diff, and
+//! compile, JIT, train step, predict, grad --weights, gradcheck, export),
+//! a flat sum and a flat product of n terms (diff, and
 //! inside an activation), a CSV of n rows and 64 columns (data).
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -145,6 +146,53 @@ fn growth(c: &mut Criterion) {
             );
         },
     );
+    // The rest of the commands: the JIT'd training step (`train`, `bench`),
+    // the forward pass (`predict`), the f64 gradient (`grad --weights`),
+    // `gradcheck` (past its element budget), `export` both ways, and
+    // `graph --grad`.
+    let setup = |n: usize| {
+        let p = checked(&layers(n));
+        let net = pipeline::compile(&p, &p.models[0]).expect("compiles").0;
+        let w = train::weights::init(&p.models[0], 1);
+        (p, net, w)
+    };
+    pair(c, "train step", 400, setup, |(p, net, _)| {
+        let mut jit = slope::codegen::Jit::new(1).expect("a JIT");
+        let opt = &p.train.as_ref().expect("a train block").optimizer;
+        let data = (vec![0.5f32; 8], vec![1.0f32; 4]);
+        let step = train::tasks::TrainStep::new(&mut jit, net, &p.models[0], opt, 4, data);
+        black_box(step.is_ok());
+    });
+    pair(c, "predict", 400, setup, |(p, net, w)| {
+        let x = vec![0.5f32; 8];
+        black_box(train::tasks::predict(net, &p.models[0], w, &x, 4).is_ok());
+    });
+    pair(c, "grad --weights", 400, setup, |(_, net, w)| {
+        let (x, t) = (vec![0.5f32; 8], vec![1.0f32; 4]);
+        black_box(train::tasks::gradient(net, w, x, t, 4).is_ok());
+    });
+    pair(c, "gradcheck", 800, setup, |(_, net, w)| {
+        let (x, t) = (vec![0.5f64; 8], vec![1.0f64; 4]);
+        black_box(train::tasks::gradcheck(net, w, x, t, 4).is_ok());
+    });
+    pair(c, "export --gradient", 1000, setup, |(p, _, w)| {
+        let params: Vec<slope::export::ParamValue> = (w.tensors.iter())
+            .map(|t| slope::export::ParamValue {
+                name: &t.name,
+                shape: &t.shape,
+                data: &t.data,
+            })
+            .collect();
+        black_box(slope::export::gradient(p, &p.models[0], &params).is_ok());
+        black_box(slope::export::forward(p, &p.models[0], &params).is_ok());
+    });
+    pair(c, "graph --grad", 1000, setup, |(_, net, _)| {
+        let mut roots = vec![("loss".to_string(), net.loss)];
+        for (q, &g) in net.params.iter().zip(&net.grads) {
+            roots.push((q.name.clone(), g));
+        }
+        black_box(graph::dot::dot(&net.graph, &roots));
+    });
     pair(
         c,
         "data",

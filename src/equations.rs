@@ -220,6 +220,14 @@ fn backward_lines(net: &Network, deltas: &[Option<NodeId>], model: &Model) -> Ve
         }
         _ => None,
     };
+    // Each layer's parameters, gathered once: a scan of every parameter per
+    // layer was quadratic in depth.
+    let mut of_layer: Vec<Vec<usize>> = vec![Vec::new(); n_layers];
+    for (j, p) in net.params.iter().enumerate() {
+        if let Some(list) = of_layer.get_mut(p.layer) {
+            list.push(j);
+        }
+    }
     let mut backward = Vec::new();
     for i in (0..n_layers).rev() {
         let k = i + 1;
@@ -238,21 +246,22 @@ fn backward_lines(net: &Network, deltas: &[Option<NodeId>], model: &Model) -> Ve
                 value: d,
             });
         }
-        for (p, &gr) in net.params.iter().zip(&net.grads) {
-            if p.layer == i {
-                let short = &net.graph.names[&p.node];
-                backward.push(Line {
-                    lhs_text: format!("∂ℓ/∂{short}"),
-                    lhs_latex: format!(
-                        "\\frac{{\\partial \\ell}}{{\\partial {}}}",
-                        crate::graph::print::latex_name(short)
-                    ),
-                    rhs: gr,
-                    note: None,
-                    mean: false,
-                    value: gr,
-                });
-            }
+        for &j in &of_layer[i] {
+            let (p, Some(&gr)) = (&net.params[j], net.grads.get(j)) else {
+                continue;
+            };
+            let short = &net.graph.names[&p.node];
+            backward.push(Line {
+                lhs_text: format!("∂ℓ/∂{short}"),
+                lhs_latex: format!(
+                    "\\frac{{\\partial \\ell}}{{\\partial {}}}",
+                    crate::graph::print::latex_name(short)
+                ),
+                rhs: gr,
+                note: None,
+                mean: false,
+                value: gr,
+            });
         }
     }
     backward

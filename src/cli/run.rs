@@ -5,7 +5,9 @@
 use super::common::{self, Loaded};
 use super::{Failure, PathArg};
 use crate::check::model::Loss;
-use crate::train::tasks::{self, GRADCHECK_FLOOR, GRADCHECK_ROWS, GRADCHECK_TOL};
+use crate::train::tasks::{
+    self, GRADCHECK_BUDGET, GRADCHECK_ELEMENTS, GRADCHECK_FLOOR, GRADCHECK_ROWS, GRADCHECK_TOL,
+};
 use crate::train::weights;
 use crate::{equations, lower, pipeline};
 use clap::Args;
@@ -234,8 +236,20 @@ pub fn gradcheck(args: GradcheckArgs) -> Result<ExitCode, Failure> {
         "gradcheck {}: {rows} rows, f64 JIT gradient vs central differences (error: |g - fd| / max(|g|, |fd|, {GRADCHECK_FLOOR:e}))",
         model.name
     );
+    let sampled: usize = checks.iter().map(|c| c.checked).sum();
+    let total: usize = checks.iter().map(|c| c.len).sum();
+    if sampled < total {
+        outln!(
+            "  sampled {sampled} of {total} elements (at most {GRADCHECK_ELEMENTS} per tensor, \
+             {GRADCHECK_BUDGET} in all, evenly spaced)"
+        );
+    }
     let mut worst_all: f64 = 0.0;
     for (tensor, c) in w.tensors.iter().zip(&checks) {
+        if c.checked == 0 {
+            outln!("  {:<24} not sampled", tensor.name);
+            continue;
+        }
         let mut sampled = if c.checked < c.len {
             format!(" ({} of {} elements)", c.checked, c.len)
         } else {

@@ -27,6 +27,9 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
 use std::collections::HashMap;
 
+/// Calls in one driver function of the entry's tree (see `define_entry`).
+const CALLS_PER_DRIVER: usize = 64;
+
 /// The JIT compiler: host ISA, one module, reusable contexts.
 pub struct Jit {
     module: JITModule,
@@ -324,13 +327,37 @@ impl Jit {
         Ok((id, clif))
     }
 
-    /// The entry function: calls every kernel in order with the table.
+    /// The entry function: calls every kernel in order with the table,
+    /// through a tree of drivers of at most [`CALLS_PER_DRIVER`] calls each.
+    /// (One flat driver of thousands of calls made register allocation
+    /// quadratic: the table pointer lives across every call.)
     fn define_entry(&mut self, kernels: &[FuncId]) -> Result<FuncId, CodegenError> {
+        let mut level = kernels.to_vec();
+        let mut depth = 0;
+        while level.len() > CALLS_PER_DRIVER {
+            let mut next = Vec::with_capacity(level.len().div_ceil(CALLS_PER_DRIVER));
+            for (i, group) in level.chunks(CALLS_PER_DRIVER).enumerate() {
+                let name = format!("slope_drive{}_{depth}_{i}", self.count);
+                next.push(self.define_driver(&name, Linkage::Local, group)?);
+            }
+            level = next;
+            depth += 1;
+        }
         let name = format!("slope_entry{}", self.count);
+        self.define_driver(&name, Linkage::Export, &level)
+    }
+
+    /// A function `name(table)` that calls each of `kernels` with the table.
+    fn define_driver(
+        &mut self,
+        name: &str,
+        linkage: Linkage,
+        kernels: &[FuncId],
+    ) -> Result<FuncId, CodegenError> {
         let sig = self.table_sig();
         let id = self
             .module
-            .declare_function(&name, Linkage::Export, &sig)
+            .declare_function(name, linkage, &sig)
             .map_err(|e| CodegenError::Cranelift(e.to_string()))?;
         let mut func = Function::with_name_signature(Default::default(), sig);
         let refs: Vec<FuncRef> = kernels

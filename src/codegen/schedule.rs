@@ -24,6 +24,11 @@ use super::{CodegenError, Signature};
 use crate::graph::{Axes, Dim, Graph, LeafKind, NodeId, Op, Shape, Window, WindowOp};
 use std::collections::{HashMap, HashSet};
 
+/// Sinks one fused loop takes at most. A deep network's parameter updates
+/// all have a few shapes; one loop over thousands of buffers made register
+/// allocation superlinear (every pointer live across the loop).
+const MAX_SINKS: usize = 16;
+
 /// The sizes of a shape with the batch substituted.
 pub(crate) fn dims(shape: &Shape, batch: usize) -> Vec<usize> {
     shape
@@ -259,7 +264,10 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
         args.dedup();
         for a in args {
             let us = p.users.entry(a).or_default();
-            if !us.contains(&n) {
+            // `n` is pushed only in this iteration, so a repeat is the last
+            // entry (a scan of `us` was quadratic for a constant every
+            // layer reads).
+            if us.last() != Some(&n) {
                 us.push(n);
             }
         }
@@ -741,7 +749,7 @@ impl Planner<'_> {
         let mut chosen = None;
         for (ki, k) in self.kernels.iter().enumerate().skip(floor.max(latest)) {
             let Some(Kernel::Fused(f)) = k else { continue };
-            if f.dims != d {
+            if f.dims != d || f.sinks.len() >= MAX_SINKS {
                 continue;
             }
             let ok = loads

@@ -93,6 +93,8 @@ pub struct Emitter<'g> {
     pub nodes: Vec<NodeProto>,
     forms: HashMap<NodeId, Forms>,
     used: HashSet<String>,
+    /// Per base name, the first suffix [`Emitter::fresh`] has not tried.
+    next_suffix: HashMap<String, usize>,
     /// Roots that must carry an output name, and their names.
     outputs: HashMap<NodeId, Vec<String>>,
     /// Roots whose value already carries their output name.
@@ -128,6 +130,7 @@ impl<'g> Emitter<'g> {
             nodes: Vec::new(),
             forms: HashMap::new(),
             used: reserved.iter().cloned().collect(),
+            next_suffix: HashMap::new(),
             outputs: HashMap::new(),
             named: HashSet::new(),
             absorbed: HashSet::new(),
@@ -152,12 +155,20 @@ impl<'g> Emitter<'g> {
 
     /// A fresh value name starting with `base`.
     pub fn fresh(&mut self, base: &str) -> String {
-        let mut name = base.to_string();
-        let mut n = 1;
+        // Names are never released, so the suffixes tried before for this
+        // base are still taken: resume after them (probing from 1 each time
+        // was quadratic in the number of values sharing a base).
+        let mut n = self.next_suffix.get(base).copied().unwrap_or(0);
+        let mut name = if n == 0 {
+            base.to_string()
+        } else {
+            format!("{base}_{n}")
+        };
         while !self.used.insert(name.clone()) {
-            name = format!("{base}_{n}");
             n += 1;
+            name = format!("{base}_{n}");
         }
+        self.next_suffix.insert(base.to_string(), n + 1);
         name
     }
 

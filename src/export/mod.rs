@@ -26,6 +26,7 @@ use proto::{
     GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
     TensorShapeProto, TypeProto, ValueInfoProto, data_type, tensor_shape_proto, type_proto,
 };
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// The ONNX operator set written: the lowest with a native `Gelu`, so a
@@ -126,8 +127,12 @@ pub fn encode(model: &ModelProto) -> Vec<u8> {
 
 /// Checks that `params` are exactly the network's parameters, in any order.
 fn check_params(net: &pipeline::Network, params: &[ParamValue]) -> Result<(), ExportError> {
+    // By name, not by scanning: a deep model has thousands of tensors.
+    let wanted: HashMap<&str, &lower::ParamNode> =
+        net.params.iter().map(|w| (w.name.as_str(), w)).collect();
+    let given: HashSet<&str> = params.iter().map(|p| p.name).collect();
     for p in params {
-        let Some(want) = net.params.iter().find(|w| w.name == p.name) else {
+        let Some(want) = wanted.get(p.name) else {
             return Err(ExportError::Weights(format!(
                 "unexpected tensor '{}' not in the model",
                 p.name
@@ -148,11 +153,7 @@ fn check_params(net: &pipeline::Network, params: &[ParamValue]) -> Result<(), Ex
             )));
         }
     }
-    if let Some(missing) = net
-        .params
-        .iter()
-        .find(|w| !params.iter().any(|p| p.name == w.name))
-    {
+    if let Some(missing) = net.params.iter().find(|w| !given.contains(w.name.as_str())) {
         return Err(ExportError::Weights(format!(
             "'{}' is missing; the model needs shape {:?}",
             missing.name, missing.shape
@@ -209,11 +210,12 @@ fn build(
         inputs.push(value_info("t", elem, &shape));
         e.bind(net.t, "t", elem);
     }
+    let by_name: HashMap<&str, &ParamValue> = params.iter().map(|v| (v.name, v)).collect();
     let mut initializer = Vec::new();
     for p in &net.params {
-        let v = params
-            .iter()
-            .find(|v| v.name == p.name)
+        let v = by_name
+            .get(p.name.as_str())
+            .copied()
             .ok_or_else(|| ExportError::Internal(format!("'{}' was checked", p.name)))?;
         initializer.push(tensor(v));
         e.bind(p.node, &p.name, Elem::Float);

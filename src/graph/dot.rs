@@ -15,6 +15,12 @@ pub fn dot(g: &Graph, roots: &[(String, NodeId)]) -> String {
     let ids: Vec<NodeId> = roots.iter().map(|r| r.1).collect();
     let order = g.topo_order(&ids);
     let number: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    // Titles by node, in the roots' order: `graph --grad` has a root per
+    // parameter, and a scan of them per node was quadratic in depth.
+    let mut titles_of: HashMap<NodeId, Vec<&str>> = HashMap::new();
+    for (title, id) in roots {
+        titles_of.entry(*id).or_default().push(title.as_str());
+    }
     let mut out = String::from("digraph slope {\n");
     out += "  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n";
     for &id in &order {
@@ -35,13 +41,8 @@ pub fn dot(g: &Graph, roots: &[(String, NodeId)]) -> String {
             label = format!("{name} = {label}");
         }
         label = format!("{label}\\n{}", shape_text(&n.shape));
-        let titles: Vec<&str> = roots
-            .iter()
-            .filter(|r| r.1 == id)
-            .map(|r| r.0.as_str())
-            .collect();
         let mut attrs = String::new();
-        if !titles.is_empty() {
+        if let Some(titles) = titles_of.get(&id) {
             label = format!("{}\\n{label}", titles.join(", "));
             attrs = ", peripheries=2".to_string();
         }

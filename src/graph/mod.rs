@@ -118,6 +118,9 @@ pub struct Graph {
     /// Names for people (`z1`, `a1`, `y`, `δ2`), printed instead of the node's formula.
     pub names: HashMap<NodeId, String>,
     cons: HashMap<(Op, Vec<NodeId>), NodeId>,
+    /// Leaves by name: a deep model declares thousands, and a scan of
+    /// `leaves` per declaration made building its graph quadratic.
+    leaf_ids: HashMap<String, LeafId>,
     bcast: HashMap<((Op, Vec<NodeId>), Shape), NodeId>,
 }
 
@@ -142,10 +145,11 @@ impl Graph {
     /// Declares a leaf and returns its node. Declaring the same name twice
     /// returns the first node.
     pub fn leaf(&mut self, name: &str, kind: LeafKind, shape: Shape) -> NodeId {
-        if let Some(i) = self.leaves.iter().position(|l| l.name == name) {
-            return self.cons[&(Op::Leaf(LeafId(i as u32)), Vec::new())];
+        if let Some(&id) = self.leaf_ids.get(name) {
+            return self.cons[&(Op::Leaf(id), Vec::new())];
         }
         let id = LeafId(self.leaves.len() as u32);
+        self.leaf_ids.insert(name.to_string(), id);
         self.leaves.push(Leaf {
             name: name.to_string(),
             kind,

@@ -11,9 +11,10 @@ use crate::check::model::Optimizer;
 use crate::codegen::{CodegenError, Compiled, Element, Jit, Signature};
 use crate::graph::{Axes, Graph, LeafKind, NodeId, Op, ShapeError};
 use crate::pipeline::Network;
+use std::collections::HashMap;
 
 /// What one slot of an entry point holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// The input rows `x`.
     Input,
@@ -50,7 +51,7 @@ pub enum Role {
 
 /// The per-layer gradient-flow statistics computed by compiled code (spec
 /// §8; `grad_max_abs` is read off the probe's gradient output).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stat {
     /// sqrt(mean((P·∂L/∂z)²)).
     DeltaRms,
@@ -88,9 +89,18 @@ impl Entry {
         self.inputs.iter().position(|&r| r == role)
     }
 
-    /// The output slot holding `role`, if this entry has one.
+    /// The output slot holding `role`, if this entry has one. A scan: a
+    /// caller asking for every parameter's slot uses [`Entry::output_slots`].
     pub fn output(&self, role: Role) -> Option<usize> {
         self.outputs.iter().position(|&r| r == role)
+    }
+
+    /// The slot of every output role, for callers that look up one role
+    /// per parameter or layer (a scan each would be quadratic in depth).
+    pub fn output_slots(&self) -> HashMap<Role, usize> {
+        (self.outputs.iter().enumerate())
+            .map(|(slot, &role)| (role, slot))
+            .collect()
     }
 }
 

@@ -335,8 +335,11 @@ pub fn train_observed(
         |entry: &layout::Entry, role| entry.output(role).ok_or_else(|| internal("missing output"));
     let loss_slot = slot(&step_entry, Role::Loss)?;
     let correct_slot = step_entry.output(Role::Correct);
+    let step_slots = step_entry.output_slots();
     let check_slots: Vec<usize> = (0..n_params)
-        .map(|i| slot(&step_entry, Role::Check(i)))
+        .map(|i| {
+            (step_slots.get(&Role::Check(i)).copied()).ok_or_else(|| internal("missing output"))
+        })
         .collect::<Result<_, _>>()?;
     let mut state_bufs: Vec<Vec<f32>> = weights.tensors.iter().map(|t| t.data.clone()).collect();
     for &(_, param) in &updates.states {

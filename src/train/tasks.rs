@@ -158,10 +158,10 @@ pub fn gradient(
     let mut outs = lg.outputs();
     lg.run(&param_values(w), &mut outs)?;
     let mut g = w.clone();
+    let slots = lg.entry.output_slots();
     for (i, tensor) in g.tensors.iter_mut().enumerate() {
-        let slot = lg
-            .entry
-            .output(Role::Grad(i))
+        let slot = *slots
+            .get(&Role::Grad(i))
             .ok_or_else(|| fail("no gradient"))?;
         tensor.data = std::mem::take(&mut outs[slot]);
     }
@@ -177,16 +177,52 @@ pub const GRADCHECK_ROWS: usize = 64;
 /// Elements checked per tensor at most: evenly spaced, first and last
 /// included, so a large model is checked in seconds rather than hours.
 pub const GRADCHECK_ELEMENTS: usize = 256;
+/// Elements checked across the whole network at most. Each costs two
+/// losses, and a loss costs time proportional to the network, so a budget
+/// per network (not per tensor) keeps `gradcheck` linear in the network's
+/// size; 4096 = 16 tensors of [`GRADCHECK_ELEMENTS`].
+pub const GRADCHECK_BUDGET: usize = 4096;
 
-/// The indices `gradcheck` compares in a tensor of `len` elements.
-fn gradcheck_indices(len: usize) -> Vec<usize> {
-    if len <= GRADCHECK_ELEMENTS {
+/// How many elements `gradcheck` compares in each tensor of the given
+/// lengths: at most [`GRADCHECK_ELEMENTS`] each and [`GRADCHECK_BUDGET`] in
+/// all, shared fairly (what a small tensor leaves goes to the larger ones).
+/// With more tensors than the budget, evenly spaced tensors (first and last
+/// included) get one element each and the others none. Deterministic.
+pub fn gradcheck_counts(lens: &[usize]) -> Vec<usize> {
+    let n = lens.len();
+    let chosen: Vec<usize> = if n <= GRADCHECK_BUDGET {
+        (0..n).collect()
+    } else {
+        spaced(n, GRADCHECK_BUDGET)
+    };
+    let mut order = chosen;
+    order.sort_by_key(|&i| (lens[i], i));
+    let mut counts = vec![0; n];
+    let (mut left, mut tensors) = (GRADCHECK_BUDGET, order.len());
+    // Smallest first: each takes at most its fair share of what is left,
+    // so the share of the larger tensors only grows.
+    for i in order {
+        let got = lens[i].min(GRADCHECK_ELEMENTS).min(left / tensors);
+        counts[i] = got;
+        left -= got;
+        tensors -= 1;
+    }
+    counts
+}
+
+/// `k` evenly spaced indices of `0..len` (first and last included when
+/// `k > 1`), or all of them when `k >= len`.
+fn spaced(len: usize, k: usize) -> Vec<usize> {
+    if k >= len {
         return (0..len).collect();
     }
+    if k <= 1 {
+        return vec![0; k];
+    }
     let last = (len - 1) as f64;
-    let steps = (GRADCHECK_ELEMENTS - 1) as f64;
-    let mut picked: Vec<usize> = (0..GRADCHECK_ELEMENTS)
-        .map(|k| (k as f64 * last / steps).round() as usize)
+    let steps = (k - 1) as f64;
+    let mut picked: Vec<usize> = (0..k)
+        .map(|j| (j as f64 * last / steps).round() as usize)
         .collect();
     picked.dedup();
     picked
@@ -262,14 +298,16 @@ pub fn gradcheck(
     let mut grads = lg.outputs();
     lg.run(&params, &mut grads)?;
     let mut lout = loss.outputs();
+    let lens: Vec<usize> = params.iter().map(Vec::len).collect();
+    let counts = gradcheck_counts(&lens);
     let mut checks = Vec::new();
+    let slots = lg.entry.output_slots();
     for ti in 0..params.len() {
-        let gslot = lg
-            .entry
-            .output(Role::Grad(ti))
+        let gslot = *slots
+            .get(&Role::Grad(ti))
             .ok_or_else(|| fail("no gradient"))?;
         let (mut worst, mut kinks) = (0.0f64, 0);
-        let indices = gradcheck_indices(params[ti].len());
+        let indices = spaced(params[ti].len(), counts[ti]);
         for &i in &indices {
             let v = params[ti][i];
             let h = 1e-6 * v.abs().max(1.0);
@@ -402,7 +440,10 @@ pub fn probe(
 
 #[cfg(test)]
 mod tests {
-    use super::{GRADCHECK_TOL, TaskError, judge};
+    use super::{
+        GRADCHECK_BUDGET, GRADCHECK_ELEMENTS, GRADCHECK_TOL, TaskError, gradcheck_counts, judge,
+        spaced,
+    };
 
     /// `judge` of gradient `g` for a loss `f(v + d)` given as a function of d.
     fn judged(g: f64, f: impl Fn(f64) -> f64) -> (f64, bool) {
@@ -443,5 +484,48 @@ mod tests {
     fn nan_fails() {
         let (err, at_kink) = judged(1.0, |_| f64::NAN);
         assert!(err.is_infinite() && !at_kink);
+    }
+
+    #[test]
+    fn a_small_network_is_checked_as_before_the_budget() {
+        let lens = [8, 4, 300, 1, 5000];
+        let counts = gradcheck_counts(&lens);
+        assert_eq!(
+            counts,
+            vec![8, 4, GRADCHECK_ELEMENTS, 1, GRADCHECK_ELEMENTS]
+        );
+        assert_eq!(spaced(5000, 256).len(), 256);
+        assert_eq!(spaced(10, 3), vec![0, 5, 9]);
+    }
+
+    #[test]
+    fn the_budget_bounds_the_elements_of_a_deep_network() {
+        // 1,000 layers: what was 6 elements per layer, all of them, is now
+        // at most the budget in all, spread over every tensor.
+        let lens: Vec<usize> = (0..2000).map(|i| if i % 2 == 0 { 4 } else { 2 }).collect();
+        let counts = gradcheck_counts(&lens);
+        assert_eq!(counts.iter().sum::<usize>(), GRADCHECK_BUDGET);
+        assert!(counts.iter().all(|&c| c >= 1), "every tensor sampled");
+        assert!(counts.iter().zip(&lens).all(|(c, l)| c <= l));
+        // Small tensors leave their share to the larger ones.
+        let counts = gradcheck_counts(&[1, 1, 100_000, 100_000]);
+        assert_eq!(counts, vec![1, 1, GRADCHECK_ELEMENTS, GRADCHECK_ELEMENTS]);
+        let lens = vec![10_000; 40];
+        let counts = gradcheck_counts(&lens);
+        assert_eq!(counts.iter().sum::<usize>(), GRADCHECK_BUDGET);
+        assert!(
+            counts
+                .iter()
+                .all(|&c| c == GRADCHECK_BUDGET / 40 || c == GRADCHECK_BUDGET / 40 + 1)
+        );
+    }
+
+    #[test]
+    fn beyond_the_budget_evenly_spaced_tensors_get_one_element() {
+        let n = 3 * GRADCHECK_BUDGET;
+        let counts = gradcheck_counts(&vec![6; n]);
+        assert_eq!(counts.iter().sum::<usize>(), GRADCHECK_BUDGET);
+        assert!(counts.iter().all(|&c| c <= 1));
+        assert_eq!((counts[0], counts[n - 1], counts[1]), (1, 1, 0));
     }
 }

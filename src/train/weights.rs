@@ -185,10 +185,11 @@ pub fn from_safetensors(bytes: &[u8], model: &Model) -> Result<Weights, WeightsE
     let file =
         SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Malformed(e.to_string()))?;
     let expected = expected_shapes(model);
+    let known: std::collections::HashSet<&str> = expected.iter().map(|(e, _)| e.as_str()).collect();
     let mut extra: Vec<String> = file
         .names()
         .into_iter()
-        .filter(|n| !expected.iter().any(|(e, _)| e == n))
+        .filter(|n| !known.contains(n))
         .map(str::to_string)
         .collect();
     if !extra.is_empty() {

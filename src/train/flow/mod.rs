@@ -291,13 +291,14 @@ impl Probe {
 
     /// The report of the last call's outputs.
     fn read(&self, epoch: usize) -> FlowReport {
-        let value = |role| (self.entry.output(role)).map(|slot| f64::from(self.outs[slot][0]));
+        let slots = self.entry.output_slots();
+        let value = |role| (slots.get(&role)).map(|&slot| f64::from(self.outs[slot][0]));
         let layers: Vec<LayerFlow> = (self.layers.iter())
             .map(|layer| {
                 let l = layer.index;
                 let stat = |s| value(Role::Stat(l, s)).unwrap_or(f64::NAN);
-                let grad = (self.entry.output(Role::Grad(layer.weight)))
-                    .map_or(&[][..], |slot| &self.outs[slot]);
+                let grad = (slots.get(&Role::Grad(layer.weight)))
+                    .map_or(&[][..], |&slot| &self.outs[slot]);
                 LayerFlow {
                     name: layer.name.clone(),
                     delta_rms: stat(Stat::DeltaRms),
