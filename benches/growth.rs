@@ -160,7 +160,8 @@ fn growth(c: &mut Criterion) {
         let mut jit = slope::codegen::Jit::new(1).expect("a JIT");
         let opt = &p.train.as_ref().expect("a train block").optimizer;
         let data = (vec![0.5f32; 8], vec![1.0f32; 4]);
-        let step = train::tasks::TrainStep::new(&mut jit, net, &p.models[0], opt, 4, data);
+        let how = (4, 1);
+        let step = train::tasks::TrainStep::new(&mut jit, (net, &p.models[0]), opt, how, data);
         black_box(step.is_ok());
     });
     pair(c, "predict", 400, setup, |(p, net, w)| {
