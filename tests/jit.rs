@@ -216,6 +216,43 @@ fn every_elementwise_op_matches_the_interpreter() {
     }
 }
 
+/// Constant-only sub-expressions are folded in f64 before code generation:
+/// in f32, `pi` rounds up and `sin(pi)` is -8.7e-8, so `log(sin(pi))` would
+/// be NaN where f64 (and the interpreter) give -36.6. Found by the
+/// `compile_models` fuzz target in an activation's constant term.
+#[test]
+fn constant_subexpressions_are_folded_in_f64() {
+    let mut rng = Rng(13);
+    for batch in [1, 4] {
+        let mut g = Graph::new();
+        let full = Shape(vec![Dim::Batch, Dim::Fixed(3)]);
+        let x = g.leaf("x", LeafKind::Input, full.clone());
+        let pi = g.constant(std::f64::consts::PI);
+        let s = g.add(Op::Sin, &[pi]).expect("sin");
+        let l = g.add(Op::Log, &[s]).expect("log");
+        let lb = g.broadcast(l, Axes(0b11), full.clone()).expect("bcast");
+        // Used twice, as an output, inside a sum and as an exponent.
+        let y = g.add(Op::Add, &[x, lb]).expect("add");
+        let two = g.constant(2.0);
+        let k = g.add(Op::Add, &[two, s]).expect("2 + sin(pi)");
+        let kb = g.broadcast(k, Axes(0b11), full.clone()).expect("bcast");
+        let sq = g.add(Op::Mul, &[x, x]).expect("x*x");
+        let p = g.add(Op::Pow, &[sq, kb]).expect("pow");
+        let bs = g.add(Op::BatchSize, &[]).expect("batch size");
+        let per_row = g.add(Op::Mul, &[l, bs]).expect("mul");
+        let env = leaves(&g, batch, &mut rng, 0.5, 2.0);
+        let want = eval(&g, &[l], &env, batch).expect("evaluates");
+        assert!((want[0].data[0] - (1.2246e-16f64).ln()).abs() < 1e-3);
+        check(
+            &format!("log(sin(pi)) B={batch}"),
+            &g,
+            &[y, l, lb, p, per_row],
+            &env,
+            batch,
+        );
+    }
+}
+
 #[test]
 fn broadcasts_index_without_copies() {
     let mut rng = Rng(11);

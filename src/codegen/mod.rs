@@ -29,6 +29,7 @@ pub struct Signature {
     pub updates: Vec<(NodeId, NodeId)>,
 }
 
+mod consts;
 mod element;
 #[doc(hidden)]
 pub mod gemm;

@@ -206,4 +206,7 @@ pub(crate) struct Plan {
     /// The buffer holding each materialized node (lookups only; never iterated).
     pub buf_of: HashMap<NodeId, usize>,
     pub batch: usize,
+    /// Nodes of one value everywhere, known at compile time, folded in f64
+    /// (`consts.rs`): code splats them instead of computing them.
+    pub consts: HashMap<NodeId, f64>,
 }

@@ -17,6 +17,7 @@
 //! planner re-checks and answers [`CodegenError::Unsupported`]); softmax,
 //! log-sum-exp and arg-max run along the last axis of any rank.
 
+use super::consts;
 use super::plan::{Buf, BufKind, Fused, Index, Kernel, Plan, View};
 use super::strides::{Reduction, reduction};
 use super::window::Geom;
@@ -39,17 +40,6 @@ pub(crate) fn dims(shape: &Shape, batch: usize) -> Vec<usize> {
             Dim::Fixed(n) => *n,
         })
         .collect()
-}
-
-/// The value of a node that is the same scalar everywhere (a constant, the
-/// batch size, or a broadcast of one), known at compile time.
-pub(crate) fn const_value(graph: &Graph, n: NodeId, batch: usize) -> Option<f64> {
-    match graph.node(n).op {
-        Op::Const(c) => Some(c.value()),
-        Op::BatchSize => Some(batch as f64),
-        Op::Broadcast(_) => const_value(graph, graph.node(n).args[0], batch),
-        _ => None,
-    }
 }
 
 /// How a broadcast along `axes` into a loop of `rank` reads its operand.
@@ -175,6 +165,8 @@ fn window_geom(op: WindowOp, win: Window, first: &[usize], result: &[usize]) -> 
 struct Planner<'g> {
     graph: &'g Graph,
     batch: usize,
+    /// The nodes of the same known value everywhere (`consts.rs`).
+    consts: HashMap<NodeId, f64>,
     users: HashMap<NodeId, Vec<NodeId>>,
     roots: HashSet<NodeId>,
     bufs: Vec<Buf>,
@@ -247,6 +239,7 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
     let mut p = Planner {
         graph,
         batch,
+        consts: consts::fold(graph, &order, batch),
         users: HashMap::new(),
         roots: roots_list.iter().copied().collect(),
         bufs: Vec::new(),
@@ -375,6 +368,7 @@ pub(crate) fn plan(graph: &Graph, sig: &Signature, batch: usize) -> Result<Plan,
         kernels: p.kernels.into_iter().flatten().collect(),
         buf_of: p.buf_of,
         batch,
+        consts: p.consts,
     })
 }
 
@@ -476,7 +470,7 @@ impl Planner<'_> {
                     .any(|&u| self.graph.node(u).op != Op::MatMul)
             }
             _ => {
-                let constant = const_value(self.graph, n, self.batch).is_some();
+                let constant = self.consts.contains_key(&n);
                 let needed_by = |u: NodeId| {
                     let uop = self.graph.node(u).op;
                     match uop {
@@ -715,11 +709,15 @@ impl Planner<'_> {
                 out.push((n, b, Index::Identity));
                 continue;
             }
+            // Folded constants are splatted, never loaded.
+            if self.consts.contains_key(&n) {
+                continue;
+            }
             let node = self.graph.node(n);
             match node.op {
                 Op::Broadcast(axes) => {
                     let a = node.args[0];
-                    if const_value(self.graph, a, self.batch).is_none() {
+                    if !self.consts.contains_key(&a) {
                         out.push((a, self.buf_of[&a], broadcast_index(axes.0, rank)));
                     }
                 }

@@ -4,7 +4,7 @@
 
 use super::math::Vx;
 use super::plan::{Fused, Index, Plan};
-use super::schedule::{broadcast_index, const_value};
+use super::schedule::broadcast_index;
 use super::strides::{Merged, merge, strides};
 use crate::graph::{Graph, NodeId, Op};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -409,6 +409,10 @@ impl Eval<'_, '_> {
     }
 
     fn compute(&mut self, vx: &mut Vx, n: NodeId) -> Value {
+        // Constant-only sub-expressions were folded in f64 (`consts.rs`).
+        if let Some(&v) = self.cx.plan.consts.get(&n) {
+            return vx.splat(v);
+        }
         let node = self.cx.graph.node(n);
         let batch = self.cx.plan.batch;
         let cmp = |vx: &mut Vx, cc: FloatCC, a: &[Value]| {
@@ -420,7 +424,7 @@ impl Eval<'_, '_> {
             Op::BatchSize => vx.splat(batch as f64),
             Op::Broadcast(axes) => {
                 let a = node.args[0];
-                match const_value(self.cx.graph, a, batch) {
+                match self.cx.plan.consts.get(&a).copied() {
                     Some(v) => vx.splat(v),
                     None => {
                         let b = self.cx.plan.buf_of[&a];
@@ -507,7 +511,7 @@ impl Eval<'_, '_> {
             }
             Op::Pow => {
                 let a = self.args(vx, n);
-                let k = const_value(self.cx.graph, node.args[1], batch);
+                let k = self.cx.plan.consts.get(&node.args[1]).copied();
                 vx.pow(a[0], a[1], k)
             }
             Op::Max => {
