@@ -214,8 +214,16 @@ fn compile_steps(
     };
     let step_full = step(&mut builder, full)?;
     let step_rest = (rest > 0).then(|| step(&mut builder, rest)).transpose()?;
+    // Beside a split step, whose helper threads keep spinning a while after
+    // each step, the validation pass's products run on this thread alone:
+    // splitting them too would fight the spinning helpers for the cores.
+    let mut one = Jit::new(1).map_err(internal)?;
+    let eval_jit = match step_full {
+        Step::Sharded(_) => &mut one,
+        Step::Fused(_) => &mut jit,
+    };
     let eval = (n_val > 0)
-        .then(|| builder.compile(&mut jit, &eval_entry, n_val))
+        .then(|| builder.compile(eval_jit, &eval_entry, n_val))
         .transpose()
         .map_err(internal)?;
     Ok(Steps {
