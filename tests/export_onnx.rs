@@ -490,15 +490,19 @@ fn compare(case: &Case, e: &Expected, dir: &Path) -> (f64, f64) {
         let got = data(&grad[&format!("{name}.grad")]);
         let scale = want.iter().fold(0.0f64, |m, v| m.max(f64::from(v.abs())));
         for (i, (a, b)) in got.iter().zip(want).enumerate() {
-            // Relative error, with a floor of 1e-3 of the tensor's largest
-            // element: float32 sums of cancelling terms carry absolute
-            // error near that size, not relative.
+            // Relative error, with a floor of 1e-2 of the tensor's largest
+            // element (so an absolute 1e-6 of it): near a trained optimum
+            // float32 gradients are sums of cancelling terms and `p - t`
+            // cancels too, so their error is absolute, not relative. On
+            // trained iris, dense1.weight.grad[0] is -3.86187e-5 in f64;
+            // slope says -3.86180e-5, onnxruntime -3.86434e-5 (2.5e-8 off,
+            // with the tensor's largest element 0.19).
+            let floor = (1e-2 * scale).max(1e-7);
             assert!(
-                close(*a, f64::from(*b), 1e-4, (1e-3 * scale).max(1e-7)),
+                close(*a, f64::from(*b), 1e-4, floor),
                 "{}: {name}.grad[{i}] onnx {a} vs slope grad {b}",
                 case.name
             );
-            let floor = (1e-3 * scale).max(1e-7);
             worst.1 = worst
                 .1
                 .max((a - f64::from(*b)).abs() / f64::from(b.abs()).max(floor));
