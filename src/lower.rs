@@ -149,18 +149,15 @@ impl Lowerer<'_, '_> {
                 let a = self.expr(a, scope)?;
                 Ok(self.graph.neg(a))
             }
-            ExprKind::Binary { op, lhs, rhs } => {
-                let a = self.expr(lhs, scope)?;
-                let b = self.expr(rhs, scope)?;
-                Ok(binary(self.graph, *op, a, b))
-            }
-            ExprKind::Chain { first, rest } => {
+            ExprKind::Binary { .. } | ExprKind::Chain { .. } => {
+                let (first, rest) = left_operands(e);
                 let mut operands = Vec::with_capacity(rest.len() + 1);
                 operands.push(self.expr(first, scope)?);
-                for (_, c) in rest {
+                for (_, c) in &rest {
                     operands.push(self.expr(c, scope)?);
                 }
-                Ok(chain(self.graph, &operands, rest))
+                let ops: Vec<BinOp> = rest.iter().map(|(op, _)| *op).collect();
+                Ok(chain(self.graph, &operands, &ops))
             }
             ExprKind::Call { func, args } => {
                 let name = func.name.as_str();
@@ -302,8 +299,8 @@ fn binary(g: &mut Graph, op: BinOp, a: NodeId, b: NodeId) -> NodeId {
 /// operators): the nested binary nodes it means when it is short, one
 /// n-ary sum or product when it is longer than [`NESTED_CHAIN`], so that
 /// the graph of a long sum is not as deep as it is long.
-fn chain(g: &mut Graph, operands: &[NodeId], rest: &[(BinOp, Expr)]) -> NodeId {
-    let ops = || rest.iter().map(|(op, _)| *op);
+fn chain(g: &mut Graph, operands: &[NodeId], ops: &[BinOp]) -> NodeId {
+    let ops = || ops.iter().copied();
     let sum = ops().all(|op| matches!(op, BinOp::Add | BinOp::Sub));
     let product = ops().all(|op| matches!(op, BinOp::Mul | BinOp::Div));
     if operands.len() > NESTED_CHAIN && (sum || product) {
@@ -329,6 +326,46 @@ fn chain(g: &mut Graph, operands: &[NodeId], rest: &[(BinOp, Expr)]) -> NodeId {
         acc = binary(g, op, acc, b);
     }
     acc
+}
+
+/// A binary expression or chain as its first operand and each further
+/// operator with its operand, left to right. A left operand of the same
+/// precedence is spliced in, parenthesised or not: `(a*b*c)/d*e` means
+/// `a*b*c/d*e`, `slope fmt` prints it so, and both must lower to the same
+/// graph (an n-ary product folds its constants in another order than a
+/// nested one). Iterative: a long left spine is not recursion.
+fn left_operands(e: &Expr) -> (&Expr, Vec<(BinOp, &Expr)>) {
+    let precedence = |e: &Expr| match &e.kind {
+        ExprKind::Binary { op, .. } => Some(op.precedence()),
+        ExprKind::Chain { rest, .. } => rest.first().map(|(op, _)| op.precedence()),
+        _ => None,
+    };
+    let p = precedence(e);
+    // Comparisons do not chain and `^` is right-associative.
+    let splices = matches!(p, Some(2 | 3));
+    let mut segments: Vec<Vec<(BinOp, &Expr)>> = Vec::new();
+    let mut cur = e;
+    loop {
+        let next = match &cur.kind {
+            ExprKind::Binary { op, lhs, rhs } => {
+                segments.push(vec![(*op, &**rhs)]);
+                lhs
+            }
+            ExprKind::Chain { first, rest } => {
+                segments.push(rest.iter().map(|(op, c)| (*op, c)).collect());
+                first
+            }
+            _ => break,
+        };
+        cur = next;
+        while let ExprKind::Paren(inner) = &cur.kind {
+            cur = inner;
+        }
+        if !splices || precedence(cur) != p {
+            break;
+        }
+    }
+    (cur, segments.into_iter().rev().flatten().collect())
 }
 
 /// A chain as the nested binary expressions it means (one level: its

@@ -96,6 +96,25 @@ fn models_found_by_the_loop_agree() {
              model m {\n    input 1\n    dense 1 act0\n    loss custom\n}\n",
             0,
         ),
+        // `1 <= t/t` is true in f64 and false in f32 for some rows (t·(1/t)
+        // rounds to 0.99999994): the condition's bound was 2, and 1 ± 2 is
+        // still true, so the oracle missed the flip. A condition that may
+        // flip now takes both truth values.
+        (
+            "activation act0(x) = where(x<x, relu(x), relu(softplus(x)))\n\
+             loss custom(y, t) = where(elu(1)<=sqrt((t/t)), sigmoid((y*y*y)), -((t)^(-1)))\n\
+             model m {\n    input 3\n    dense 4 act0\n    dense 1 act0\n    dense 1 act0\n    loss custom\n}\n",
+            0,
+        ),
+        // The derivative of `x/x·c·x/x` is cancellation noise times
+        // cancellation noise: 0 in f64, 2.4e-16 in f32. Perturbing one
+        // factor at a time moves a product of zeros by nothing; the bound
+        // of a product now moves all factors together.
+        (
+            "activation act0(x) = ((((x/x)/(.75 - 1e-1))*x)/x)\n\
+             model m {\n    input 1\n    dense 3 act0\n    dense 1 act0\n    dense 3 sigmoid\n    loss bce\n}\n",
+            101,
+        ),
     ];
     for &(src, seed) in found {
         let case = fuzzgen::Case {

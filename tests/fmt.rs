@@ -191,3 +191,36 @@ proptest! {
         }
     }
 }
+
+/// The loss and gradients of a file's model as the graph prints them
+/// (constants to the last digit).
+fn graph_text(src: &str) -> Vec<String> {
+    let (file, _) = syntax::parse(src);
+    let (program, diags) = slope::check::check(&file);
+    assert!(diags.is_empty(), "{src}: {diags:?}");
+    let (net, _) = slope::pipeline::compile(&program, &program.models[0]).expect("compiles");
+    std::iter::once(net.loss)
+        .chain(net.grads.iter().copied())
+        .map(|r| slope::graph::print::text(&net.graph, r))
+        .collect()
+}
+
+/// fmt drops the parentheses of a left operand of the same precedence, so
+/// `(a*b*…)/d*e` and `a*b*…/d*e` must be one graph, to the last bit. Found
+/// by the compile_models fuzzer: the long parenthesised product lowered to
+/// an n-ary product nested in a short one, and the gradient's folded
+/// constant came out one ulp off the reformatted file's
+/// (15.457155522420264 against …265).
+#[test]
+fn dropped_parentheses_do_not_change_the_graph() {
+    let model = "\nmodel m {\n    input 1\n    dense 1 tanh\n    loss custom\n}\n";
+    for loss in [
+        "((2/pi/t*y/t*t*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*t*t/t/e/t/y)/(t*1)*(y + y + y)*y)",
+        "((1e-1*y - t + y + y + y + y + y + y + y + y + y + y + y + y + y + y + y) - t + 3*y)",
+        "(((y*e*y*pi*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y) * 3) * 0.7)",
+    ] {
+        let src = format!("loss custom(y, t) = {loss}{model}");
+        let printed = check_file(&src);
+        assert_eq!(graph_text(&src), graph_text(&printed), "{src}");
+    }
+}

@@ -131,6 +131,7 @@ fn node_bound(t: Unit, op: Op, v: &Tensor, args: &[(&Tensor, &[f64])]) -> Vec<f6
             v.data.iter().map(|&x| rounding(t, 1.0, x)).collect()
         }
         Op::Add => sum_like(t, v, args),
+        Op::Mul => product(t, v, args),
         Op::Neg
         | Op::Recip
         | Op::Exp
@@ -143,7 +144,6 @@ fn node_bound(t: Unit, op: Op, v: &Tensor, args: &[(&Tensor, &[f64])]) -> Vec<f6
         | Op::Sigmoid
         | Op::Relu
         | Op::Softplus
-        | Op::Mul
         | Op::Pow
         | Op::Max
         | Op::Min
@@ -195,6 +195,21 @@ fn sum_like(t: Unit, v: &Tensor, args: &[(&Tensor, &[f64])]) -> Vec<f64> {
         .collect()
 }
 
+/// An n-ary product: `Π(|aᵢ| + eᵢ) - Π|aᵢ|` bounds how far all operands
+/// moved together can move it. Moving one at a time misses `e_a·e_b`,
+/// which is all there is when both `a` and `b` are 0 in f64 but are
+/// cancellation noise in f32 (the derivative of `x/x·c` is 0 times 0).
+fn product(t: Unit, v: &Tensor, args: &[(&Tensor, &[f64])]) -> Vec<f64> {
+    let k = args.len() as f64;
+    (0..v.len())
+        .map(|i| {
+            let exact: f64 = args.iter().map(|(a, _)| a.data[i].abs()).product();
+            let moved: f64 = args.iter().map(|(a, e)| a.data[i].abs() + e[i]).product();
+            (moved - exact) + rounding(t, k, v.data[i])
+        })
+        .collect()
+}
+
 /// Any other element-wise op: each operand moved by ± its bound, alone.
 fn elementwise(t: Unit, op: Op, v: &Tensor, args: &[(&Tensor, &[f64])]) -> Vec<f64> {
     let mut at = Vec::with_capacity(args.len());
@@ -216,8 +231,15 @@ fn elementwise(t: Unit, op: Op, v: &Tensor, args: &[(&Tensor, &[f64])]) -> Vec<f
                 if ex == 0.0 {
                     continue;
                 }
+                // A condition that may flip takes both truth values
+                // (moved by ±2 from 1 it would stay non-zero, i.e. true).
+                let sides = if op == Op::Where && j == 0 {
+                    [0.0, 1.0]
+                } else {
+                    [x - ex, x + ex]
+                };
                 let mut worst: f64 = 0.0;
-                for side in [x - ex, x + ex] {
+                for side in sides {
                     at[j] = side;
                     let z = op.eval_scalar(&at).unwrap_or(f64::NAN);
                     let d = if y.is_nan() && z.is_nan() {
