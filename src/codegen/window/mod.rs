@@ -7,6 +7,7 @@
 
 mod conv;
 mod pool;
+mod pool_simd;
 
 use super::gemm::Scalar;
 use crate::graph::WindowOp;
@@ -64,6 +65,10 @@ pub(crate) trait Real:
     fn from_index(i: usize) -> Self;
     /// The index [`Real::from_index`] stored.
     fn to_index(self) -> usize;
+    /// A vector start on a 2×2 max pooling of the tall image `x` (row
+    /// pairs of width `iw`): the windows it did, whole row pairs (0 when
+    /// it has none for this type or width).
+    fn pool2_simd(x: &[Self], y: &mut [Self], record: Option<&mut [Self]>, iw: usize) -> usize;
 }
 
 impl Real for f32 {
@@ -76,6 +81,9 @@ impl Real for f32 {
     fn to_index(self) -> usize {
         self as usize
     }
+    fn pool2_simd(x: &[f32], y: &mut [f32], record: Option<&mut [f32]>, iw: usize) -> usize {
+        pool_simd::pool2(x, y, record, iw)
+    }
 }
 
 impl Real for f64 {
@@ -87,6 +95,10 @@ impl Real for f64 {
     }
     fn to_index(self) -> usize {
         self as usize
+    }
+    /// None: the f64 build serves `gradcheck`, not speed.
+    fn pool2_simd(_: &[f64], _: &mut [f64], _: Option<&mut [f64]>, _: usize) -> usize {
+        0
     }
 }
 

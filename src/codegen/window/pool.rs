@@ -7,6 +7,10 @@
 //! window order that no later one exceeds (a later element replaces the
 //! best only when it is not `<=` it), exactly as the interpreter does, so
 //! ties route δ to the same place in both.
+//!
+//! Recorded arg-maxes are offsets into the whole batch's buffer, stored as
+//! values of the element type: exact when the buffer has fewer than 2²⁴
+//! elements ([`recordable`]); larger batches find them again instead.
 
 use super::{Geom, Real};
 
@@ -48,19 +52,77 @@ fn pool2(g: &Geom) -> bool {
     g.kernel == 2 && g.stride == 2 && g.pad == [0, 0]
 }
 
-/// The arg-max (0..4) and maximum of a 2×2 window's taps in row-major
-/// order, by the tie rule above; selects instead of branches, since which
-/// tap wins is unpredictable.
-#[inline]
-fn pick4<T: Real>(taps: [T; 4]) -> (usize, T) {
-    let (mut bi, mut bv) = (0, taps[0]);
-    for (j, v) in taps.into_iter().enumerate().skip(1) {
-        #[allow(clippy::neg_cmp_op_on_partial_ord)]
-        let take = !(v <= bv);
-        bi = if take { j } else { bi };
-        bv = if take { v } else { bv };
+/// Whether a max pooling of these sizes records its arg-maxes as values
+/// (offsets below 2²⁴, exact in f32). The forward and the backward kernel
+/// decide alike from the same sizes.
+fn recordable(g: &Geom) -> bool {
+    g.batch * g.cout * g.input[0] * g.input[1] < 1 << 24
+}
+
+/// The 2×2 windows of row pairs `rows` of `x` (rows of width `iw`, row
+/// pair `r` at `2·r·iw`, output row `r` at `r·ow`): maxima into `y`, and
+/// with `record` the arg-max's offset plus `base` (the offset of `x[0]` in
+/// the batch). The tap's offset is chosen among `[0, 1, W, W+1]` by the
+/// same selects as the maximum and added to the window's corner, counted
+/// in `T` (exact, see [`recordable`]): no branch on which tap won, no
+/// integer-to-float conversion per window.
+fn pool2_rows<T: Real>(
+    (x, y, mut record): (&[T], &mut [T], Option<&mut [T]>),
+    (iw, ow): (usize, usize),
+    base: usize,
+    rows: std::ops::Range<usize>,
+) {
+    let offsets = [0, 1, iw, iw + 1].map(T::from_index);
+    let two = T::from_index(2);
+    for r in rows {
+        let r0 = 2 * r * iw;
+        let (row0, row1) = (&x[r0..][..2 * ow], &x[r0 + iw..][..2 * ow]);
+        let mut corner = T::from_index(base + r0);
+        let yr = &mut y[r * ow..][..ow];
+        let mut ar = record.as_deref_mut().map(|a| &mut a[r * ow..][..ow]);
+        for (ox, yv) in yr.iter_mut().enumerate() {
+            let x = 2 * ox;
+            let taps = [row0[x], row0[x + 1], row1[x], row1[x + 1]];
+            let (mut best, mut off) = (taps[0], offsets[0]);
+            for j in 1..4 {
+                #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                let take = !(taps[j] <= best);
+                best = if take { taps[j] } else { best };
+                off = if take { offsets[j] } else { off };
+            }
+            *yv = best;
+            if let Some(ar) = ar.as_deref_mut() {
+                ar[ox] = corner + off;
+            }
+            corner = corner + two;
+        }
     }
-    (bi, bv)
+}
+
+/// The common 2×2 max pooling selecting by its own values. With even
+/// sides the planes stack into one tall image of row pairs, which
+/// [`Real::pool2_simd`] starts on (eight windows a step, across planes when
+/// a row has fewer than eight) and [`pool2_rows`] finishes; otherwise
+/// plane by plane.
+fn pool2_batch<T: Real>(g: &Geom, x: &[T], y: &mut [T], record: Option<&mut [T]>) {
+    let (ih, iw, oh, ow) = (g.input[0], g.input[1], g.out[0], g.out[1]);
+    let planes = g.batch * g.cout;
+    if ih % 2 == 0 && iw % 2 == 0 {
+        let mut record = record;
+        let done = T::pool2_simd(x, y, record.as_deref_mut(), iw);
+        pool2_rows((x, y, record), (iw, ow), 0, done / ow..planes * oh);
+        return;
+    }
+    let (hw, p) = (ih * iw, oh * ow);
+    let mut record = record;
+    for plane in 0..planes {
+        let io = (
+            &x[plane * hw..][..hw],
+            &mut y[plane * p..][..p],
+            record.as_deref_mut().map(|a| &mut a[plane * p..][..p]),
+        );
+        pool2_rows(io, (iw, ow), plane * hw, 0..oh);
+    }
 }
 
 /// Calls `f(output offset, arg-max offset)` for every window of the plane
@@ -68,22 +130,6 @@ fn pick4<T: Real>(taps: [T; 4]) -> (usize, T) {
 #[inline]
 fn argmaxes<T: Real>(g: &Geom, s: &[T], mut f: impl FnMut(usize, usize)) {
     let (iw, ow) = (g.input[1], g.out[1]);
-    if pool2(g) {
-        for oy in 0..g.out[0] {
-            let r0 = 2 * oy * iw;
-            let (row0, row1) = (&s[r0..][..2 * ow], &s[r0 + iw..][..2 * ow]);
-            for ox in 0..ow {
-                let (bi, _) = pick4([
-                    row0[2 * ox],
-                    row0[2 * ox + 1],
-                    row1[2 * ox],
-                    row1[2 * ox + 1],
-                ]);
-                f(oy * ow + ox, r0 + 2 * ox + (bi >> 1) * iw + (bi & 1));
-            }
-        }
-        return;
-    }
     let (k, st) = (g.kernel, g.stride);
     for oy in 0..g.out[0] {
         let (ylo, yhi, yb) = span(oy, st, g.pad[0], k, g.input[0]);
@@ -107,44 +153,25 @@ fn argmaxes<T: Real>(g: &Geom, s: &[T], mut f: impl FnMut(usize, usize)) {
 }
 
 /// `y = v at the arg-max of s`, window by window, plane by plane; with
-/// `record`, each window's arg-max (its offset in the plane) is stored
+/// `record` (and [`recordable`] sizes), each window's arg-max is stored
 /// there for [`max_pool_back`].
-pub(super) fn max_pool<T: Real>(
-    g: &Geom,
-    s: &[T],
-    v: &[T],
-    y: &mut [T],
-    mut record: Option<&mut [T]>,
-) {
-    let (hw, p) = (g.input[0] * g.input[1], g.p());
+pub(super) fn max_pool<T: Real>(g: &Geom, s: &[T], v: &[T], y: &mut [T], record: Option<&mut [T]>) {
+    let mut record = record.filter(|_| recordable(g));
     // `maxpool(x)` selects by its own values: the maximum is the value.
-    let own = std::ptr::eq(s, v);
+    if std::ptr::eq(s, v) && pool2(g) {
+        return pool2_batch(g, s, y, record);
+    }
+    let (hw, p) = (g.input[0] * g.input[1], g.p());
     for plane in 0..g.batch * g.cout {
         let (sp, vp) = (&s[plane * hw..][..hw], &v[plane * hw..][..hw]);
         let yp = &mut y[plane * p..][..p];
         let mut ap = record.as_deref_mut().map(|a| &mut a[plane * p..][..p]);
-        if own && pool2(g) {
-            let (iw, ow) = (g.input[1], g.out[1]);
-            for (oy, yr) in yp.chunks_exact_mut(ow).enumerate() {
-                let r0 = 2 * oy * iw;
-                let (row0, row1) = (&sp[r0..][..2 * ow], &sp[r0 + iw..][..2 * ow]);
-                for (ox, yv) in yr.iter_mut().enumerate() {
-                    let x = 2 * ox;
-                    let (bi, bv) = pick4([row0[x], row0[x + 1], row1[x], row1[x + 1]]);
-                    *yv = bv;
-                    if let Some(ap) = ap.as_deref_mut() {
-                        ap[oy * ow + ox] = T::from_index(r0 + x + (bi >> 1) * iw + (bi & 1));
-                    }
-                }
+        argmaxes(g, sp, |o, t| {
+            yp[o] = vp[t];
+            if let Some(ap) = ap.as_deref_mut() {
+                ap[o] = T::from_index(plane * hw + t);
             }
-        } else {
-            argmaxes(g, sp, |o, t| {
-                yp[o] = vp[t];
-                if let Some(ap) = ap.as_deref_mut() {
-                    ap[o] = T::from_index(t);
-                }
-            });
-        }
+        });
     }
 }
 
@@ -158,19 +185,18 @@ pub(super) fn max_pool_back<T: Real>(
     dx: &mut [T],
     known: Option<&[T]>,
 ) {
-    let (hw, p) = (g.input[0] * g.input[1], g.p());
     dx.fill(T::default());
+    if let Some(at) = known.filter(|_| recordable(g)) {
+        for (&t, &dv) in at.iter().zip(d) {
+            let t = t.to_index();
+            dx[t] = dx[t] + dv;
+        }
+        return;
+    }
+    let (hw, p) = (g.input[0] * g.input[1], g.p());
     for plane in 0..g.batch * g.cout {
         let (dp, dxp) = (&d[plane * p..][..p], &mut dx[plane * hw..][..hw]);
-        match known {
-            Some(at) => {
-                for (&t, &dv) in at[plane * p..][..p].iter().zip(dp) {
-                    let t = t.to_index();
-                    dxp[t] = dxp[t] + dv;
-                }
-            }
-            None => argmaxes(g, &s[plane * hw..][..hw], |o, t| dxp[t] = dxp[t] + dp[o]),
-        }
+        argmaxes(g, &s[plane * hw..][..hw], |o, t| dxp[t] = dxp[t] + dp[o]);
     }
 }
 
@@ -197,5 +223,83 @@ pub(super) fn avg_pool_back<T: Real>(g: &Geom, d: &[T], dx: &mut [T]) {
     for plane in 0..g.batch * g.cout {
         let (dp, dxp) = (&d[plane * p..][..p], &mut dx[plane * hw..][..hw]);
         each_tap(g, |o, t| dxp[t] = dxp[t] + dp[o] * scale);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2×2 stride-2 pooling of `planes` planes `ih × iw`.
+    fn geom(planes: usize, ih: usize, iw: usize) -> Geom {
+        Geom {
+            batch: planes,
+            cin: 1,
+            cout: 1,
+            input: [ih, iw],
+            kernel: 2,
+            stride: 2,
+            pad: [0, 0],
+            out: [ih / 2, iw / 2],
+        }
+    }
+
+    /// The naive loop: per window, the first tap in row-major order that
+    /// is strictly larger than every earlier one; its batch offset.
+    fn naive(g: &Geom, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (ih, iw, oh, ow) = (g.input[0], g.input[1], g.out[0], g.out[1]);
+        let (mut y, mut at) = (vec![], vec![]);
+        for plane in 0..g.batch {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut best = plane * ih * iw + 2 * oy * iw + 2 * ox;
+                    for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
+                        let t = plane * ih * iw + (2 * oy + dy) * iw + 2 * ox + dx;
+                        if x[t] > x[best] {
+                            best = t;
+                        }
+                    }
+                    y.push(x[best]);
+                    at.push(best as f32);
+                }
+            }
+        }
+        (y, at)
+    }
+
+    /// Every path (the AVX2 steps with rows of 2, 4 and 8k windows and
+    /// their scalar remainders, odd sides plane by plane, widths the vector
+    /// code leaves alone) against the naive loop, with many ties.
+    #[test]
+    fn two_by_two_max_pooling_matches_the_naive_loop() {
+        let shapes = [
+            (3, 8, 8),
+            (7, 4, 4),
+            (5, 4, 4),
+            (2, 16, 16),
+            (3, 2, 32),
+            (3, 6, 6),
+            (2, 7, 9),
+            (1, 2, 2),
+            (9, 6, 4),
+        ];
+        for (planes, ih, iw) in shapes {
+            let g = geom(planes, ih, iw);
+            let x: Vec<f32> = (0..planes * ih * iw)
+                .map(|i| ((i * 7919) % 5) as f32)
+                .collect();
+            let (want_y, want_at) = naive(&g, &x);
+            let mut y = vec![0f32; g.windows()];
+            let mut at = vec![0f32; g.windows()];
+            max_pool(&g, &x, &x, &mut y, Some(&mut at));
+            assert_eq!(y, want_y, "{planes}×{ih}×{iw}");
+            assert_eq!(at, want_at, "{planes}×{ih}×{iw}");
+            // δ routed by the recorded arg-maxes and by finding them again.
+            let d: Vec<f32> = (0..g.windows()).map(|i| i as f32 + 1.0).collect();
+            let (mut dx1, mut dx2) = (vec![1f32; x.len()], vec![1f32; x.len()]);
+            max_pool_back(&g, &x, &d, &mut dx1, Some(&at));
+            max_pool_back(&g, &x, &d, &mut dx2, None);
+            assert_eq!(dx1, dx2, "{planes}×{ih}×{iw}");
+        }
     }
 }
