@@ -107,7 +107,7 @@ fn pool2_rows<T: Real>(
 fn pool2_batch<T: Real>(g: &Geom, x: &[T], y: &mut [T], record: Option<&mut [T]>) {
     let (ih, iw, oh, ow) = (g.input[0], g.input[1], g.out[0], g.out[1]);
     let planes = g.batch * g.cout;
-    if ih % 2 == 0 && iw % 2 == 0 {
+    if ih.is_multiple_of(2) && iw.is_multiple_of(2) {
         let mut record = record;
         let done = T::pool2_simd(x, y, record.as_deref_mut(), iw);
         pool2_rows((x, y, record), (iw, ow), 0, done / ow..planes * oh);

@@ -16,7 +16,7 @@ pub(super) fn pool2(x: &[f32], y: &mut [f32], record: Option<&mut [f32]>, iw: us
     #[cfg(target_arch = "x86_64")]
     {
         let ow = iw / 2;
-        let shape_ok = ow == 2 || ow == 4 || ow % 8 == 0;
+        let shape_ok = ow == 2 || ow == 4 || ow.is_multiple_of(8);
         if shape_ok && x.len() == 4 * y.len() && std::is_x86_feature_detected!("avx2") {
             // SAFETY: AVX2 is present; the lengths are checked above and
             // in `run` (record, when given, is as long as y).
