@@ -53,14 +53,14 @@ fn shifted_planes(g: &Geom) -> bool {
     g.stride == 1 && g.out == g.input
 }
 
-/// Calls `f(col plane, input plane, (ylo, yhi), (xlo, xhi), shift)` for
-/// every image of every row of the column matrix of a [`shifted_planes`]
-/// convolution: the plane's outputs inside the input are the rectangle
+/// Calls `f(col row, input plane, (ylo, yhi), (xlo, xhi), shift)` for
+/// every row of the column matrix of a [`shifted_planes`] convolution,
+/// with the offsets of image 0 (image b's are `b·P` and `b·C·H·W` on):
+/// the plane's outputs inside the input are the rectangle
 /// `ylo..yhi × xlo..xhi`, and output `j` reads input `j + shift` there.
 #[inline]
 fn planes(g: &Geom, mut f: impl FnMut(usize, usize, [usize; 2], [usize; 2], isize)) {
     let (k, [ih, iw], p) = (g.kernel, g.input, g.p());
-    let chw = g.cin * ih * iw;
     for c in 0..g.cin {
         for ky in 0..k {
             let ys = inside(ih, 1, ky, g.pad[0], ih);
@@ -69,15 +69,7 @@ fn planes(g: &Geom, mut f: impl FnMut(usize, usize, [usize; 2], [usize; 2], isiz
                 let row = (c * k + ky) * k + kx;
                 let shift = (ky as isize - g.pad[0] as isize) * iw as isize + kx as isize
                     - g.pad[1] as isize;
-                for b in 0..g.batch {
-                    f(
-                        row * g.batch * p + b * p,
-                        b * chw + c * ih * iw,
-                        ys,
-                        xs,
-                        shift,
-                    );
-                }
+                f(row * g.batch * p, c * ih * iw, ys, xs, shift);
             }
         }
     }
@@ -105,24 +97,66 @@ impl<T: Real> Inside<T> {
         if self.at != Some((ys, xs)) {
             self.at = Some((ys, xs));
             self.keep.clear();
-            self.keep.extend((0..oh * ow).map(|j| {
-                let (y, x) = (j / ow, j % ow);
-                let inside = (ys[0]..ys[1]).contains(&y) && (xs[0]..xs[1]).contains(&x);
-                T::from_index(usize::from(inside))
-            }));
+            for y in 0..oh {
+                let row = (ys[0]..ys[1]).contains(&y);
+                self.keep.extend(
+                    (0..ow).map(|x| T::from_index(usize::from(row && (xs[0]..xs[1]).contains(&x)))),
+                );
+            }
         }
         &self.keep
     }
 }
 
-/// The start of a [`shifted_planes`] plane's source run, `src + shift`,
-/// when all P elements from it lie in a buffer of `len`: then the plane is
-/// one masked pass over P elements (vectorised, no call per output row;
-/// the per-row copies of 4 and 8 elements were a quarter of a digits CNN
-/// step). Only the batch's first and last planes can fall outside.
-fn whole_run(src: usize, shift: isize, p: usize, len: usize) -> Option<usize> {
-    let from = usize::try_from(src as isize + shift).ok()?;
-    (from + p <= len).then_some(from)
+/// The outputs `lo..hi` of a plane of P whose input `from + j` lies in a
+/// buffer of `len`, and the input of `lo`. Only the batch's first and
+/// last planes lose any, and only outputs outside the input rectangle.
+fn in_buffer(from: isize, p: usize, len: usize) -> ([usize; 2], usize) {
+    let lo = usize::try_from(-from).unwrap_or(0).min(p);
+    let hi = usize::try_from(len as isize - from)
+        .unwrap_or(0)
+        .clamp(lo, p);
+    ([lo, hi], (from + lo as isize) as usize)
+}
+
+/// [`im2col`] of a [`shifted_planes`] convolution: each plane of each
+/// image is one masked pass over P elements (vectorised; the per-row
+/// copies of 4 and 8 elements they replace were a quarter of a digits CNN
+/// step).
+fn im2col_shifted<T: Real>(g: &Geom, x: &[T], col: &mut [T]) {
+    let (p, chw, zero) = (g.p(), g.cin * g.hw(), T::default());
+    let mut inside = Inside::<T>::new();
+    planes(g, |at, src, ys, xs, shift| {
+        let keep = inside.mask(ys, xs, g.out);
+        for b in 0..g.batch {
+            let dst = &mut col[at + b * p..][..p];
+            let ([lo, hi], from) = in_buffer((src + b * chw) as isize + shift, p, x.len());
+            dst[..lo].fill(zero);
+            dst[hi..].fill(zero);
+            let (dst, keep) = (&mut dst[lo..hi], &keep[lo..hi]);
+            for ((d, &v), &k) in dst.iter_mut().zip(&x[from..][..hi - lo]).zip(keep) {
+                *d = if k > zero { v } else { zero };
+            }
+        }
+    });
+}
+
+/// [`col2im`] of a [`shifted_planes`] convolution, one masked pass per
+/// plane as in [`im2col_shifted`]; adding zeros outside the rectangle
+/// leaves those sums as they are.
+fn col2im_shifted<T: Real>(g: &Geom, col: &[T], dx: &mut [T]) {
+    let (p, chw, zero, len) = (g.p(), g.cin * g.hw(), T::default(), dx.len());
+    let mut inside = Inside::<T>::new();
+    planes(g, |at, dst, ys, xs, shift| {
+        let keep = inside.mask(ys, xs, g.out);
+        for b in 0..g.batch {
+            let ([lo, hi], to) = in_buffer((dst + b * chw) as isize + shift, p, len);
+            let from = &col[at + b * p + lo..][..hi - lo];
+            for ((d, &v), &k) in dx[to..][..hi - lo].iter_mut().zip(from).zip(&keep[lo..hi]) {
+                *d = *d + if k > zero { v } else { zero };
+            }
+        }
+    });
 }
 
 /// Fills `col` (rows of length `ld` = B·P) with the batch `x`'s input
@@ -133,34 +167,7 @@ fn im2col<T: Real>(g: &Geom, x: &[T], col: &mut [T], ld: usize) {
     let (s, iw, ow, pad) = (g.stride, g.input[1], g.out[1], g.pad[1]);
     let zero = T::default();
     if shifted_planes(g) {
-        let p = g.p();
-        let mut inside = Inside::<T>::new();
-        planes(g, |at, src, [ylo, yhi], [xlo, xhi], shift| {
-            let dst = &mut col[at..][..p];
-            if let Some(from) = whole_run(src, shift, p, x.len()) {
-                let keep = inside.mask([ylo, yhi], [xlo, xhi], g.out);
-                for ((d, &v), &k) in dst.iter_mut().zip(&x[from..][..p]).zip(keep) {
-                    *d = if k > zero { v } else { zero };
-                }
-                return;
-            }
-            if ylo >= yhi || xlo >= xhi {
-                dst.fill(zero);
-                return;
-            }
-            // One copy of the inside's span (row ends wrap into the next
-            // row's start), then zeros over what lies outside.
-            let (start, end) = (ylo * ow + xlo, (yhi - 1) * ow + xhi);
-            let from = (src as isize + start as isize + shift) as usize;
-            dst[start..end].copy_from_slice(&x[from..][..end - start]);
-            dst[..ylo * ow].fill(zero);
-            dst[yhi * ow..].fill(zero);
-            for r in dst[ylo * ow..yhi * ow].chunks_exact_mut(ow) {
-                r[..xlo].fill(zero);
-                r[xhi..].fill(zero);
-            }
-        });
-        return;
+        return im2col_shifted(g, x, col);
     }
     rows(g, |row, at, kx, line| {
         let dst = &mut col[row * ld + at..][..ow];
@@ -188,27 +195,7 @@ fn col2im<T: Real>(g: &Geom, col: &[T], dx: &mut [T], ld: usize) {
     let (s, iw, ow, pad) = (g.stride, g.input[1], g.out[1], g.pad[1]);
     dx.fill(T::default());
     if shifted_planes(g) {
-        let (p, zero, len) = (g.p(), T::default(), dx.len());
-        let mut inside = Inside::<T>::new();
-        planes(g, |at, dst, [ylo, yhi], [xlo, xhi], shift| {
-            if let Some(to) = whole_run(dst, shift, p, len) {
-                // Adding zeros outside the rectangle leaves those sums
-                // as they are.
-                let keep = inside.mask([ylo, yhi], [xlo, xhi], g.out);
-                for ((d, &v), &k) in dx[to..][..p].iter_mut().zip(&col[at..][..p]).zip(keep) {
-                    *d = *d + if k > zero { v } else { zero };
-                }
-                return;
-            }
-            for oy in ylo..yhi {
-                let from = &col[at + oy * ow + xlo..][..xhi.saturating_sub(xlo)];
-                let to = (dst as isize + (oy * ow + xlo) as isize + shift) as usize;
-                for (d, &v) in dx[to..][..from.len()].iter_mut().zip(from) {
-                    *d = *d + v;
-                }
-            }
-        });
-        return;
+        return col2im_shifted(g, col, dx);
     }
     rows(g, |row, at, kx, line| {
         let Some(line) = line else { return };
