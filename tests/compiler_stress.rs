@@ -125,3 +125,23 @@ fn models_found_by_the_loop_agree() {
         assert_eq!(run(&case), Outcome::Agreed, "{src}");
     }
 }
+
+/// Open finding of the compile_models fuzzer (seed 185): a condition that
+/// compares two computations of z² (`exp(log(z²)) >= z³/z`) flips between
+/// the f64 JIT and the interpreter in both layers, and a gradient differs
+/// by 257 where the running bound allows 2·49.8. Not yet triaged: either
+/// the bound misses how a flip in the first layer moves the second's
+/// operands together, or the JIT's f64 `exp`/`log` stray further than the
+/// 4 ulps the bound grants them. Kept here so it is not lost.
+#[test]
+#[ignore = "open fuzz finding, see the note in this test"]
+fn open_finding_a_flip_in_two_layers() {
+    let case = fuzzgen::Case {
+        src: "activation act0(x) = where(exp(log((x)^2))>=(((x*x)/where(x>=x, x, 2))*x), x, ((abs(x) - gelu(x) + exp(x))/x))\n\
+              model m {\n    input 4\n    dense 1 act0\n    dense 2 act0\n    dense 3 sigmoid\n    loss bce\n}\n"
+            .to_string(),
+        smooth: false,
+        seed: 185,
+    };
+    assert_eq!(run(&case), Outcome::Agreed);
+}

@@ -234,9 +234,17 @@ fn elementwise(t: Unit, op: Op, v: &Tensor, args: &[(&Tensor, &[f64])]) -> Vec<f
                 // A condition that may flip takes both truth values
                 // (moved by ±2 from 1 it would stay non-zero, i.e. true).
                 let sides = if op == Op::Where && j == 0 {
-                    [0.0, 1.0]
+                    vec![0.0, 1.0]
+                } else if crosses_pole(op, j, &at, x, ex) {
+                    // Moved across a pole, the op takes any value.
+                    moved = f64::INFINITY;
+                    break;
+                } else if ex.is_finite() && ex > 1e-6 * x.abs().max(1.0) {
+                    // A move as large as this may pass an extremum
+                    // (sin, a where's branch): look inside it too.
+                    (0..=8).map(|k| x - ex + ex * f64::from(k) / 4.0).collect()
                 } else {
-                    [x - ex, x + ex]
+                    vec![x - ex, x + ex]
                 };
                 let mut worst: f64 = 0.0;
                 for side in sides {
@@ -255,6 +263,17 @@ fn elementwise(t: Unit, op: Op, v: &Tensor, args: &[(&Tensor, &[f64])]) -> Vec<f
             moved + rounding(t, ulps(op, &at), y)
         })
         .collect()
+}
+
+/// Whether moving operand `j` (at `x`) by `±e` passes a pole of `op`:
+/// `1/x` and negative powers at 0.
+fn crosses_pole(op: Op, j: usize, at: &[f64], x: f64, e: f64) -> bool {
+    let pole = match op {
+        Op::Recip => true,
+        Op::Pow => j == 0 && at.get(1).is_some_and(|&k| k < 0.0),
+        _ => false,
+    };
+    pole && x - e <= 0.0 && 0.0 <= x + e
 }
 
 /// `a·b`: `|a|·e_b + e_a·|b| + e_a·e_b + k·u·|a|·|b|`, summed over `k`.
