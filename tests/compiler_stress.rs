@@ -115,6 +115,22 @@ fn models_found_by_the_loop_agree() {
              model m {\n    input 1\n    dense 3 act0\n    dense 1 act0\n    dense 3 sigmoid\n    loss bce\n}\n",
             101,
         ),
+        // x^-80 leaves f32's range (inf, then 0·inf = NaN) where f64 gives
+        // 0, and a sigmoid after it made the infinite bound finite again:
+        // an operand that may be NaN now makes any op but a comparison
+        // or a `where` unknown.
+        (
+            "activation act0(x) = (x/(((x)^3)^3)^3/(((x)^3)^3)^3/(((x)^3)^3)^3)\n\
+             activation act1(x) = (((where(x>x, x, 0.25))^0.5)^2)^1.5\n\
+             model m {\n    input 4\n    dense 3 act1\n    dense 2 act0\n    dense 1 sigmoid\n    loss bce\n}\n",
+            109,
+        ),
+        // exp of 1/leaky_relu(x) near 0 overflows f32 (the same rule).
+        (
+            "activation act0(x) = exp((softsign(x)/max(.75, x)/leaky_relu(x)))\n\
+             model m {\n    input 4\n    dense 1 act0\n    dense 3 act0\n    dense 3 sigmoid\n    loss bce\n}\n",
+            48,
+        ),
     ];
     for &(src, seed) in found {
         let case = fuzzgen::Case {

@@ -218,6 +218,14 @@ fn elementwise(t: Unit, op: Op, v: &Tensor, args: &[(&Tensor, &[f64])]) -> Vec<f
             let y = v.data[i];
             at.clear();
             at.extend(args.iter().map(|(a, _)| a.data[i]));
+            // An operand outside f32's range (or NaN on the way) may be
+            // NaN in f32, which no saturating op (sigmoid, relu, max) heals:
+            // unknown. Comparisons still give 0 or 1, and a `where` takes
+            // NaN only from the branch it selects (moved below).
+            let compares = matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Where);
+            if !compares && args.iter().any(|(_, e)| e[i].is_infinite()) {
+                return f64::INFINITY;
+            }
             let mut moved = 0.0;
             for (j, (_, e)) in args.iter().enumerate() {
                 let x = at[j];
