@@ -145,10 +145,11 @@ fn models_found_by_the_loop_agree() {
 /// Open finding of the compile_models fuzzer (seed 185): a condition that
 /// compares two computations of z² (`exp(log(z²)) >= z³/z`) flips between
 /// the f64 JIT and the interpreter in both layers, and a gradient differs
-/// by 257 where the running bound allows 2·49.8. Not yet triaged: either
-/// the bound misses how a flip in the first layer moves the second's
-/// operands together, or the JIT's f64 `exp`/`log` stray further than the
-/// 4 ulps the bound grants them. Kept here so it is not lost.
+/// by 257 where the running bound allows 2·49.8. The JIT's f64 `exp` and
+/// `log` match the standard library's to the bit on a dense grid, so the
+/// suspect is the bound: it moves one operand at a time, and a flip in the
+/// first layer moves the second layer's operands together. Kept here so it
+/// is not lost.
 #[test]
 #[ignore = "open fuzz finding, see the note in this test"]
 fn open_finding_a_flip_in_two_layers() {
