@@ -69,6 +69,9 @@ pub(crate) trait Real:
     /// pairs of width `iw`): the windows it did, whole row pairs (0 when
     /// it has none for this type or width).
     fn pool2_simd(x: &[Self], y: &mut [Self], record: Option<&mut [Self]>, iw: usize) -> usize;
+    /// Its adjoint from the recorded arg-maxes `at`, writing every element
+    /// of the windows it did (as [`Real::pool2_simd`]).
+    fn pool2_back_simd(at: &[Self], d: &[Self], dx: &mut [Self], iw: usize) -> usize;
 }
 
 impl Real for f32 {
@@ -84,6 +87,9 @@ impl Real for f32 {
     fn pool2_simd(x: &[f32], y: &mut [f32], record: Option<&mut [f32]>, iw: usize) -> usize {
         pool_simd::pool2(x, y, record, iw)
     }
+    fn pool2_back_simd(at: &[f32], d: &[f32], dx: &mut [f32], iw: usize) -> usize {
+        pool_simd::pool2_back(at, d, dx, iw)
+    }
 }
 
 impl Real for f64 {
@@ -98,6 +104,9 @@ impl Real for f64 {
     }
     /// None: the f64 build serves `gradcheck`, not speed.
     fn pool2_simd(_: &[f64], _: &mut [f64], _: Option<&mut [f64]>, _: usize) -> usize {
+        0
+    }
+    fn pool2_back_simd(_: &[f64], _: &[f64], _: &mut [f64], _: usize) -> usize {
         0
     }
 }

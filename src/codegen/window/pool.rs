@@ -185,8 +185,12 @@ pub(super) fn max_pool_back<T: Real>(
     dx: &mut [T],
     known: Option<&[T]>,
 ) {
+    let known = known.filter(|_| recordable(g));
+    if let Some(at) = known.filter(|_| pool2(g) && g.input.iter().all(|n| n % 2 == 0)) {
+        return pool2_back(g, at, d, dx);
+    }
     dx.fill(T::default());
-    if let Some(at) = known.filter(|_| recordable(g)) {
+    if let Some(at) = known {
         for (&t, &dv) in at.iter().zip(d) {
             let t = t.to_index();
             dx[t] = dx[t] + dv;
@@ -197,6 +201,39 @@ pub(super) fn max_pool_back<T: Real>(
     for plane in 0..g.batch * g.cout {
         let (dp, dxp) = (&d[plane * p..][..p], &mut dx[plane * hw..][..hw]);
         argmaxes(g, &s[plane * hw..][..hw], |o, t| dxp[t] = dxp[t] + dp[o]);
+    }
+}
+
+/// [`max_pool_back`] of the 2×2 windows of even sides with recorded
+/// arg-maxes: the windows tile the tall image of all planes, so each
+/// element of `dx` is written once, δ at its window's arg-max and 0 at the
+/// other three taps (no clearing pass, no scatter). [`Real::pool2_back_simd`]
+/// starts, [`pool2_back_rows`] finishes.
+fn pool2_back<T: Real>(g: &Geom, at: &[T], d: &[T], dx: &mut [T]) {
+    let (iw, ow) = (g.input[1], g.out[1]);
+    let rows = g.batch * g.cout * g.out[0];
+    let done = T::pool2_back_simd(at, d, dx, iw);
+    pool2_back_rows((at, d, dx), (iw, ow), done / ow..rows);
+}
+
+/// The 2×2 windows of row pairs `rows` of the tall image `dx` (as in
+/// [`pool2_rows`]): each tap is δ where the recorded arg-max is that tap,
+/// else 0.
+fn pool2_back_rows<T: Real>(
+    (at, d, dx): (&[T], &[T], &mut [T]),
+    (iw, ow): (usize, usize),
+    rows: std::ops::Range<usize>,
+) {
+    let zero = T::default();
+    for r in rows {
+        let r0 = 2 * r * iw;
+        for ox in 0..ow {
+            let (w, corner) = (r * ow + ox, r0 + 2 * ox);
+            let t = at[w].to_index();
+            for o in [0, 1, iw, iw + 1] {
+                dx[corner + o] = if t == corner + o { d[w] } else { zero };
+            }
+        }
     }
 }
 

@@ -38,20 +38,108 @@ fn split(p: __m256, q: __m256) -> (__m256, __m256) {
     )
 }
 
+/// Each of a step's eight windows' corner relative to the first's, in
+/// window order, for rows of `iw` values (`iw/2` windows: 2, 4 or 8k).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn corners(iw: usize) -> __m256 {
+    let w2 = 2 * iw;
+    let c = match iw / 2 {
+        2 => [0, 2, w2, w2 + 2, 2 * w2, 2 * w2 + 2, 3 * w2, 3 * w2 + 2],
+        4 => [0, 2, 4, 6, w2, w2 + 2, w2 + 4, w2 + 6],
+        _ => [0, 2, 4, 6, 8, 10, 12, 14],
+    };
+    let c = c.map(|v| v as f32);
+    // SAFETY: eight values.
+    unsafe { _mm256_loadu_ps(c.as_ptr()) }
+}
+
+/// `[p0 q0 p1 q1 p2 q2 p3 q3]` and `[p4 q4 … p7 q7]`: the inverse of
+/// [`split`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn merge(p: __m256, q: __m256) -> (__m256, __m256) {
+    let (lo, hi) = (_mm256_unpacklo_ps(p, q), _mm256_unpackhi_ps(p, q));
+    (
+        _mm256_permute2f128_ps::<0x20>(lo, hi),
+        _mm256_permute2f128_ps::<0x31>(lo, hi),
+    )
+}
+
+/// The adjoint of [`pool2`] from its recorded arg-maxes `at` (batch
+/// offsets): writes all four taps of every window it does, δ at the
+/// arg-max and 0 elsewhere; returns how many windows (whole row pairs).
+pub(super) fn pool2_back(at: &[f32], d: &[f32], dx: &mut [f32], iw: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let ow = iw / 2;
+        let shape_ok = ow == 2 || ow == 4 || ow.is_multiple_of(8);
+        let lengths = at.len() == d.len() && dx.len() == 4 * d.len();
+        if shape_ok && lengths && std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present; the lengths are checked above.
+            return unsafe { pool2_back_avx2(at, d, dx, iw) };
+        }
+    }
+    let _ = (at, d, dx, iw);
+    0
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pool2_back_avx2(at: &[f32], d: &[f32], dx: &mut [f32], iw: usize) -> usize {
+    let ow = iw / 2;
+    let pattern = corners(iw);
+    let taps = [0, 1, iw, iw + 1].map(|v| _mm256_set1_ps(v as f32));
+    let steps = d.len() / 8;
+    let out = dx.as_mut_ptr();
+    // SAFETY (stores): every step writes exactly the 32 values its
+    // forward step read, inside dx (4·d.len() values).
+    let store = |i: usize, v: __m256| unsafe { _mm256_storeu_ps(out.add(i), v) };
+    for step in 0..steps {
+        let w = 8 * step;
+        let (r, ox) = (w / ow, w % ow);
+        let corner = 2 * r * iw + 2 * ox;
+        // SAFETY: w + 8 <= d.len() = at.len().
+        let (a, dv) = unsafe {
+            (
+                _mm256_loadu_ps(at.as_ptr().add(w)),
+                _mm256_loadu_ps(d.as_ptr().add(w)),
+            )
+        };
+        let rel = _mm256_sub_ps(a, _mm256_add_ps(_mm256_set1_ps(corner as f32), pattern));
+        let [ta, tb, tc, td] = taps.map(|t| _mm256_and_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(rel, t), dv));
+        let (t0, t1) = merge(ta, tb);
+        let (b0, b1) = merge(tc, td);
+        match ow {
+            2 => {
+                store(corner, _mm256_permute2f128_ps::<0x20>(t0, b0));
+                store(corner + 8, _mm256_permute2f128_ps::<0x31>(t0, b0));
+                store(corner + 16, _mm256_permute2f128_ps::<0x20>(t1, b1));
+                store(corner + 24, _mm256_permute2f128_ps::<0x31>(t1, b1));
+            }
+            4 => {
+                store(corner, t0);
+                store(corner + 8, b0);
+                store(corner + 16, t1);
+                store(corner + 24, b1);
+            }
+            _ => {
+                store(corner, t0);
+                store(corner + 8, t1);
+                store(corner + iw, b0);
+                store(corner + iw + 8, b1);
+            }
+        }
+    }
+    8 * steps / ow * ow
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn pool2_avx2(x: &[f32], y: &mut [f32], mut record: Option<&mut [f32]>, iw: usize) -> usize {
     let ow = iw / 2;
-    let f = |v: usize| v as f32;
-    // Each window's corner relative to the step's first, in window order.
-    let w2 = 2 * iw;
-    let pattern: [f32; 8] = match ow {
-        2 => [0, 2, w2, w2 + 2, 2 * w2, 2 * w2 + 2, 3 * w2, 3 * w2 + 2].map(f),
-        4 => [0, 2, 4, 6, w2, w2 + 2, w2 + 4, w2 + 6].map(f),
-        _ => [0, 2, 4, 6, 8, 10, 12, 14].map(f),
-    };
-    let pattern = unsafe { _mm256_loadu_ps(pattern.as_ptr()) };
-    let offs = [1.0, f(iw), f(iw + 1)].map(|v| _mm256_set1_ps(v));
+    let pattern = corners(iw);
+    let offs = [1, iw, iw + 1].map(|v| _mm256_set1_ps(v as f32));
     let steps = y.len() / 8;
     let load = |i: usize| {
         debug_assert!(i + 8 <= x.len());
