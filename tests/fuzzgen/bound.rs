@@ -203,6 +203,16 @@ fn product(t: Unit, v: &Tensor, args: &[(&Tensor, &[f64])]) -> Vec<f64> {
     let k = args.len() as f64;
     (0..v.len())
         .map(|i| {
+            // The code multiplies left to right: a partial product outside
+            // the type's normal range (`c·(1/z)¹³·z¹³` with z ≈ 1e3 is 0 in
+            // f32) is unknown, whatever the whole product is.
+            let mut partial = 1.0f64;
+            for (a, _) in args {
+                partial *= a.data[i].abs();
+                if partial > t.max || (partial != 0.0 && partial < t.tiny) {
+                    return f64::INFINITY;
+                }
+            }
             let exact: f64 = args.iter().map(|(a, _)| a.data[i].abs()).product();
             let moved: f64 = args.iter().map(|(a, e)| a.data[i].abs() + e[i]).product();
             (moved - exact) + rounding(t, k, v.data[i])
