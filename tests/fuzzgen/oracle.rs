@@ -160,14 +160,21 @@ pub fn run(case: &Case) -> Outcome {
         );
     }
     if case.smooth {
-        central_differences(&mut lg, &d.w, &f64s, src);
+        central_differences(&mut lg, &d.w, (&f64s, &bounds64), src);
     }
     reprinted(&file, &case.src, &oracle, &d);
     Outcome::Agreed
 }
 
 /// The f64 gradient against central differences of the f64 JIT loss.
-fn central_differences(lg: &mut LossGrad<f64>, w: &[Vec<f64>], got: &[f64], src: &str) {
+/// `got` and its f64 rounding bounds: a gradient that is cancellation
+/// noise (`z·(1/z)` differentiated where z is tiny) is judged by its bound.
+fn central_differences(
+    lg: &mut LossGrad<f64>,
+    w: &[Vec<f64>],
+    (got, bounds): (&[f64], &[f64]),
+    src: &str,
+) {
     let scale = got.iter().fold(1.0f64, |m, v| m.max(v.abs()));
     let slot = lg.entry.output(Role::Loss).expect("a loss");
     let mut outs = lg.outputs();
@@ -197,7 +204,7 @@ fn central_differences(lg: &mut LossGrad<f64>, w: &[Vec<f64>], got: &[f64], src:
                 continue;
             }
             assert!(
-                close(g, fine, 1e-4, scale),
+                close(g, fine, 1e-4, scale) || (g - fine).abs() <= SLACK * bounds[at - 1],
                 "f64 gradient {g} vs central difference {fine} (param {p}, element {i}):\n{src}"
             );
         }
