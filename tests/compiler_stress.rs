@@ -181,3 +181,25 @@ fn open_finding_a_flip_in_two_layers() {
     };
     assert_eq!(run(&case), Outcome::Agreed);
 }
+
+/// Open finding of the compile_models fuzzer (seed 101): where y is NaN
+/// in f64 (a negative base under `^1.5`), `relu(y)` drops it in every
+/// build, yet one f32 gradient comes out NaN where the f64 JIT and the
+/// interpreter give 0 and the running bound sees nothing out of range.
+/// Loss `max(3, -relu(y))` agrees; `relu(y)` and `max(y, 0)` do not. Not
+/// yet triaged (an f32 overflow inside a fused kernel that is not a graph
+/// node, or a NaN select that differs by type).
+#[test]
+#[ignore = "open fuzz finding, see the note in this test"]
+fn open_finding_an_f32_nan_behind_relu() {
+    let case = fuzzgen::Case {
+        src: "activation act0(x) = ((-(x) + (-(2) - (x*x*x) - gelu(x) - (x)^0.5) - gelu(x)))^1.5\n\
+              activation act1(x) = (exp(x))^2\n\
+              loss custom(y, t) = relu(y)\n\
+              model m {\n    input 1\n    dense 1 act1\n    dense 3 act1\n    dense 1 act0\n    loss custom\n}\n"
+            .to_string(),
+        smooth: false,
+        seed: 101,
+    };
+    assert_eq!(run(&case), Outcome::Agreed);
+}
