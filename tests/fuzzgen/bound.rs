@@ -232,9 +232,14 @@ fn elementwise(t: Unit, op: Op, v: &Tensor, args: &[(&Tensor, &[f64])]) -> Vec<f
             // NaN in f32, which no saturating op (sigmoid, relu, max) heals:
             // unknown. Comparisons still give 0 or 1, and a `where` takes
             // NaN only from the branch it selects (moved below).
-            let compares = matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Where);
-            if !compares && args.iter().any(|(_, e)| e[i].is_infinite()) {
-                return f64::INFINITY;
+            let unknown = args.iter().any(|(_, e)| e[i].is_infinite());
+            match op {
+                Op::Where => {}
+                // A comparison of an unknown operand (NaN in f64, finite in
+                // f32, say) may come out either way.
+                Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq if unknown => return 1.0,
+                _ if unknown => return f64::INFINITY,
+                _ => {}
             }
             let mut moved = 0.0;
             for (j, (_, e)) in args.iter().enumerate() {
