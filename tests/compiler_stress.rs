@@ -150,6 +150,16 @@ fn models_found_by_the_loop_agree() {
              model m {\n    input 1\n    dense 1 act0\n    dense 2 act0\n    loss custom\n}\n",
             76,
         ),
+        // `(z/z)^1.5` is 1 in f64, so both layers' `where`s select 0.1 and
+        // every δ is 0; in f32 both flip and δ1 is not. Moving one operand
+        // at a time saw nothing: a branch of 0 with a bound, and a flip
+        // between branches that are both 0. A `where` that may flip now
+        // moves by the farther branch plus that branch's own bound.
+        (
+            "activation act0(x) = gelu(where(1>((x*x/x/x))^1.5, x, 1e-1))\n\
+             model m {\n    input 4\n    dense 4 act0\n    dense 3 act0\n    dense 3 sigmoid\n    loss bce\n}\n",
+            220,
+        ),
     ];
     for &(src, seed) in found {
         let case = fuzzgen::Case {

@@ -234,7 +234,7 @@ fn elementwise(t: Unit, op: Op, v: &Tensor, args: &[(&Tensor, &[f64])]) -> Vec<f
             // NaN only from the branch it selects (moved below).
             let unknown = args.iter().any(|(_, e)| e[i].is_infinite());
             match op {
-                Op::Where => {}
+                Op::Where => return select(t, y, &at, [args[0].1[i], args[1].1[i], args[2].1[i]]),
                 // A comparison of an unknown operand (NaN in f64, finite in
                 // f32, say) may come out either way.
                 Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq if unknown => return 1.0,
@@ -286,6 +286,31 @@ fn elementwise(t: Unit, op: Op, v: &Tensor, args: &[(&Tensor, &[f64])]) -> Vec<f
             moved + rounding(t, ulps(op, &at), y)
         })
         .collect()
+}
+
+/// `where(c, a, b)` at value `y` with bounds `e`: the selected branch's
+/// bound, or, when the condition may flip, the farther branch moved by
+/// its own bound too (a flip and a moved branch together: moving one
+/// operand at a time saw 0 where both branches are 0 in f64 and the
+/// condition flips in f32 beside a branch that is not 0 there).
+fn select(t: Unit, y: f64, at: &[f64], e: [f64; 3]) -> f64 {
+    // The condition is true when non-zero: it may flip when its bound
+    // reaches its value.
+    let moved = if e[0] > 0.0 && e[0] >= at[0].abs() {
+        let far = |v: f64, ev: f64| {
+            if v.is_nan() {
+                f64::INFINITY
+            } else {
+                (v - y).abs() + ev
+            }
+        };
+        far(at[1], e[1]).max(far(at[2], e[2]))
+    } else if at[0] != 0.0 {
+        e[1]
+    } else {
+        e[2]
+    };
+    moved + rounding(t, ulps(Op::Where, at), y)
 }
 
 /// Whether moving operand `j` (at `x`) by `±e` passes a pole of `op`:
