@@ -160,6 +160,14 @@ fn models_found_by_the_loop_agree() {
              model m {\n    input 4\n    dense 4 act0\n    dense 3 act0\n    dense 3 sigmoid\n    loss bce\n}\n",
             220,
         ),
+        // The interpreter gives NaN where the f64 JIT gives 1.63, behind
+        // `x/x` chains whose bound is infinite: an unknown value on the way
+        // is not compared, in f64 as in f32.
+        (
+            "activation act0(x) = where(relu(((x/x)/(x/x)))>=(((x/x)/(x/x))/((x/x)/(x/x))), ((3/(x/x))/((x/x)/(x/x))), (((x)^0.5 + (.75)^0.5 - x + -(x)) - 0.25))\n\
+             model m {\n    input 4\n    dense 4 softsign\n    dense 1 act0\n    dense 2 sigmoid\n    loss bce\n}\n",
+            32,
+        ),
     ];
     for &(src, seed) in found {
         let case = fuzzgen::Case {
@@ -206,6 +214,25 @@ fn a_comparison_of_a_nan_may_flip() {
             .to_string(),
         smooth: false,
         seed: 101,
+    };
+    assert_eq!(run(&case), Outcome::Agreed);
+}
+
+/// Open finding of the compile_models fuzzer (seed 176), found at the end
+/// of the session and not yet triaged: the loss `t/(2t)·(-y)/y` is flat in
+/// y, and central differences give exactly 0, but the f64 gradient is
+/// 0.42 behind an activation that divides by `x + -x`.
+#[test]
+#[ignore = "open fuzz finding, see the note in this test"]
+fn open_finding_a_gradient_of_a_flat_loss() {
+    let case = fuzzgen::Case {
+        src: "activation act0(x) = (-(pi)/softplus((1e-1/x/x/x))/(x + -(x))*identity(-(x)))\n\
+              activation act1(x) = x\n\
+              loss custom(y, t) = (t/(t + t + t - t)*-(y)/y)\n\
+              model m {\n    input 4\n    dense 1 gelu\n    dense 2 act0\n    loss custom\n}\n"
+            .to_string(),
+        smooth: true,
+        seed: 176,
     };
     assert_eq!(run(&case), Outcome::Agreed);
 }
