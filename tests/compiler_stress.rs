@@ -170,13 +170,19 @@ fn models_found_by_the_loop_agree() {
         ),
     ];
     for &(src, seed) in found {
-        let case = fuzzgen::Case {
-            src: src.to_string(),
-            smooth: true,
-            seed,
-        };
-        assert_eq!(run(&case), Outcome::Agreed, "{src}");
+        assert_eq!(outcome(src, seed, true), Outcome::Agreed, "{src}");
     }
+}
+
+/// Whether the generated model `src` with inputs and weights from `seed`
+/// passes every check (central differences only when `smooth`).
+fn outcome(src: &str, seed: u64, smooth: bool) -> Outcome {
+    let case = fuzzgen::Case {
+        src: src.to_string(),
+        smooth,
+        seed,
+    };
+    run(&case)
 }
 
 /// Found by the compile_models fuzzer (seed 185): a condition comparing
@@ -188,14 +194,9 @@ fn models_found_by_the_loop_agree() {
 /// operand makes any op but a comparison or a `where` unknown, it agrees.
 #[test]
 fn a_flip_in_two_layers_is_within_the_bound() {
-    let case = fuzzgen::Case {
-        src: "activation act0(x) = where(exp(log((x)^2))>=(((x*x)/where(x>=x, x, 2))*x), x, ((abs(x) - gelu(x) + exp(x))/x))\n\
-              model m {\n    input 4\n    dense 1 act0\n    dense 2 act0\n    dense 3 sigmoid\n    loss bce\n}\n"
-            .to_string(),
-        smooth: false,
-        seed: 185,
-    };
-    assert_eq!(run(&case), Outcome::Agreed);
+    let src = "activation act0(x) = where(exp(log((x)^2))>=(((x*x)/where(x>=x, x, 2))*x), x, ((abs(x) - gelu(x) + exp(x))/x))\n\
+              model m {\n    input 4\n    dense 1 act0\n    dense 2 act0\n    dense 3 sigmoid\n    loss bce\n}\n";
+    assert_eq!(outcome(src, 185, false), Outcome::Agreed);
 }
 
 /// Found by the compile_models fuzzer (seed 101): y is NaN in f64 (a
@@ -206,16 +207,11 @@ fn a_flip_in_two_layers_is_within_the_bound() {
 /// way.
 #[test]
 fn a_comparison_of_a_nan_may_flip() {
-    let case = fuzzgen::Case {
-        src: "activation act0(x) = ((-(x) + (-(2) - (x*x*x) - gelu(x) - (x)^0.5) - gelu(x)))^1.5\n\
+    let src = "activation act0(x) = ((-(x) + (-(2) - (x*x*x) - gelu(x) - (x)^0.5) - gelu(x)))^1.5\n\
               activation act1(x) = (exp(x))^2\n\
               loss custom(y, t) = relu(y)\n\
-              model m {\n    input 1\n    dense 1 act1\n    dense 3 act1\n    dense 1 act0\n    loss custom\n}\n"
-            .to_string(),
-        smooth: false,
-        seed: 101,
-    };
-    assert_eq!(run(&case), Outcome::Agreed);
+              model m {\n    input 1\n    dense 1 act1\n    dense 3 act1\n    dense 1 act0\n    loss custom\n}\n";
+    assert_eq!(outcome(src, 101, false), Outcome::Agreed);
 }
 
 /// Open finding of the compile_models fuzzer (seed 176), found at the end
@@ -229,14 +225,9 @@ fn a_comparison_of_a_nan_may_flip() {
 #[test]
 #[ignore = "open fuzz finding, see the note in this test"]
 fn open_finding_a_gradient_of_a_flat_loss() {
-    let case = fuzzgen::Case {
-        src: "activation act0(x) = (-(pi)/softplus((1e-1/x/x/x))/(x + -(x))*identity(-(x)))\n\
+    let src = "activation act0(x) = (-(pi)/softplus((1e-1/x/x/x))/(x + -(x))*identity(-(x)))\n\
               activation act1(x) = x\n\
               loss custom(y, t) = (t/(t + t + t - t)*-(y)/y)\n\
-              model m {\n    input 4\n    dense 1 gelu\n    dense 2 act0\n    loss custom\n}\n"
-            .to_string(),
-        smooth: true,
-        seed: 176,
-    };
-    assert_eq!(run(&case), Outcome::Agreed);
+              model m {\n    input 4\n    dense 1 gelu\n    dense 2 act0\n    loss custom\n}\n";
+    assert_eq!(outcome(src, 176, true), Outcome::Agreed);
 }
