@@ -85,6 +85,8 @@ struct Lowerer<'p, 'g> {
     /// `f(args)` lowered once per distinct argument nodes: without it
     /// `f2(x) = f1(x)*f1(x)`, `f3(x) = f2(x)*f2(x)`, ... takes exponential time.
     inlined: HashMap<(String, Vec<NodeId>), NodeId>,
+    /// Every denominator lowered, for [`Network::divisors`].
+    divisors: Vec<Divisor>,
 }
 
 impl<'p, 'g> Lowerer<'p, 'g> {
@@ -94,6 +96,7 @@ impl<'p, 'g> Lowerer<'p, 'g> {
             program,
             inlining: Vec::new(),
             inlined: HashMap::new(),
+            divisors: Vec::new(),
         }
     }
 }
@@ -157,6 +160,7 @@ impl Lowerer<'_, '_> {
                     operands.push(self.expr(c, scope)?);
                 }
                 let ops: Vec<BinOp> = rest.iter().map(|(op, _)| *op).collect();
+                self.note_divisors(&operands, first, &rest);
                 Ok(chain(self.graph, &operands, &ops))
             }
             ExprKind::Call { func, args } => {
@@ -184,6 +188,30 @@ impl Lowerer<'_, '_> {
                     vals.push(self.expr(a, scope)?);
                 }
                 self.call(name, &vals, e.span)
+            }
+        }
+    }
+
+    /// Records the denominators of a chain: each `/ c`, and the base of a
+    /// power whose exponent is a negative constant.
+    fn note_divisors(&mut self, operands: &[NodeId], first: &Expr, rest: &[(BinOp, &Expr)]) {
+        for (i, (op, c)) in rest.iter().enumerate() {
+            let divisor = match op {
+                BinOp::Div => Some((operands[i + 1], c.span)),
+                BinOp::Pow => {
+                    let negative = self.graph.const_value(operands[i + 1]).is_some_and(|k| k < 0.0);
+                    // `^` does not chain: its base is the chain's first operand.
+                    (negative && i == 0).then(|| (operands[0], first.span))
+                }
+                BinOp::Add | BinOp::Sub | BinOp::Mul => None,
+                BinOp::Lt | BinOp::Gt | BinOp::Le | BinOp::Ge => None,
+            };
+            if let Some((node, span)) = divisor {
+                self.divisors.push(Divisor {
+                    node,
+                    span,
+                    used: None,
+                });
             }
         }
     }
@@ -513,6 +541,28 @@ pub struct ParamNode {
     pub role: ParamRole,
 }
 
+/// A denominator in the file's formulas: `c` of `a / c`, or the base of a
+/// power with a negative constant exponent. `pipeline::lower` refuses one
+/// that simplifies to 0, where the quotient is ±inf or NaN for every input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Divisor {
+    /// The denominator's node.
+    pub node: NodeId,
+    /// Where it is written.
+    pub span: Span,
+    /// The layer or loss statement that inlined the formula holding it.
+    pub used: Option<Span>,
+}
+
+impl Divisor {
+    fn used_at(self, span: Span) -> Divisor {
+        Divisor {
+            used: Some(span),
+            ..self
+        }
+    }
+}
+
 /// The nodes of one dense layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerNodes {
@@ -550,6 +600,8 @@ pub struct Network {
     /// `∂loss/∂param`, parallel to `params`; empty until the pipeline
     /// differentiates the network (`pipeline::derive`).
     pub grads: Vec<NodeId>,
+    /// The denominators of the custom activations and loss, as inlined.
+    pub divisors: Vec<Divisor>,
 }
 
 /// Lowers `model` to a graph over a batch: `z_l = a_{l-1}·W_lᵀ + b_l`,
@@ -570,6 +622,7 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
     let t = g.leaf("t", LeafKind::Target, t_shape);
 
     let mut params = Vec::new();
+    let mut divisors = Vec::new();
     let mut layers = Vec::new();
     let mut a = x;
     for (i, layer) in model.layers.iter().enumerate() {
@@ -596,6 +649,7 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
                 };
                 let mut l = Lowerer::new(&mut g, Some(program));
                 let a = l.inline(f, &[z], layer.span)?;
+                divisors.extend(l.divisors.into_iter().map(|d| d.used_at(layer.span)));
                 // A formula that ignores x (`f(x) = pi`) is a scalar: it is
                 // the same at every element of the layer.
                 let zshape = g.node(z).shape.clone();
@@ -682,6 +736,7 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
             };
             let mut l = Lowerer::new(&mut g, Some(program));
             let per = l.inline(f, &[y, t], f.span)?;
+            divisors.extend(l.divisors.into_iter().map(|d| d.used_at(model.loss_span)));
             // A formula that ignores y and t is a scalar: it is the same at every element.
             let per = g.splat(per, &yshape);
             (mean_all(&mut g, per), None)
@@ -698,6 +753,7 @@ pub fn lower_model(program: &Program, model: &Model) -> Result<Network, Diagnost
         loss,
         correct,
         grads: Vec::new(),
+        divisors,
     })
 }
 

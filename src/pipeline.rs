@@ -79,7 +79,7 @@ pub struct Derived {
 /// ```
 pub fn compile(program: &Program, model: &Model) -> Result<(Network, Timings), Diagnostic> {
     let start = Instant::now();
-    let net = lower::lower_model(program, model)?;
+    let net = lower(program, model)?;
     let lowering = start.elapsed().as_secs_f64();
     let derived = derive(net, Focus::Training);
     let mut timings = derived.timings;
@@ -143,10 +143,37 @@ pub fn derive(mut net: Network, focus: Focus) -> Derived {
 /// element-wise activation's derivative, simplified. What gradient-flow
 /// statistics are built on (`train::flow`).
 pub fn compile_equations(program: &Program, model: &Model) -> Result<Derived, Diagnostic> {
-    Ok(derive(
-        lower::lower_model(program, model)?,
-        Focus::Equations,
-    ))
+    Ok(derive(lower(program, model)?, Focus::Equations))
+}
+
+/// Lowers `model` ([`lower::lower_model`]) and refuses a denominator that
+/// simplifies to 0, such as `x + -x` or `x - x`: the quotient is ±inf or
+/// NaN for every input, and simplifying the loss around it could hide that
+/// (the simplifier may change a value only where it is not a number, so
+/// `-y/y` becomes `-1`). Every command that lowers a model goes through here.
+pub fn lower(program: &Program, model: &Model) -> Result<Network, Diagnostic> {
+    let net = lower::lower_model(program, model)?;
+    if net.divisors.is_empty() {
+        return Ok(net);
+    }
+    // On a copy: simplifying adds nodes and names the printer should not see.
+    let mut g = net.graph.clone();
+    let nodes: Vec<NodeId> = net.divisors.iter().map(|d| d.node).collect();
+    let s = simplify::simplify(&mut g, &nodes);
+    let zero = net.divisors.iter().zip(&s.roots).find(|(_, r)| g.is_const(**r, 0.0));
+    if let Some((d, _)) = zero {
+        let mut diag = Diagnostic::error("division by zero", d.span)
+            .with_label("this is 0 for every input")
+            .with_help(
+                "the quotient is ±inf or NaN everywhere, so the loss and its gradient \
+                 are not numbers; divide by something that is not identically 0",
+            );
+        if let Some(used) = d.used {
+            diag = diag.with_secondary(used, "used here");
+        }
+        return Err(diag);
+    }
+    Ok(net)
 }
 
 /// An activation's derivative `f'(z)`, derived symbolically on a fresh

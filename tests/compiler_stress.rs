@@ -219,14 +219,13 @@ fn a_comparison_of_a_nan_may_flip() {
 /// `t/(2t)·(-y)/y` NaN at every point. The simplifier's policy lets a
 /// rewrite change a value only where it was NaN or ±inf, so it folded the
 /// loss to `mean(0)` while the gradient, simplified along another path,
-/// is `1/(4·z2) + …` (0.42 against central differences of 0). Nothing is
-/// defined to compare: the oracle skips a model whose unsimplified loss
-/// is not a number.
+/// was `1/(4·z2) + …` (0.42 against central differences of 0). slope now
+/// refuses a denominator that simplifies to 0 (`pipeline::lower`).
 #[test]
-fn a_loss_undefined_before_simplification_is_skipped() {
+fn a_division_by_an_identically_zero_expression_is_refused() {
     let src = "activation act0(x) = (-(pi)/softplus((1e-1/x/x/x))/(x + -(x))*identity(-(x)))\n\
               activation act1(x) = x\n\
               loss custom(y, t) = (t/(t + t + t - t)*-(y)/y)\n\
               model m {\n    input 4\n    dense 1 gelu\n    dense 2 act0\n    loss custom\n}\n";
-    assert_eq!(outcome(src, 176, true), Outcome::Skipped);
+    assert_eq!(outcome(src, 176, true), Outcome::Refused("compile".into()));
 }

@@ -118,6 +118,7 @@ fn network() -> Network {
         grads: vec![dw, db],
         loss,
         correct: None,
+        divisors: vec![],
     }
 }
 

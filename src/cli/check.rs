@@ -28,6 +28,15 @@ pub struct CheckArgs {
 /// Runs `slope check`: exit 0 with the summary on stdout, or a failure.
 pub fn run(args: CheckArgs) -> Result<ExitCode, Failure> {
     let loaded = common::load_program(&args.file, args.model.as_deref())?;
+    let model = loaded.model();
+    // Only lowering and simplifying a custom formula shows a denominator
+    // that is identically 0; the built-in ones have none.
+    let custom = matches!(model.loss, Loss::Custom(_))
+        || (model.layers.iter()).any(|l| matches!(l.activation(), Activation::Custom(_)));
+    if custom {
+        crate::pipeline::lower(&loaded.program, model)
+            .map_err(|d| Failure::Input(loaded.render(&[d])))?;
+    }
     let data = common::load_dataset(&loaded)?;
     if args.json {
         let value = summary_json(&loaded, data.as_ref());

@@ -263,7 +263,7 @@ pub fn probe(
 /// The model summary and gradient equations, as the report shows them.
 pub fn model_text(loaded: &Loaded, data: Option<&LoadedData>) -> (String, String) {
     let summary = super::check::summary_text(loaded, data);
-    let equations = match crate::lower::lower_model(&loaded.program, loaded.model()) {
+    let equations = match crate::pipeline::lower(&loaded.program, loaded.model()) {
         Ok(net) => {
             crate::equations::derive(net, loaded.model()).render(crate::graph::print::Style::Text)
         }

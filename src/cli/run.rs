@@ -9,7 +9,7 @@ use crate::train::tasks::{
     self, GRADCHECK_BUDGET, GRADCHECK_ELEMENTS, GRADCHECK_FLOOR, GRADCHECK_ROWS, GRADCHECK_TOL,
 };
 use crate::train::weights;
-use crate::{equations, lower, pipeline};
+use crate::{equations, pipeline};
 use clap::Args;
 use std::path::Path;
 use std::process::ExitCode;
@@ -64,7 +64,7 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode, Failure> {
     let w = common::read_weights(&args.weights, model)?;
     let data = common::load_data_file(&loaded, &args.data, true)?;
     // The forward pass needs no gradients: lowering is all of the pipeline it uses.
-    let net = lower::lower_model(&loaded.program, model)
+    let net = pipeline::lower(&loaded.program, model)
         .map_err(|d| Failure::Input(loaded.render(&[d])))?;
     let rows = data.rows;
     if rows == 0 {
@@ -179,7 +179,7 @@ pub fn grad_sample(
     let (nx, nt) = (ds.n_features(), ds.n_targets());
     let x = tasks::widen::<f64>(&ds.features[(n - 1) * nx..n * nx]);
     let t = tasks::widen::<f64>(&ds.targets[(n - 1) * nt..n * nt]);
-    let net = lower::lower_model(&loaded.program, loaded.model())
+    let net = pipeline::lower(&loaded.program, loaded.model())
         .map_err(|d| Failure::Input(loaded.render(&[d])))?;
     let eq = equations::derive(net, loaded.model());
     let values = tasks::probe(eq.network(), &w, &x, &t, &eq.value_nodes()).map_err(task_failure)?;

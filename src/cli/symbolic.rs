@@ -6,7 +6,7 @@ use crate::diag::{self, SourceMap};
 use crate::graph::print::Style;
 use crate::pipeline::{self, Focus};
 use crate::{derivative, equations};
-use crate::{lower, syntax};
+use crate::syntax;
 use clap::Args;
 use std::process::ExitCode;
 
@@ -158,7 +158,7 @@ pub fn grad(args: GradArgs) -> Result<ExitCode, Failure> {
         );
     }
     let loaded = load_program(&args.file, args.model.as_deref())?;
-    let net = lower::lower_model(&loaded.program, loaded.model())
+    let net = pipeline::lower(&loaded.program, loaded.model())
         .map_err(|d| Failure::Input(loaded.render(&[d])))?;
     let eq = equations::derive(net, loaded.model());
     let style = if args.latex {
@@ -177,7 +177,7 @@ pub fn grad(args: GradArgs) -> Result<ExitCode, Failure> {
 /// Runs `slope graph FILE [--grad]`.
 pub fn graph(args: GraphArgs) -> Result<ExitCode, Failure> {
     let loaded = load_program(&args.file, args.model.as_deref())?;
-    let net = lower::lower_model(&loaded.program, loaded.model())
+    let net = pipeline::lower(&loaded.program, loaded.model())
         .map_err(|d| Failure::Input(loaded.render(&[d])))?;
     let mut roots = vec![("loss".to_string(), net.loss), ("y".to_string(), net.y)];
     let net = if args.grad {

@@ -83,7 +83,7 @@ pub fn forward(
     model: &Model,
     params: &[ParamValue],
 ) -> Result<ModelProto, ExportError> {
-    let net = lower::lower_model(program, model).map_err(ExportError::Lower)?;
+    let net = pipeline::lower(program, model).map_err(ExportError::Lower)?;
     check_params(&net, params)?;
     let mut outputs = vec![("y".to_string(), net.y)];
     if let Some(last) = net.layers.last().filter(|l| l.z != net.y) {
