@@ -60,7 +60,7 @@ fn shifted_planes(g: &Geom) -> bool {
 /// `ylo..yhi × xlo..xhi`, and output `j` reads input `j + shift` there.
 #[inline]
 fn planes(g: &Geom, mut f: impl FnMut(usize, usize, [usize; 2], [usize; 2], isize)) {
-    let (k, [ih, iw], p) = (g.kernel, g.input, g.p());
+    let (k, [ih, iw]) = (g.kernel, g.input);
     for c in 0..g.cin {
         for ky in 0..k {
             let ys = inside(ih, 1, ky, g.pad[0], ih);
@@ -69,7 +69,7 @@ fn planes(g: &Geom, mut f: impl FnMut(usize, usize, [usize; 2], [usize; 2], isiz
                 let row = (c * k + ky) * k + kx;
                 let shift = (ky as isize - g.pad[0] as isize) * iw as isize + kx as isize
                     - g.pad[1] as isize;
-                f(row * g.batch * p, c * ih * iw, ys, xs, shift);
+                f(row * g.ld(), c * ih * iw, ys, xs, shift);
             }
         }
     }
@@ -78,7 +78,7 @@ fn planes(g: &Geom, mut f: impl FnMut(usize, usize, [usize; 2], [usize; 2], isiz
 /// Which of a plane's P outputs lie inside the input rectangle
 /// `ylo..yhi × xlo..xhi`, rebuilt only when the rectangle changes (once
 /// per kernel tap, not per image).
-/// The mask is of `T` (1 inside, 0 outside) because a select on a float
+/// The mask is of `T` ([`Real::mask`]) because a select on a float
 /// compare vectorises where one on a `bool` load did not.
 struct Inside<T> {
     at: Option<([usize; 2], [usize; 2])>,
@@ -100,7 +100,7 @@ impl<T: Real> Inside<T> {
             for y in 0..oh {
                 let row = (ys[0]..ys[1]).contains(&y);
                 self.keep.extend(
-                    (0..ow).map(|x| T::from_index(usize::from(row && (xs[0]..xs[1]).contains(&x)))),
+                    (0..ow).map(|x| T::mask(row && (xs[0]..xs[1]).contains(&x))),
                 );
             }
         }
@@ -135,7 +135,7 @@ fn im2col_shifted<T: Real>(g: &Geom, x: &[T], col: &mut [T]) {
             dst[hi..].fill(zero);
             let (dst, keep) = (&mut dst[lo..hi], &keep[lo..hi]);
             for ((d, &v), &k) in dst.iter_mut().zip(&x[from..][..hi - lo]).zip(keep) {
-                *d = if k > zero { v } else { zero };
+                *d = v.masked(k);
             }
         }
     });
@@ -145,7 +145,7 @@ fn im2col_shifted<T: Real>(g: &Geom, x: &[T], col: &mut [T]) {
 /// plane as in [`im2col_shifted`]; adding zeros outside the rectangle
 /// leaves those sums as they are.
 fn col2im_shifted<T: Real>(g: &Geom, col: &[T], dx: &mut [T]) {
-    let (p, chw, zero, len) = (g.p(), g.cin * g.hw(), T::default(), dx.len());
+    let (p, chw, len) = (g.p(), g.cin * g.hw(), dx.len());
     let mut inside = Inside::<T>::new();
     planes(g, |at, dst, ys, xs, shift| {
         let keep = inside.mask(ys, xs, g.out);
@@ -153,7 +153,7 @@ fn col2im_shifted<T: Real>(g: &Geom, col: &[T], dx: &mut [T]) {
             let ([lo, hi], to) = in_buffer((dst + b * chw) as isize + shift, p, len);
             let from = &col[at + b * p + lo..][..hi - lo];
             for ((d, &v), &k) in dx[to..][..hi - lo].iter_mut().zip(from).zip(&keep[lo..hi]) {
-                *d = *d + if k > zero { v } else { zero };
+                *d = *d + v.masked(k);
             }
         }
     });
@@ -213,10 +213,10 @@ fn col2im<T: Real>(g: &Geom, col: &[T], dx: &mut [T], ld: usize) {
 
 /// Copies the window side `[B, N, P]` into the GEMM's `[N, B·P]`.
 fn widen<T: Real>(g: &Geom, batched: &[T], wide: &mut [T]) {
-    let (nb, n, p) = (g.batch, g.cout, g.p());
+    let (nb, n, p, ld) = (g.batch, g.cout, g.p(), g.ld());
     for b in 0..nb {
         for c in 0..n {
-            wide[(c * nb + b) * p..][..p].copy_from_slice(&batched[(b * n + c) * p..][..p]);
+            wide[c * ld + b * p..][..p].copy_from_slice(&batched[(b * n + c) * p..][..p]);
         }
     }
 }
@@ -224,8 +224,8 @@ fn widen<T: Real>(g: &Geom, batched: &[T], wide: &mut [T]) {
 /// The scratch of a convolution: the column matrix, then the `[N, B·P]`
 /// window side.
 fn split<'a, T>(g: &Geom, scratch: &'a mut [T]) -> (&'a mut [T], &'a mut [T]) {
-    let (col, wide) = scratch.split_at_mut(g.ckk() * g.batch * g.p());
-    (col, &mut wide[..g.cout * g.batch * g.p()])
+    let (col, wide) = scratch.split_at_mut(g.ckk() * g.ld());
+    (col, &mut wide[..g.cout * g.ld()])
 }
 
 /// `y = W ⋆ x`: per image b, `y_b [N, P] = W [N, CKK] · col_b [CKK, P]`,
@@ -241,7 +241,7 @@ pub(super) fn conv<T: Real>(
     scratch: &mut [T],
     threads: usize,
 ) {
-    let (ld, ckk, p) = (g.batch * g.p(), g.ckk(), g.p());
+    let (ld, ckk, p) = (g.ld(), g.ckk(), g.p());
     let (col, _) = split(g, scratch);
     im2col(g, x, col, ld);
     for (b, yb) in y.chunks_exact_mut(g.cout * p).enumerate() {
@@ -275,7 +275,7 @@ pub(super) fn conv_back_input<T: Real>(
     scratch: &mut [T],
     threads: usize,
 ) {
-    let (ld, ckk, p) = (g.batch * g.p(), g.ckk(), g.p());
+    let (ld, ckk, p) = (g.ld(), g.ckk(), g.p());
     let (col, _) = split(g, scratch);
     for (b, db) in d.chunks_exact(g.cout * p).enumerate() {
         // SAFETY: as in [`conv`]; `db` holds N·P elements.
@@ -308,7 +308,7 @@ pub(super) fn conv_back_kernel<T: Real>(
     scratch: &mut [T],
     (threads, cols_ready): (usize, bool),
 ) {
-    let (ld, ckk) = (g.batch * g.p(), g.ckk());
+    let (ld, ckk, bp) = (g.ld(), g.ckk(), g.batch * g.p());
     let (col, wide) = split(g, scratch);
     if !cols_ready {
         im2col(g, x, col, ld);
@@ -316,14 +316,14 @@ pub(super) fn conv_back_kernel<T: Real>(
     widen(g, d, wide);
     // SAFETY: as in [`conv`].
     unsafe {
-        let (a, bp, c) = (wide.as_ptr(), col.as_ptr(), dw.as_mut_ptr());
+        let (a, b, c) = (wide.as_ptr(), col.as_ptr(), dw.as_mut_ptr());
         product(
             g.cout,
-            ld,
+            bp,
             ckk,
             a,
             (ld as isize, 1),
-            bp,
+            b,
             (1, ld as isize),
             c,
             (ckk as isize, 1),
