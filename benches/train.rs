@@ -180,6 +180,7 @@ fn mlp(sizes: &[usize], relu: bool) -> (Model, Network) {
         grads,
         loss,
         correct: Some(correct),
+        divisors: vec![],
     };
     (model, net)
 }

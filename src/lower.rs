@@ -199,7 +199,10 @@ impl Lowerer<'_, '_> {
             let divisor = match op {
                 BinOp::Div => Some((operands[i + 1], c.span)),
                 BinOp::Pow => {
-                    let negative = self.graph.const_value(operands[i + 1]).is_some_and(|k| k < 0.0);
+                    let negative = self
+                        .graph
+                        .const_value(operands[i + 1])
+                        .is_some_and(|k| k < 0.0);
                     // `^` does not chain: its base is the chain's first operand.
                     (negative && i == 0).then(|| (operands[0], first.span))
                 }

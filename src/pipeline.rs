@@ -160,7 +160,11 @@ pub fn lower(program: &Program, model: &Model) -> Result<Network, Diagnostic> {
     let mut g = net.graph.clone();
     let nodes: Vec<NodeId> = net.divisors.iter().map(|d| d.node).collect();
     let s = simplify::simplify(&mut g, &nodes);
-    let zero = net.divisors.iter().zip(&s.roots).find(|(_, r)| g.is_const(**r, 0.0));
+    let zero = net
+        .divisors
+        .iter()
+        .zip(&s.roots)
+        .find(|(_, r)| g.is_const(**r, 0.0));
     if let Some((d, _)) = zero {
         let mut diag = Diagnostic::error("division by zero", d.span)
             .with_label("this is 0 for every input")

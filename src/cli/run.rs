@@ -64,8 +64,8 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode, Failure> {
     let w = common::read_weights(&args.weights, model)?;
     let data = common::load_data_file(&loaded, &args.data, true)?;
     // The forward pass needs no gradients: lowering is all of the pipeline it uses.
-    let net = pipeline::lower(&loaded.program, model)
-        .map_err(|d| Failure::Input(loaded.render(&[d])))?;
+    let net =
+        pipeline::lower(&loaded.program, model).map_err(|d| Failure::Input(loaded.render(&[d])))?;
     let rows = data.rows;
     if rows == 0 {
         return Err(Failure::Input(format!(

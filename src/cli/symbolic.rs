@@ -5,8 +5,8 @@ use super::{Failure, PathArg};
 use crate::diag::{self, SourceMap};
 use crate::graph::print::Style;
 use crate::pipeline::{self, Focus};
-use crate::{derivative, equations};
 use crate::syntax;
+use crate::{derivative, equations};
 use clap::Args;
 use std::process::ExitCode;
 

@@ -9,8 +9,7 @@
 //! The rows are shared evenly between blocks (32 rows are 6+6+5+5+5+5, not
 //! 6·5+2, whose last block would reuse each load of B only twice).
 //!
-//! Measured on the digits CNN's per-image products (AMD EPYC Zen 3, one
-//! pinned core): see `src/codegen/window/conv.rs`.
+//! Measured figures: the parent module's docs.
 
 use std::arch::x86_64::*;
 
@@ -21,7 +20,10 @@ const MR: usize = 6;
 #[target_feature(enable = "avx2")]
 fn lanes(w: usize) -> __m256i {
     let w = w.min(8) as i32;
-    _mm256_cmpgt_epi32(_mm256_set1_epi32(w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(w),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
 }
 
 /// `c = a·b` for b with contiguous rows (row stride `ldb`); a has any
@@ -112,7 +114,10 @@ unsafe fn strip<const R: usize, const MASKED: bool>(
         for p in 0..k as isize {
             let row = b.offset(p * ldb);
             let (b0, b1) = if MASKED {
-                (_mm256_maskload_ps(row, masks[0]), _mm256_maskload_ps(row.add(8), masks[1]))
+                (
+                    _mm256_maskload_ps(row, masks[0]),
+                    _mm256_maskload_ps(row.add(8), masks[1]),
+                )
             } else {
                 (_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8)))
             };

@@ -99,9 +99,8 @@ impl<T: Real> Inside<T> {
             self.keep.clear();
             for y in 0..oh {
                 let row = (ys[0]..ys[1]).contains(&y);
-                self.keep.extend(
-                    (0..ow).map(|x| T::mask(row && (xs[0]..xs[1]).contains(&x))),
-                );
+                self.keep
+                    .extend((0..ow).map(|x| T::mask(row && (xs[0]..xs[1]).contains(&x))));
             }
         }
         &self.keep
