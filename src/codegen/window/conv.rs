@@ -3,8 +3,8 @@
 //! the forward pass's, see `schedule`). The forward pass and the input
 //! gradient are one product per image, reading and writing the window side
 //! `[B, N, H'·W']` in place; the kernel gradient is one product over the
-//! whole batch (summing over it inside), its δ first copied into the
-//! `[N, B·H'·W']` layout by contiguous row copies.
+//! whole batch (summing over it inside), its δ first transposed to
+//! `[B·H'·W', N]`.
 
 use super::{Geom, Real};
 use crate::codegen::gemm::product;
@@ -210,21 +210,21 @@ fn col2im<T: Real>(g: &Geom, col: &[T], dx: &mut [T], ld: usize) {
     });
 }
 
-/// Copies the window side `[B, N, P]` into the GEMM's `[N, B·P]`.
-fn widen<T: Real>(g: &Geom, batched: &[T], wide: &mut [T]) {
-    let (nb, n, p, ld) = (g.batch, g.cout, g.p(), g.ld());
-    for b in 0..nb {
-        for c in 0..n {
-            wide[c * ld + b * p..][..p].copy_from_slice(&batched[(b * n + c) * p..][..p]);
-        }
+/// Transposes the window side `[B, N, P]` into `δᵀ [B·P, N]`, the row
+/// of each output position holding its N channels.
+fn transpose_windows<T: Real>(g: &Geom, batched: &[T], dt: &mut [T]) {
+    let (n, p) = (g.cout, g.p());
+    for (img, out) in batched.chunks_exact(n * p).zip(dt.chunks_exact_mut(p * n)) {
+        T::transpose(img, p, n, p, out);
     }
 }
 
-/// The scratch of a convolution: the column matrix, then the `[N, B·P]`
-/// window side.
-fn split<'a, T>(g: &Geom, scratch: &'a mut [T]) -> (&'a mut [T], &'a mut [T]) {
-    let (col, wide) = scratch.split_at_mut(g.ckk() * g.ld());
-    (col, &mut wide[..g.cout * g.ld()])
+/// The scratch of a convolution: the column matrix (rows [`Geom::ld`]
+/// apart), the window side's `[N, ld]` (or `δᵀ`), and `dWᵀ [CKK, N]`.
+fn split<'a, T>(g: &Geom, scratch: &'a mut [T]) -> [&'a mut [T]; 3] {
+    let (col, rest) = scratch.split_at_mut(g.ckk() * g.ld());
+    let (wide, rest) = rest.split_at_mut(g.cout * g.ld());
+    [col, wide, &mut rest[..g.ckk() * g.cout]]
 }
 
 /// `y = W ⋆ x`: per image b, `y_b [N, P] = W [N, CKK] · col_b [CKK, P]`,
@@ -241,7 +241,7 @@ pub(super) fn conv<T: Real>(
     threads: usize,
 ) {
     let (ld, ckk, p) = (g.ld(), g.ckk(), g.p());
-    let (col, _) = split(g, scratch);
+    let [col, ..] = split(g, scratch);
     im2col(g, x, col, ld);
     for (b, yb) in y.chunks_exact_mut(g.cout * p).enumerate() {
         // SAFETY: `w` holds N·CKK elements (the caller's contract); image
@@ -275,7 +275,7 @@ pub(super) fn conv_back_input<T: Real>(
     threads: usize,
 ) {
     let (ld, ckk, p) = (g.ld(), g.ckk(), g.p());
-    let (col, _) = split(g, scratch);
+    let [col, ..] = split(g, scratch);
     for (b, db) in d.chunks_exact(g.cout * p).enumerate() {
         // SAFETY: as in [`conv`]; `db` holds N·P elements.
         unsafe {
@@ -297,8 +297,12 @@ pub(super) fn conv_back_input<T: Real>(
     col2im(g, col, dx, ld);
 }
 
-/// `dW = δ ⋆ x`: `dW [N, CKK] = δ [N, B·P] · colᵀ [B·P, CKK]` (the column
-/// matrix unrolled here unless `cols_ready` says the scratch holds it).
+/// `dW = δ ⋆ x`, as its transpose `dWᵀ [CKK, N] = col [CKK, B·P] ·
+/// δᵀ [B·P, N]` (the column matrix unrolled here unless `cols_ready` says
+/// the scratch holds it): δᵀ is narrow and contiguous, so on AVX2 the
+/// product runs in the broadcast kernel (`gemm::avx2_long_sum`) with no
+/// packing; `δ · colᵀ` needed the `gemm` crate to pack a transposed
+/// operand, at two thirds of the speed.
 pub(super) fn conv_back_kernel<T: Real>(
     g: &Geom,
     x: &[T],
@@ -307,26 +311,17 @@ pub(super) fn conv_back_kernel<T: Real>(
     scratch: &mut [T],
     (threads, cols_ready): (usize, bool),
 ) {
-    let (ld, ckk, bp) = (g.ld(), g.ckk(), g.batch * g.p());
-    let (col, wide) = split(g, scratch);
+    let (ld, ckk, n, bp) = (g.ld(), g.ckk(), g.cout, g.batch * g.p());
+    let [col, dt, dwt] = split(g, scratch);
     if !cols_ready {
         im2col(g, x, col, ld);
     }
-    widen(g, d, wide);
-    // SAFETY: as in [`conv`].
+    transpose_windows(g, d, dt);
+    // SAFETY: `col` holds CKK rows of `ld` ≥ B·P; `dt` holds B·P rows of
+    // N; `dwt` holds CKK·N.
     unsafe {
-        let (a, b, c) = (wide.as_ptr(), col.as_ptr(), dw.as_mut_ptr());
-        product(
-            g.cout,
-            bp,
-            ckk,
-            a,
-            (ld as isize, 1),
-            b,
-            (1, ld as isize),
-            c,
-            (ckk as isize, 1),
-            threads,
-        )
+        let (a, b, c) = (col.as_ptr(), dt.as_ptr(), dwt.as_mut_ptr());
+        product(ckk, bp, n, a, (ld as isize, 1), b, (n as isize, 1), c, (n as isize, 1), threads)
     };
+    T::transpose(dwt, n, ckk, n, dw);
 }

@@ -60,9 +60,10 @@ impl Geom {
     }
     /// Elements of a convolution's scratch: the whole batch's im2col
     /// matrix `C·K·K × B·H'·W'` and the window side regrouped as
-    /// `N × B·H'·W'` (see [`conv`]), rows [`Geom::ld`] apart.
+    /// `N × B·H'·W'`, rows [`Geom::ld`] apart, and the kernel gradient's
+    /// transpose `C·K·K × N` (see [`conv`]).
     pub fn scratch(&self) -> usize {
-        (self.ckk() + self.cout) * self.ld()
+        (self.ckk() + self.cout) * self.ld() + self.ckk() * self.cout
     }
 }
 
@@ -76,6 +77,8 @@ pub(crate) trait Real:
     fn from_index(i: usize) -> Self;
     /// The index [`Real::from_index`] stored.
     fn to_index(self) -> usize;
+    /// [`crate::codegen::gemm::transpose`] for this type.
+    fn transpose(src: &[Self], ld: usize, rows: usize, cols: usize, dst: &mut [Self]);
     /// A mask for [`Real::masked`]: every bit set when `keep`, else none.
     fn mask(keep: bool) -> Self;
     /// `self` where `mask` is set, +0 where it is clear: a bitwise and,
@@ -102,6 +105,9 @@ impl Real for f32 {
     fn to_index(self) -> usize {
         self as usize
     }
+    fn transpose(src: &[f32], ld: usize, rows: usize, cols: usize, dst: &mut [f32]) {
+        crate::codegen::gemm::transpose(src, ld, rows, cols, dst);
+    }
     fn mask(keep: bool) -> f32 {
         f32::from_bits(if keep { !0 } else { 0 })
     }
@@ -125,6 +131,14 @@ impl Real for f64 {
     }
     fn to_index(self) -> usize {
         self as usize
+    }
+    /// Element by element: the f64 build serves `gradcheck`, not speed.
+    fn transpose(src: &[f64], ld: usize, rows: usize, cols: usize, dst: &mut [f64]) {
+        for j in 0..rows {
+            for p in 0..cols {
+                dst[p * rows + j] = src[j * ld + p];
+            }
+        }
     }
     fn mask(keep: bool) -> f64 {
         f64::from_bits(if keep { !0 } else { 0 })
