@@ -546,3 +546,49 @@ fn shapes_and_parameters_through_a_cnn() {
     assert_eq!(params[2], ("conv2.weight".into(), vec![4, 8, 2, 2], 32, 16));
     assert_eq!(m.parameter_count(), 8 * 27 + 8 + 4 * 32 + 5 * 4 + 5);
 }
+
+/// The f32 host kernels take vector paths on planes of a multiple of 8
+/// (im2col and col2im of `same` convolutions on the batch's middle images)
+/// and the broadcast kernel for the kernel gradient: the forward pass and
+/// both gradients, f64 and f32 JIT, against the interpreter on such
+/// planes (4×4, 8×8, 2×4, 4×6), five images, several channels.
+#[test]
+fn convolution_gradients_on_vector_sized_planes_match_the_interpreter() {
+    let mut rng = Rng(11);
+    for &(h, w) in &[(4, 4), (8, 8), (2, 4), (4, 6)] {
+        for &(c, n, k) in &[(2, 3, 3), (1, 16, 3), (3, 2, 1)] {
+            let batch = 5;
+            let Some(ax) = axes(h, w, k, 1, true) else {
+                continue;
+            };
+            let mut g = Graph::new();
+            let x = leaf(&mut g, "x", &[batch, c, h, w], true);
+            let wt = leaf(&mut g, "w", &[n, c, k, k], false);
+            let r = leaf(&mut g, "r", &[batch, n, h, w], true);
+            let y = g.make(Op::Window(WindowOp::Conv, window(h, w, k, 1, ax)), &[x, wt]);
+            let yr = g.mul2(y, r);
+            let loss = g.sum_all(yr);
+            let grads = slope::diff::grad(&mut g, loss, &[x, wt]).grads;
+            let vals = [
+                rng.values(batch * c * h * w),
+                rng.values(n * c * k * k),
+                rng.values(batch * n * h * w),
+            ];
+            let vals: Vec<&[f64]> = vals.iter().map(Vec::as_slice).collect();
+            let mut env = Env::new();
+            for (&id, v) in [x, wt, r].iter().zip(&vals) {
+                let Op::Leaf(leaf) = g.node(id).op else {
+                    unreachable!()
+                };
+                let shape = slope::graph::eval::concrete(&g.leaf_info(leaf).shape, batch);
+                let name = g.leaf_info(leaf).name.clone();
+                env.insert(name, Tensor::new(shape, v.to_vec()).expect("fits"));
+            }
+            for (what, out) in [("y", y), ("dx", grads[0]), ("dw", grads[1])] {
+                let want = eval(&g, &[out], &env, batch).expect("evaluates")[0].data.clone();
+                let what = format!("{what} of conv c{c} n{n} {h}x{w} k{k}");
+                agree(&what, &g, &[x, wt, r], &vals, out, batch, &want);
+            }
+        }
+    }
+}

@@ -118,16 +118,31 @@ fn in_buffer(from: isize, p: usize, len: usize) -> ([usize; 2], usize) {
     ([lo, hi], (from + lo as isize) as usize)
 }
 
+/// The images `lo..hi` whose plane `base + b·chw ..+ p` lies wholly inside
+/// a buffer of `len` (all but the batch's first or last, at most).
+fn middle(base: isize, chw: usize, p: usize, len: usize, batch: usize) -> [usize; 2] {
+    let step = chw.max(1) as isize;
+    let lo = if base >= 0 { 0 } else { (-base + step - 1) / step } as usize;
+    let room = len as isize - p as isize - base;
+    let hi = if room < 0 { 0 } else { (room / step) as usize + 1 }.min(batch);
+    [lo.min(hi), hi]
+}
+
 /// [`im2col`] of a [`shifted_planes`] convolution: each plane of each
 /// image is one masked pass over P elements (vectorised; the per-row
 /// copies of 4 and 8 elements they replace were a quarter of a digits CNN
-/// step).
+/// step). Images whose planes lie wholly inside `x` go to
+/// [`Real::gather_planes`] (AVX2) when it has a kernel.
 fn im2col_shifted<T: Real>(g: &Geom, x: &[T], col: &mut [T]) {
     let (p, chw, zero) = (g.p(), g.cin * g.hw(), T::default());
     let mut inside = Inside::<T>::new();
     planes(g, |at, src, ys, xs, shift| {
         let keep = inside.mask(ys, xs, g.out);
-        for b in 0..g.batch {
+        let base = src as isize + shift;
+        let [lo, hi] = middle(base, chw, p, x.len(), g.batch);
+        let from = (base + (lo * chw) as isize) as usize;
+        let simd = lo < hi && T::gather_planes(x, from, chw, &mut col[at + lo * p..at + hi * p], keep);
+        for b in (0..g.batch).filter(|b| !simd || !(lo..hi).contains(b)) {
             let dst = &mut col[at + b * p..][..p];
             let ([lo, hi], from) = in_buffer((src + b * chw) as isize + shift, p, x.len());
             dst[..lo].fill(zero);
@@ -148,7 +163,11 @@ fn col2im_shifted<T: Real>(g: &Geom, col: &[T], dx: &mut [T]) {
     let mut inside = Inside::<T>::new();
     planes(g, |at, dst, ys, xs, shift| {
         let keep = inside.mask(ys, xs, g.out);
-        for b in 0..g.batch {
+        let base = dst as isize + shift;
+        let [lo, hi] = middle(base, chw, p, len, g.batch);
+        let to = (base + (lo * chw) as isize) as usize;
+        let simd = lo < hi && T::scatter_planes(&col[at + lo * p..at + hi * p], dx, to, chw, keep);
+        for b in (0..g.batch).filter(|b| !simd || !(lo..hi).contains(b)) {
             let ([lo, hi], to) = in_buffer((dst + b * chw) as isize + shift, p, len);
             let from = &col[at + b * p + lo..][..hi - lo];
             for ((d, &v), &k) in dx[to..][..hi - lo].iter_mut().zip(from).zip(&keep[lo..hi]) {

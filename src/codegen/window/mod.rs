@@ -8,6 +8,7 @@
 mod conv;
 mod pool;
 mod pool_simd;
+mod shift_simd;
 
 use super::gemm::Scalar;
 use crate::graph::WindowOp;
@@ -79,6 +80,15 @@ pub(crate) trait Real:
     fn to_index(self) -> usize;
     /// [`crate::codegen::gemm::transpose`] for this type.
     fn transpose(src: &[Self], ld: usize, rows: usize, cols: usize, dst: &mut [Self]);
+    /// `dst[i·P + j] = x[from + i·chw + j]` masked by `keep` (P long) for
+    /// every plane of `dst`, with SIMD; false, having done nothing, when
+    /// there is none for this type, P or host (see `shift_simd`).
+    fn gather_planes(x: &[Self], from: usize, chw: usize, dst: &mut [Self], keep: &[Self])
+    -> bool;
+    /// `dx[to + i·chw + j] += col[i·P + j]` masked by `keep`, as
+    /// [`Real::gather_planes`].
+    fn scatter_planes(col: &[Self], dx: &mut [Self], to: usize, chw: usize, keep: &[Self])
+    -> bool;
     /// A mask for [`Real::masked`]: every bit set when `keep`, else none.
     fn mask(keep: bool) -> Self;
     /// `self` where `mask` is set, +0 where it is clear: a bitwise and,
@@ -108,6 +118,12 @@ impl Real for f32 {
     fn transpose(src: &[f32], ld: usize, rows: usize, cols: usize, dst: &mut [f32]) {
         crate::codegen::gemm::transpose(src, ld, rows, cols, dst);
     }
+    fn gather_planes(x: &[f32], from: usize, chw: usize, dst: &mut [f32], keep: &[f32]) -> bool {
+        shift_simd::gather(x, from, chw, dst, keep)
+    }
+    fn scatter_planes(col: &[f32], dx: &mut [f32], to: usize, chw: usize, keep: &[f32]) -> bool {
+        shift_simd::scatter_add(col, dx, to, chw, keep)
+    }
     fn mask(keep: bool) -> f32 {
         f32::from_bits(if keep { !0 } else { 0 })
     }
@@ -131,6 +147,12 @@ impl Real for f64 {
     }
     fn to_index(self) -> usize {
         self as usize
+    }
+    fn gather_planes(_: &[f64], _: usize, _: usize, _: &mut [f64], _: &[f64]) -> bool {
+        false
+    }
+    fn scatter_planes(_: &[f64], _: &mut [f64], _: usize, _: usize, _: &[f64]) -> bool {
+        false
     }
     /// Element by element: the f64 build serves `gradcheck`, not speed.
     fn transpose(src: &[f64], ld: usize, rows: usize, cols: usize, dst: &mut [f64]) {
