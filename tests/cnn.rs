@@ -585,7 +585,9 @@ fn convolution_gradients_on_vector_sized_planes_match_the_interpreter() {
                 env.insert(name, Tensor::new(shape, v.to_vec()).expect("fits"));
             }
             for (what, out) in [("y", y), ("dx", grads[0]), ("dw", grads[1])] {
-                let want = eval(&g, &[out], &env, batch).expect("evaluates")[0].data.clone();
+                let want = eval(&g, &[out], &env, batch).expect("evaluates")[0]
+                    .data
+                    .clone();
                 let what = format!("{what} of conv c{c} n{n} {h}x{w} k{k}");
                 agree(&what, &g, &[x, wt, r], &vals, out, batch, &want);
             }

@@ -122,9 +122,18 @@ fn in_buffer(from: isize, p: usize, len: usize) -> ([usize; 2], usize) {
 /// a buffer of `len` (all but the batch's first or last, at most).
 fn middle(base: isize, chw: usize, p: usize, len: usize, batch: usize) -> [usize; 2] {
     let step = chw.max(1) as isize;
-    let lo = if base >= 0 { 0 } else { (-base + step - 1) / step } as usize;
+    let lo = if base >= 0 {
+        0
+    } else {
+        (-base + step - 1) / step
+    } as usize;
     let room = len as isize - p as isize - base;
-    let hi = if room < 0 { 0 } else { (room / step) as usize + 1 }.min(batch);
+    let hi = if room < 0 {
+        0
+    } else {
+        (room / step) as usize + 1
+    }
+    .min(batch);
     [lo.min(hi), hi]
 }
 
@@ -141,7 +150,8 @@ fn im2col_shifted<T: Real>(g: &Geom, x: &[T], col: &mut [T]) {
         let base = src as isize + shift;
         let [lo, hi] = middle(base, chw, p, x.len(), g.batch);
         let from = (base + (lo * chw) as isize) as usize;
-        let simd = lo < hi && T::gather_planes(x, from, chw, &mut col[at + lo * p..at + hi * p], keep);
+        let simd =
+            lo < hi && T::gather_planes(x, from, chw, &mut col[at + lo * p..at + hi * p], keep);
         for b in (0..g.batch).filter(|b| !simd || !(lo..hi).contains(b)) {
             let dst = &mut col[at + b * p..][..p];
             let ([lo, hi], from) = in_buffer((src + b * chw) as isize + shift, p, x.len());
@@ -340,7 +350,18 @@ pub(super) fn conv_back_kernel<T: Real>(
     // N; `dwt` holds CKK·N.
     unsafe {
         let (a, b, c) = (col.as_ptr(), dt.as_ptr(), dwt.as_mut_ptr());
-        product(ckk, bp, n, a, (ld as isize, 1), b, (n as isize, 1), c, (n as isize, 1), threads)
+        product(
+            ckk,
+            bp,
+            n,
+            a,
+            (ld as isize, 1),
+            b,
+            (n as isize, 1),
+            c,
+            (n as isize, 1),
+            threads,
+        )
     };
     T::transpose(dwt, n, ckk, n, dw);
 }

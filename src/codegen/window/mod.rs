@@ -83,12 +83,10 @@ pub(crate) trait Real:
     /// `dst[i·P + j] = x[from + i·chw + j]` masked by `keep` (P long) for
     /// every plane of `dst`, with SIMD; false, having done nothing, when
     /// there is none for this type, P or host (see `shift_simd`).
-    fn gather_planes(x: &[Self], from: usize, chw: usize, dst: &mut [Self], keep: &[Self])
-    -> bool;
+    fn gather_planes(x: &[Self], from: usize, chw: usize, dst: &mut [Self], keep: &[Self]) -> bool;
     /// `dx[to + i·chw + j] += col[i·P + j]` masked by `keep`, as
     /// [`Real::gather_planes`].
-    fn scatter_planes(col: &[Self], dx: &mut [Self], to: usize, chw: usize, keep: &[Self])
-    -> bool;
+    fn scatter_planes(col: &[Self], dx: &mut [Self], to: usize, chw: usize, keep: &[Self]) -> bool;
     /// A mask for [`Real::masked`]: every bit set when `keep`, else none.
     fn mask(keep: bool) -> Self;
     /// `self` where `mask` is set, +0 where it is clear: a bitwise and,

@@ -14,7 +14,7 @@ use std::arch::x86_64::*;
 /// AVX2, when `p` is not a multiple of 8, or when a plane would leave `x`.
 pub(super) fn gather(x: &[f32], from: usize, chw: usize, dst: &mut [f32], keep: &[f32]) -> bool {
     let p = keep.len();
-    let count = if p == 0 { 0 } else { dst.len() / p };
+    let count = dst.len().checked_div(p).unwrap_or(0);
     let fits = count == 0 || from + (count - 1) * chw + p <= x.len();
     #[cfg(target_arch = "x86_64")]
     if p.is_multiple_of(8) && dst.len() == count * p && fits && avx2() {
@@ -39,7 +39,7 @@ pub(super) fn scatter_add(
     keep: &[f32],
 ) -> bool {
     let p = keep.len();
-    let count = if p == 0 { 0 } else { col.len() / p };
+    let count = col.len().checked_div(p).unwrap_or(0);
     let fits = count == 0 || to + (count - 1) * chw + p <= dx.len();
     #[cfg(target_arch = "x86_64")]
     if p.is_multiple_of(8) && col.len() == count * p && chw >= p && fits && avx2() {
