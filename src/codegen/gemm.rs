@@ -418,6 +418,21 @@ unsafe fn transpose_into(bt: *const f32, ldbt: isize, n: usize, k: usize, panel:
     }
 }
 
+/// The blocks of at most `most` rows that the broadcast kernels split `m`
+/// rows into, as `(first row, rows)`, as even as possible: 32 rows in
+/// sixes are 6+6+5+5+5+5, not 6·5+2, whose last block would reuse each
+/// load of B only twice.
+#[cfg(target_arch = "x86_64")]
+fn row_blocks(m: usize, most: usize) -> impl Iterator<Item = (usize, usize)> {
+    let blocks = m.div_ceil(most.max(1));
+    (0..blocks).scan(0, move |start, i| {
+        let rows = (m - *start).div_ceil(blocks - i);
+        let block = (*start, rows);
+        *start += rows;
+        Some(block)
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]

@@ -6,8 +6,7 @@
 //! two registers for the row of B and one broadcast, 15 of the 16 `ymm`
 //! registers. Per step of k it issues 12 FMAs against 2 loads of B and 6
 //! broadcast loads of A, so the two FMA pipes, not the loads, set the pace.
-//! The rows are shared evenly between blocks (32 rows are 6+6+5+5+5+5, not
-//! 6·5+2, whose last block would reuse each load of B only twice).
+//! The rows are shared evenly between blocks (`row_blocks`).
 //!
 //! Measured figures: the parent module's docs.
 
@@ -45,11 +44,7 @@ pub(super) unsafe fn broadcast(
     c: *mut f32,
     rsc: isize,
 ) {
-    let mut i = 0;
-    let mut blocks = m.div_ceil(MR);
-    while i < m {
-        let rows = (m - i).div_ceil(blocks);
-        blocks -= 1;
+    for (i, rows) in super::row_blocks(m, MR) {
         let ai = a.wrapping_offset(i as isize * rsa);
         let ci = c.wrapping_offset(i as isize * rsc);
         let m = (rsa, csa, ldb, rsc);
@@ -64,7 +59,6 @@ pub(super) unsafe fn broadcast(
                 _ => block::<1>(k, n, ai, b, ci, m),
             }
         }
-        i += rows;
     }
 }
 

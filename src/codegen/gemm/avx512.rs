@@ -21,9 +21,7 @@ pub(super) unsafe fn broadcast(
     c: *mut f32,
     rsc: isize,
 ) {
-    let mut i = 0;
-    while i < m {
-        let rows = (m - i).min(4);
+    for (i, rows) in super::row_blocks(m, 4) {
         let ai = a.wrapping_offset(i as isize * rsa);
         let ci = c.wrapping_offset(i as isize * rsc);
         // SAFETY: rows i..i+rows of a and c exist (caller's contract).
@@ -35,7 +33,6 @@ pub(super) unsafe fn broadcast(
                 _ => bblock::<1>(k, n, ai, rsa, csa, b, ldb, ci, rsc),
             }
         }
-        i += rows;
     }
 }
 
