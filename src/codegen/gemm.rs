@@ -300,21 +300,14 @@ pub unsafe fn sgemm(
     rsc: isize,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if m > 0 && n > 0 && k > 0 {
-        let simd = small_kernels();
+    if let Some(simd) = small_kernels().filter(|_| m > 0 && n > 0 && k > 0) {
         // SAFETY (both): the caller's contract; `simd` says the CPU has
         // the instructions, and `ldb` is the row stride of a row-major b.
         let broadcast = |b: *const f32, ldb: isize| match simd {
-            Some(Simd::Avx512) => unsafe {
-                avx512::broadcast(m, k, n, a, rsa, csa, b, ldb, c, rsc)
-            },
-            Some(Simd::Avx2) => unsafe { avx2::broadcast(m, k, n, a, rsa, csa, b, ldb, c, rsc) },
-            None => unreachable!("called only with a kernel"),
+            Simd::Avx512 => unsafe { avx512::broadcast(m, k, n, a, rsa, csa, b, ldb, c, rsc) },
+            Simd::Avx2 => unsafe { avx2::broadcast(m, k, n, a, rsa, csa, b, ldb, c, rsc) },
         };
-        if simd.is_none() {
-            return false;
-        }
-        let long = simd == Some(Simd::Avx2) && csb == 1 && avx2_long_sum(k, n);
+        let long = simd == Simd::Avx2 && csb == 1 && avx2_long_sum(k, n);
         if !preferred(m, k, n) && !long {
             return false;
         }
@@ -322,7 +315,7 @@ pub unsafe fn sgemm(
             broadcast(b, rsb);
             return true;
         }
-        let short = simd == Some(Simd::Avx512) || k < AVX2_PANEL_MAX_K;
+        let short = simd == Simd::Avx512 || k < AVX2_PANEL_MAX_K;
         if rsb == 1 && m >= PACK_MIN_ROWS && short {
             // Copy bᵀ's rows into the columns of a row-major panel, then use
             // the broadcast kernel: k·n copies buy a kernel without
@@ -339,7 +332,7 @@ pub unsafe fn sgemm(
             });
             return true;
         }
-        if rsb == 1 && csa == 1 && simd == Some(Simd::Avx512) {
+        if rsb == 1 && csa == 1 && simd == Simd::Avx512 {
             // SAFETY: as above; b's columns are a's rows' partners.
             unsafe { avx512::dot(m, k, n, a, rsa, b, csb, c, rsc) };
             return true;
