@@ -248,12 +248,12 @@ fn transpose_windows<T: Real>(g: &Geom, batched: &[T], dt: &mut [T]) {
     }
 }
 
-/// The scratch of a convolution: the column matrix (rows [`Geom::ld`]
-/// apart), the window side's `[N, ld]` (or `δᵀ`), and `dWᵀ [CKK, N]`.
+/// The scratch of a convolution ([`Geom::scratch`]): the column matrix,
+/// `δᵀ [B·P, N]` and `dWᵀ [CKK, N]`.
 fn split<'a, T>(g: &Geom, scratch: &'a mut [T]) -> [&'a mut [T]; 3] {
     let (col, rest) = scratch.split_at_mut(g.ckk() * g.ld());
-    let (wide, rest) = rest.split_at_mut(g.cout * g.ld());
-    [col, wide, &mut rest[..g.ckk() * g.cout]]
+    let (dt, rest) = rest.split_at_mut(g.cout * g.batch * g.p());
+    [col, dt, &mut rest[..g.ckk() * g.cout]]
 }
 
 /// `y = W ⋆ x`: per image b, `y_b [N, P] = W [N, CKK] · col_b [CKK, P]`,

@@ -1,8 +1,8 @@
 //! Host kernels of the window ops (convolution and pooling), called from
 //! JIT code like the matrix products: a convolution is im2col feeding
-//! the GEMM of [`super::gemm::product`] (the forward pass and both adjoints are one
-//! product each over the whole batch, [`conv`]), pooling is a direct loop
-//! ([`pool`]). The f64 loops of `graph::conv` are the oracle these are
+//! the GEMM of [`super::gemm::product`] (one product per image for the
+//! forward pass and the input gradient, one over the whole batch for the
+//! kernel gradient: [`conv`]), pooling is a direct loop ([`pool`]). The f64 loops of `graph::conv` are the oracle these are
 //! tested against.
 
 mod conv;
@@ -60,11 +60,11 @@ impl Geom {
         (lines | 1) * 16
     }
     /// Elements of a convolution's scratch: the whole batch's im2col
-    /// matrix `C·K·K × B·H'·W'` and the window side regrouped as
-    /// `N × B·H'·W'`, rows [`Geom::ld`] apart, and the kernel gradient's
+    /// matrix `C·K·K × B·H'·W'` (rows [`Geom::ld`] apart), the window
+    /// side transposed to `δᵀ [B·H'·W', N]`, and the kernel gradient's
     /// transpose `C·K·K × N` (see [`conv`]).
     pub fn scratch(&self) -> usize {
-        (self.ckk() + self.cout) * self.ld() + self.ckk() * self.cout
+        self.ckk() * self.ld() + self.cout * self.batch * self.p() + self.ckk() * self.cout
     }
 }
 
